@@ -1,0 +1,309 @@
+//! What a block answers: one JSON object per user and block, the same shape whether the user
+//! is known or not, so a Liquid template can branch on `eligible` and `stage` alone.
+
+use crate::ids::{ItemId, UserId};
+use crate::model::Item;
+use crate::money::{discounted, display_price};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+/// The blocks we serve, one per URL segment (`/v1/users/{id}/{block}`) and one Lambda each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockKind {
+    Recommendations,
+    Cart,
+    Dormancy,
+}
+
+impl BlockKind {
+    pub const ALL: [BlockKind; 3] = [Self::Recommendations, Self::Cart, Self::Dormancy];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recommendations => "recommendations",
+            Self::Cart => "cart",
+            Self::Dormancy => "dormancy",
+        }
+    }
+}
+
+impl fmt::Display for BlockKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BlockKind {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or(())
+    }
+}
+
+/// Where a block's items came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemSource {
+    /// The user's own precomputed ranked list.
+    Personalized,
+    /// The popular list of a category the user prefers (or the cart's categories).
+    CategoryPopular,
+    /// The global popular list.
+    Popular,
+    /// The user's own cart.
+    Cart,
+    /// The user's viewing and purchase history.
+    History,
+}
+
+/// The stage of a block's journey (BRIEF §2); templates branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Recommendations drawn at least partly from the user's own list.
+    Personalized,
+    /// Recommendations drawn only from popular lists (cold or unknown user).
+    Fallback,
+    Reminder,
+    SocialProof,
+    Urgency,
+    Alternatives,
+    LastInterest,
+    PersonalOffer,
+    Feedback,
+}
+
+/// Why a block is not eligible; the template should `abort_message` on these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    CartEmpty,
+    Purchased,
+    TooEarly,
+    Active,
+    UnknownUser,
+    /// Nothing at all could be shown (empty catalog): better to send nothing.
+    NoItems,
+}
+
+/// What made the urgency stage urgent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UrgencyKind {
+    LowStock,
+    Discount,
+    /// Neither low stock nor a discount: a gentle nudge.
+    Nudge,
+}
+
+/// The win-back offer of the `personal_offer` stage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Offer {
+    /// The user's most-bought category, or `None` when we know none.
+    pub category: Option<String>,
+    pub discount_pct: u8,
+}
+
+/// One item as a template sees it. Fields beyond the basics appear only where the stage
+/// needs them, so blocks stay a few KB.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockItem {
+    pub id: ItemId,
+    pub title: String,
+    pub category: String,
+    pub url: String,
+    pub image_url: String,
+    pub price: i64,
+    pub currency: String,
+    pub display_price: String,
+    pub source: ItemSource,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rating: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_snippet: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stock: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low_stock: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discount_pct: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sale_price: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_sale_price: Option<String>,
+}
+
+/// Longest review snippet we put in a block, in characters.
+pub const REVIEW_SNIPPET_CHARS: usize = 140;
+
+impl BlockItem {
+    pub fn from_item(item: &Item, source: ItemSource) -> Self {
+        Self {
+            id: item.item_id.clone(),
+            title: item.title.clone(),
+            category: item.category.clone(),
+            url: item.url.clone(),
+            image_url: item.image_url.clone(),
+            price: item.price,
+            currency: item.currency.clone(),
+            display_price: display_price(item.price, &item.currency),
+            source,
+            quantity: None,
+            rating: None,
+            review_count: None,
+            review_snippet: None,
+            stock: None,
+            low_stock: None,
+            discount_pct: None,
+            sale_price: None,
+            display_sale_price: None,
+        }
+    }
+
+    pub fn with_quantity(mut self, quantity: u32) -> Self {
+        self.quantity = Some(quantity);
+        self
+    }
+
+    pub fn with_social_proof(mut self, item: &Item) -> Self {
+        self.rating = item.rating;
+        self.review_count = Some(item.review_count);
+        self.review_snippet = item
+            .top_review
+            .as_deref()
+            .map(|r| snippet(r, REVIEW_SNIPPET_CHARS));
+        self
+    }
+
+    pub fn with_rating(mut self, item: &Item) -> Self {
+        self.rating = item.rating;
+        self.review_count = Some(item.review_count);
+        self
+    }
+
+    pub fn with_stock(mut self, item: &Item, low_stock_threshold: u32) -> Self {
+        self.stock = Some(item.stock);
+        self.low_stock = Some(item.stock <= low_stock_threshold);
+        self
+    }
+
+    pub fn with_discount(mut self, pct: u8) -> Self {
+        let sale = discounted(self.price, pct);
+        self.discount_pct = Some(pct);
+        self.sale_price = Some(sale);
+        self.display_sale_price = Some(display_price(sale, &self.currency));
+        self
+    }
+
+    /// Applies the item's own discount if it is active at `now`.
+    pub fn with_active_discount(self, item: &Item, now: DateTime<Utc>) -> Self {
+        match &item.discount {
+            Some(d) if d.is_active(now) => self.with_discount(d.pct),
+            _ => self,
+        }
+    }
+}
+
+fn snippet(text: &str, max_chars: usize) -> String {
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(max_chars).collect();
+    if chars.next().is_some() {
+        format!("{}…", head.trim_end())
+    } else {
+        head
+    }
+}
+
+/// A block's answer. `reason` is set exactly when `eligible` is false; `stage` exactly when it
+/// is true.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Block {
+    pub user_id: UserId,
+    pub block: BlockKind,
+    pub eligible: bool,
+    pub reason: Option<Reason>,
+    pub stage: Option<Stage>,
+    /// Source of the first item (the best one present), `None` when there are no items.
+    pub source: Option<ItemSource>,
+    /// True when the store could not be read and this is fallback content.
+    pub degraded: bool,
+    pub items: Vec<BlockItem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offer: Option<Offer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub urgency: Option<UrgencyKind>,
+    /// Whole days since the cart changed (cart) or since the last activity (dormancy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days: Option<i64>,
+}
+
+impl Block {
+    pub fn not_eligible(user_id: UserId, block: BlockKind, reason: Reason) -> Self {
+        Self {
+            user_id,
+            block,
+            eligible: false,
+            reason: Some(reason),
+            stage: None,
+            source: None,
+            degraded: false,
+            items: Vec::new(),
+            offer: None,
+            urgency: None,
+            days: None,
+        }
+    }
+
+    pub fn eligible(
+        user_id: UserId,
+        block: BlockKind,
+        stage: Stage,
+        items: Vec<BlockItem>,
+    ) -> Self {
+        Self {
+            user_id,
+            block,
+            eligible: true,
+            reason: None,
+            stage: Some(stage),
+            source: items.first().map(|i| i.source),
+            degraded: false,
+            items,
+            offer: None,
+            urgency: None,
+            days: None,
+        }
+    }
+
+    pub fn with_days(mut self, days: i64) -> Self {
+        self.days = Some(days);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_kind_parses_only_known_names() {
+        for k in BlockKind::ALL {
+            assert_eq!(k.as_str().parse::<BlockKind>(), Ok(k));
+        }
+        assert!("Cart".parse::<BlockKind>().is_err());
+        assert!("onboarding2".parse::<BlockKind>().is_err());
+    }
+
+    #[test]
+    fn snippet_cuts_on_characters_not_bytes() {
+        assert_eq!(snippet("짧은 리뷰", 10), "짧은 리뷰");
+        assert_eq!(snippet("아주 좋아요 정말", 6), "아주 좋아요…");
+    }
+}

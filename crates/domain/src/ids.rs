@@ -1,0 +1,125 @@
+//! Identifiers. A `UserId` arrives in a URL path from a campaign tool, so it is validated
+//! once, here, and every layer after this one can trust it.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Longest user id we accept, in bytes. Braze external ids are far shorter in practice.
+pub const MAX_USER_ID_LEN: usize = 128;
+
+/// A validated user id: 1–128 bytes of ASCII letters, digits and `_ - . @ + :`, not starting
+/// with `.` (so `.` and `..` can never be mistaken for path segments).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+/// Why a user id was refused; each variant maps to a stable, client-visible explanation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidUserId {
+    #[error("user id is empty")]
+    Empty,
+    #[error("user id is longer than {MAX_USER_ID_LEN} bytes")]
+    TooLong,
+    #[error("user id contains a character outside A-Z a-z 0-9 _ - . @ + :")]
+    BadCharacter,
+    #[error("user id may not start with '.'")]
+    LeadingDot,
+}
+
+impl UserId {
+    pub fn parse(raw: &str) -> Result<Self, InvalidUserId> {
+        if raw.is_empty() {
+            return Err(InvalidUserId::Empty);
+        }
+        if raw.len() > MAX_USER_ID_LEN {
+            return Err(InvalidUserId::TooLong);
+        }
+        if !raw.bytes().all(is_user_id_byte) {
+            return Err(InvalidUserId::BadCharacter);
+        }
+        if raw.starts_with('.') {
+            return Err(InvalidUserId::LeadingDot);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn is_user_id_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@' | b'+' | b':')
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for UserId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        UserId::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A catalog item id. Item ids come from our own data, not from callers, so they are not
+/// restricted beyond being non-empty strings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ItemId(pub String);
+
+impl ItemId {
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ItemId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_typical_ids() {
+        for ok in [
+            "u1",
+            "user_42",
+            "a.b@example.com",
+            "x-Y:z+1",
+            &"a".repeat(128),
+        ] {
+            assert!(UserId::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_ids_with_a_reason() {
+        assert_eq!(UserId::parse(""), Err(InvalidUserId::Empty));
+        assert_eq!(UserId::parse(&"a".repeat(129)), Err(InvalidUserId::TooLong));
+        assert_eq!(UserId::parse("a\nb"), Err(InvalidUserId::BadCharacter));
+        assert_eq!(UserId::parse("a\u{0}"), Err(InvalidUserId::BadCharacter));
+        assert_eq!(UserId::parse("a/b"), Err(InvalidUserId::BadCharacter));
+        assert_eq!(UserId::parse("a b"), Err(InvalidUserId::BadCharacter));
+        assert_eq!(UserId::parse("사용자"), Err(InvalidUserId::BadCharacter));
+        assert_eq!(UserId::parse(".."), Err(InvalidUserId::LeadingDot));
+        assert_eq!(UserId::parse("."), Err(InvalidUserId::LeadingDot));
+        assert_eq!(UserId::parse("%2e%2e"), Err(InvalidUserId::BadCharacter));
+    }
+
+    #[test]
+    fn deserializing_validates() {
+        assert!(serde_json::from_str::<UserId>("\"ok_1\"").is_ok());
+        assert!(serde_json::from_str::<UserId>("\"../x\"").is_err());
+    }
+}

@@ -1,0 +1,380 @@
+//! Abandoned-cart block: the stage follows the days since the cart last changed (BRIEF §2).
+
+use super::{Candidates, CatalogView, Facts};
+use crate::block::{Block, BlockItem, BlockKind, ItemSource, Reason, Stage, UrgencyKind};
+use crate::clock::whole_days;
+use crate::config::CartRules;
+use crate::ids::UserId;
+use crate::model::{Cart, Item, User};
+use chrono::{DateTime, Utc};
+
+/// The stage a cart is in, or why it gets no block. Decided before any catalog read so the
+/// caller fetches only what the stage needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CartAssessment {
+    NotEligible(Reason),
+    Eligible { stage: Stage, days: i64 },
+}
+
+pub fn assess(
+    user: Option<&User>,
+    cart: Option<&Cart>,
+    now: DateTime<Utc>,
+    rules: &CartRules,
+) -> CartAssessment {
+    let Some(cart) = cart.filter(|c| !c.lines.is_empty()) else {
+        return CartAssessment::NotEligible(Reason::CartEmpty);
+    };
+    if user
+        .and_then(|u| u.last_purchase_at)
+        .is_some_and(|bought| bought >= cart.updated_at)
+    {
+        return CartAssessment::NotEligible(Reason::Purchased);
+    }
+    let days = whole_days(cart.updated_at, now);
+    let stage = if days < rules.reminder_from_days {
+        return CartAssessment::NotEligible(Reason::TooEarly);
+    } else if days < rules.social_proof_from_days {
+        Stage::Reminder
+    } else if days < rules.urgency_from_days {
+        Stage::SocialProof
+    } else if days < rules.alternatives_from_days {
+        Stage::Urgency
+    } else {
+        Stage::Alternatives
+    };
+    CartAssessment::Eligible { stage, days }
+}
+
+/// The categories of the cart's items, in cart order: the alternatives stage fetches their
+/// popular lists.
+pub fn cart_categories<C: CatalogView>(cart: &Cart, catalog: &C) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in &cart.lines {
+        if let Some(item) = catalog.item(&line.item_id) {
+            if !out.contains(&item.category) {
+                out.push(item.category.clone());
+            }
+        }
+    }
+    out
+}
+
+pub fn cart_block<C: CatalogView>(
+    user_id: &UserId,
+    user: Option<&User>,
+    cart: Option<&Cart>,
+    facts: &Facts<'_, C>,
+    rules: &CartRules,
+    limit: usize,
+) -> Block {
+    let (stage, days) = match assess(user, cart, facts.now, rules) {
+        CartAssessment::NotEligible(reason) => {
+            return Block::not_eligible(user_id.clone(), BlockKind::Cart, reason)
+        }
+        CartAssessment::Eligible { stage, days } => (stage, days),
+    };
+    let Some(cart) = cart else {
+        return Block::not_eligible(user_id.clone(), BlockKind::Cart, Reason::CartEmpty);
+    };
+    // Lines whose item left the catalog are skipped; a cart of only such lines is empty.
+    let lines: Vec<(&Item, u32)> = cart
+        .lines
+        .iter()
+        .filter_map(|l| facts.catalog.item(&l.item_id).map(|i| (i, l.quantity)))
+        .collect();
+    if lines.is_empty() {
+        return Block::not_eligible(user_id.clone(), BlockKind::Cart, Reason::CartEmpty);
+    }
+
+    let mut urgency = None;
+    let items: Vec<BlockItem> = match stage {
+        Stage::Reminder => lines
+            .iter()
+            .take(limit)
+            .map(|(item, qty)| BlockItem::from_item(item, ItemSource::Cart).with_quantity(*qty))
+            .collect(),
+        Stage::SocialProof => lines
+            .iter()
+            .take(limit)
+            .map(|(item, qty)| {
+                BlockItem::from_item(item, ItemSource::Cart)
+                    .with_quantity(*qty)
+                    .with_social_proof(item)
+            })
+            .collect(),
+        Stage::Urgency => {
+            let items: Vec<BlockItem> = lines
+                .iter()
+                .take(limit)
+                .map(|(item, qty)| {
+                    BlockItem::from_item(item, ItemSource::Cart)
+                        .with_quantity(*qty)
+                        .with_stock(item, rules.low_stock_threshold)
+                        .with_active_discount(item, facts.now)
+                })
+                .collect();
+            urgency = Some(if items.iter().any(|i| i.low_stock == Some(true)) {
+                UrgencyKind::LowStock
+            } else if items.iter().any(|i| i.discount_pct.is_some()) {
+                UrgencyKind::Discount
+            } else {
+                UrgencyKind::Nudge
+            });
+            items
+        }
+        _ => alternatives(user, cart, facts, limit),
+    };
+    if items.is_empty() {
+        return Block::not_eligible(user_id.clone(), BlockKind::Cart, Reason::NoItems)
+            .with_days(days);
+    }
+    let mut block = Block::eligible(user_id.clone(), BlockKind::Cart, stage, items).with_days(days);
+    block.urgency = urgency;
+    block
+}
+
+/// Similar in-stock items: the popular lists of the cart items' categories, then the global
+/// list, never the cart's own items nor anything already bought.
+fn alternatives<C: CatalogView>(
+    user: Option<&User>,
+    cart: &Cart,
+    facts: &Facts<'_, C>,
+    limit: usize,
+) -> Vec<BlockItem> {
+    let mut candidates =
+        Candidates::new(facts.catalog, user).excluding(cart.lines.iter().map(|l| &l.item_id));
+    for category in cart_categories(cart, facts.catalog) {
+        let list = facts.popular.category(&category);
+        candidates.offer_all(list, ItemSource::CategoryPopular);
+    }
+    if candidates.len() < limit {
+        candidates.offer_all(facts.popular.global(), ItemSource::Popular);
+    }
+    candidates.into_items(limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Discount;
+    use crate::rules::test_support::*;
+    use crate::rules::PopularLists;
+    use chrono::Duration;
+    use std::collections::HashMap;
+
+    fn shop() -> HashMap<crate::ItemId, Item> {
+        let mut low = item("low", "shoes", 3);
+        low.title = "Low stock shoe".into();
+        let mut sale = item("sale", "bags", 50);
+        sale.discount = Some(Discount {
+            pct: 20,
+            ends_at: Some(now() + Duration::days(2)),
+        });
+        let mut expired_sale = item("old_sale", "bags", 50);
+        expired_sale.discount = Some(Discount {
+            pct: 20,
+            ends_at: Some(now() - Duration::hours(1)),
+        });
+        catalog(vec![
+            item("a", "shoes", 10),
+            item("b", "bags", 10),
+            low,
+            sale,
+            expired_sale,
+            item("edge", "shoes", 5),
+            item("s1", "shoes", 10),
+            item("s2", "shoes", 0),
+            item("b1", "bags", 10),
+            item("g1", "toys", 10),
+        ])
+    }
+
+    fn pop() -> PopularLists {
+        popular(
+            &["g1", "a"],
+            &[("shoes", &["a", "s2", "s1"]), ("bags", &["b1", "b"])],
+        )
+    }
+
+    fn block_at(age: Duration, items: &[&str]) -> Block {
+        let u = user("u1");
+        let c = cart("u1", now() - age, items);
+        let catalog = shop();
+        let popular = pop();
+        let facts = Facts {
+            catalog: &catalog,
+            popular: &popular,
+            now: now(),
+        };
+        cart_block(
+            &u.user_id,
+            Some(&u),
+            Some(&c),
+            &facts,
+            &CartRules::default(),
+            4,
+        )
+    }
+
+    fn stage_at(age: Duration) -> (Option<Stage>, Option<Reason>) {
+        let b = block_at(age, &["a", "b"]);
+        (b.stage, b.reason)
+    }
+
+    #[test]
+    fn stage_boundaries_follow_whole_days_since_the_last_change() {
+        let day = Duration::days(1);
+        let cases = [
+            (Duration::zero(), None, Some(Reason::TooEarly)),
+            (day - Duration::seconds(1), None, Some(Reason::TooEarly)),
+            (day, Some(Stage::Reminder), None),
+            (day * 2, Some(Stage::Reminder), None),
+            (day * 3 - Duration::seconds(1), Some(Stage::Reminder), None),
+            (day * 3, Some(Stage::SocialProof), None),
+            (day * 4, Some(Stage::SocialProof), None),
+            (day * 5, Some(Stage::Urgency), None),
+            (day * 6, Some(Stage::Urgency), None),
+            (day * 7, Some(Stage::Alternatives), None),
+            (day * 30, Some(Stage::Alternatives), None),
+        ];
+        for (age, stage, reason) in cases {
+            assert_eq!(stage_at(age), (stage, reason), "age {age}");
+        }
+    }
+
+    #[test]
+    fn a_cart_changed_in_the_future_is_too_early() {
+        assert_eq!(stage_at(-Duration::days(2)), (None, Some(Reason::TooEarly)));
+    }
+
+    #[test]
+    fn no_cart_or_an_empty_cart_is_not_eligible() {
+        let u = user("u1");
+        let (catalog, popular) = (shop(), pop());
+        let facts = Facts {
+            catalog: &catalog,
+            popular: &popular,
+            now: now(),
+        };
+        let rules = CartRules::default();
+        let none = cart_block(&u.user_id, Some(&u), None, &facts, &rules, 4);
+        assert!(!none.eligible);
+        assert_eq!(none.reason, Some(Reason::CartEmpty));
+        let empty = cart("u1", days_ago(2), &[]);
+        let b = cart_block(&u.user_id, Some(&u), Some(&empty), &facts, &rules, 4);
+        assert_eq!(b.reason, Some(Reason::CartEmpty));
+        let vanished = cart("u1", days_ago(2), &["discontinued"]);
+        let b = cart_block(&u.user_id, Some(&u), Some(&vanished), &facts, &rules, 4);
+        assert_eq!(b.reason, Some(Reason::CartEmpty));
+    }
+
+    #[test]
+    fn unknown_user_has_no_cart() {
+        let (catalog, popular) = (shop(), pop());
+        let facts = Facts {
+            catalog: &catalog,
+            popular: &popular,
+            now: now(),
+        };
+        let b = cart_block(&uid("ghost"), None, None, &facts, &CartRules::default(), 4);
+        assert_eq!((b.eligible, b.reason), (false, Some(Reason::CartEmpty)));
+    }
+
+    #[test]
+    fn purchase_after_the_last_cart_change_is_not_eligible() {
+        let c = cart("u1", days_ago(3), &["a"]);
+        let rules = CartRules::default();
+        let mut u = user("u1");
+        u.last_purchase_at = Some(days_ago(1));
+        assert_eq!(
+            assess(Some(&u), Some(&c), now(), &rules),
+            CartAssessment::NotEligible(Reason::Purchased)
+        );
+        u.last_purchase_at = Some(c.updated_at);
+        assert_eq!(
+            assess(Some(&u), Some(&c), now(), &rules),
+            CartAssessment::NotEligible(Reason::Purchased)
+        );
+        u.last_purchase_at = Some(days_ago(4));
+        assert_eq!(
+            assess(Some(&u), Some(&c), now(), &rules),
+            CartAssessment::Eligible {
+                stage: Stage::SocialProof,
+                days: 3
+            }
+        );
+    }
+
+    #[test]
+    fn reminder_shows_the_cart_items_with_name_image_price() {
+        let b = block_at(Duration::days(1), &["a", "b"]);
+        assert!(b.eligible);
+        assert_eq!(b.source, Some(ItemSource::Cart));
+        assert_eq!(b.days, Some(1));
+        assert_eq!(item_ids(&b), ["a", "b"]);
+        let first = &b.items[0];
+        assert_eq!(first.display_price, "₩10,000");
+        assert_eq!(first.quantity, Some(1));
+        assert!(!first.image_url.is_empty());
+        assert_eq!(first.rating, None);
+    }
+
+    #[test]
+    fn social_proof_adds_rating_reviews_and_a_snippet() {
+        let b = block_at(Duration::days(3), &["a"]);
+        let first = &b.items[0];
+        assert_eq!(first.rating, Some(4.5));
+        assert_eq!(first.review_count, Some(12));
+        assert_eq!(first.review_snippet.as_deref(), Some("좋아요"));
+    }
+
+    #[test]
+    fn urgency_prefers_low_stock_then_discount_then_nudge() {
+        let b = block_at(Duration::days(5), &["a", "low", "sale"]);
+        assert_eq!(b.urgency, Some(UrgencyKind::LowStock));
+        assert_eq!(b.items[1].low_stock, Some(true));
+        assert_eq!(b.items[1].stock, Some(3));
+
+        let b = block_at(Duration::days(6), &["a", "sale"]);
+        assert_eq!(b.urgency, Some(UrgencyKind::Discount));
+        assert_eq!(b.items[1].discount_pct, Some(20));
+        assert_eq!(b.items[1].display_sale_price.as_deref(), Some("₩8,000"));
+
+        let b = block_at(Duration::days(5), &["a", "old_sale"]);
+        assert_eq!(b.urgency, Some(UrgencyKind::Nudge));
+        assert!(b.items.iter().all(|i| i.discount_pct.is_none()));
+    }
+
+    #[test]
+    fn low_stock_threshold_is_inclusive() {
+        let b = block_at(Duration::days(5), &["edge"]);
+        assert_eq!(b.items[0].low_stock, Some(true));
+        assert_eq!(b.urgency, Some(UrgencyKind::LowStock));
+    }
+
+    #[test]
+    fn alternatives_are_in_stock_items_from_the_cart_categories_not_the_cart() {
+        let b = block_at(Duration::days(7), &["a", "b"]);
+        assert_eq!(b.stage, Some(Stage::Alternatives));
+        assert_eq!(item_ids(&b), ["s1", "b1", "g1"]);
+        assert_eq!(b.source, Some(ItemSource::CategoryPopular));
+        assert_eq!(b.items[2].source, ItemSource::Popular);
+    }
+
+    #[test]
+    fn thresholds_are_configuration() {
+        let rules = CartRules {
+            reminder_from_days: 0,
+            ..CartRules::default()
+        };
+        let c = cart("u1", now(), &["a"]);
+        assert_eq!(
+            assess(None, Some(&c), now(), &rules),
+            CartAssessment::Eligible {
+                stage: Stage::Reminder,
+                days: 0
+            }
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! Dormancy (win-back) block: dormant after 30 days without activity; the stage follows how
+//! many win-back messages went unanswered (BRIEF §2).
+
+use super::{Candidates, CatalogView, Facts};
+use crate::block::{Block, BlockKind, ItemSource, Offer, Reason, Stage};
+use crate::clock::whole_days;
+use crate::config::DormancyRules;
+use crate::ids::UserId;
+use crate::model::User;
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DormancyAssessment {
+    NotEligible(Reason),
+    Eligible { stage: Stage, days: i64 },
+}
+
+pub fn assess(
+    user: Option<&User>,
+    now: DateTime<Utc>,
+    rules: &DormancyRules,
+) -> DormancyAssessment {
+    let Some(user) = user else {
+        return DormancyAssessment::NotEligible(Reason::UnknownUser);
+    };
+    let days = whole_days(user.last_active_at, now);
+    if days < rules.dormant_after_days {
+        return DormancyAssessment::NotEligible(Reason::Active);
+    }
+    let stage = if user.winback_unanswered >= rules.feedback_from_unanswered {
+        Stage::Feedback
+    } else if user.winback_unanswered >= rules.personal_offer_from_unanswered {
+        Stage::PersonalOffer
+    } else {
+        Stage::LastInterest
+    };
+    DormancyAssessment::Eligible { stage, days }
+}
+
+/// The category a win-back offer is about: the most-bought one, else the most preferred.
+pub fn offer_category(user: &User) -> Option<String> {
+    user.most_bought_category()
+        .map(str::to_owned)
+        .or_else(|| user.preferred_categories.first().cloned())
+}
+
+pub fn dormancy_block<C: CatalogView>(
+    user_id: &UserId,
+    user: Option<&User>,
+    facts: &Facts<'_, C>,
+    rules: &DormancyRules,
+    limit: usize,
+) -> Block {
+    let (stage, days) = match assess(user, facts.now, rules) {
+        DormancyAssessment::NotEligible(reason) => {
+            return Block::not_eligible(user_id.clone(), BlockKind::Dormancy, reason)
+        }
+        DormancyAssessment::Eligible { stage, days } => (stage, days),
+    };
+    let Some(user) = user else {
+        return Block::not_eligible(user_id.clone(), BlockKind::Dormancy, Reason::UnknownUser);
+    };
+    let category = offer_category(user);
+    let block = match stage {
+        Stage::LastInterest => {
+            // Viewed or bought before, still available; re-buying is welcome here, so the
+            // purchase filter does not apply.
+            let mut candidates = Candidates::new(facts.catalog, None);
+            candidates.offer_all(&user.recent_views, ItemSource::History);
+            candidates.offer_all(&user.purchased_items, ItemSource::History);
+            if candidates.len() < limit {
+                if let Some(c) = &category {
+                    candidates.offer_all(facts.popular.category(c), ItemSource::CategoryPopular);
+                }
+                candidates.offer_all(facts.popular.global(), ItemSource::Popular);
+            }
+            Block::eligible(
+                user_id.clone(),
+                BlockKind::Dormancy,
+                stage,
+                candidates.into_items(limit),
+            )
+        }
+        Stage::PersonalOffer => {
+            let mut candidates = Candidates::new(facts.catalog, Some(user));
+            if let Some(c) = &category {
+                candidates.offer_all(facts.popular.category(c), ItemSource::CategoryPopular);
+            }
+            if candidates.len() < limit {
+                candidates.offer_all(facts.popular.global(), ItemSource::Popular);
+            }
+            let items = candidates
+                .into_items(limit)
+                .into_iter()
+                .map(|i| i.with_discount(rules.offer_discount_pct))
+                .collect();
+            let mut block = Block::eligible(user_id.clone(), BlockKind::Dormancy, stage, items);
+            block.offer = Some(Offer {
+                category,
+                discount_pct: rules.offer_discount_pct,
+            });
+            block
+        }
+        // Feedback asks whether to keep in touch: deliberately no items.
+        _ => Block::eligible(user_id.clone(), BlockKind::Dormancy, stage, Vec::new()),
+    };
+    if block.items.is_empty() && stage != Stage::Feedback {
+        return Block::not_eligible(user_id.clone(), BlockKind::Dormancy, Reason::NoItems)
+            .with_days(days);
+    }
+    block.with_days(days)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Item;
+    use crate::rules::test_support::*;
+    use crate::rules::PopularLists;
+    use chrono::Duration;
+    use std::collections::{BTreeMap, HashMap};
+
+    fn shop() -> HashMap<crate::ItemId, Item> {
+        catalog(vec![
+            item("v1", "shoes", 10),
+            item("v2", "shoes", 0),
+            item("b1", "bags", 10),
+            item("bag_top", "bags", 10),
+            item("bag_2", "bags", 10),
+            item("g1", "toys", 10),
+        ])
+    }
+
+    fn pop() -> PopularLists {
+        popular(&["g1"], &[("bags", &["bag_top", "b1", "bag_2"])])
+    }
+
+    fn dormant(unanswered: u32) -> User {
+        let mut u = user("u1");
+        u.last_active_at = days_ago(45);
+        u.winback_unanswered = unanswered;
+        u.recent_views = ids(&["v2", "v1", "gone"]);
+        u.purchased_items = ids(&["b1"]);
+        u.category_purchases = BTreeMap::from([("bags".into(), 2), ("shoes".into(), 1)]);
+        u
+    }
+
+    fn run(user: Option<&User>, limit: usize) -> Block {
+        let (catalog, popular) = (shop(), pop());
+        let facts = Facts {
+            catalog: &catalog,
+            popular: &popular,
+            now: now(),
+        };
+        dormancy_block(&uid("u1"), user, &facts, &DormancyRules::default(), limit)
+    }
+
+    #[test]
+    fn dormant_from_thirty_whole_days_of_inactivity() {
+        let rules = DormancyRules::default();
+        let mut u = dormant(0);
+        let cases = [
+            (Duration::days(0), Err(Reason::Active)),
+            (Duration::days(29), Err(Reason::Active)),
+            (
+                Duration::days(30) - Duration::seconds(1),
+                Err(Reason::Active),
+            ),
+            (Duration::days(30), Ok(30)),
+            (Duration::days(400), Ok(400)),
+        ];
+        for (idle, expected) in cases {
+            u.last_active_at = now() - idle;
+            let got = match assess(Some(&u), now(), &rules) {
+                DormancyAssessment::NotEligible(r) => Err(r),
+                DormancyAssessment::Eligible { days, .. } => Ok(days),
+            };
+            assert_eq!(got, expected, "idle {idle}");
+        }
+    }
+
+    #[test]
+    fn stage_follows_unanswered_winbacks() {
+        let rules = DormancyRules::default();
+        for (n, stage) in [
+            (0, Stage::LastInterest),
+            (1, Stage::PersonalOffer),
+            (2, Stage::PersonalOffer),
+            (3, Stage::Feedback),
+            (10, Stage::Feedback),
+        ] {
+            let u = dormant(n);
+            assert_eq!(
+                assess(Some(&u), now(), &rules),
+                DormancyAssessment::Eligible { stage, days: 45 },
+                "unanswered {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_and_active_users_are_not_eligible() {
+        let b = run(None, 4);
+        assert_eq!((b.eligible, b.reason), (false, Some(Reason::UnknownUser)));
+        let active = user("u1");
+        let b = run(Some(&active), 4);
+        assert_eq!((b.eligible, b.reason), (false, Some(Reason::Active)));
+        assert!(b.items.is_empty());
+    }
+
+    #[test]
+    fn last_interest_shows_viewed_and_bought_items_still_available() {
+        let b = run(Some(&dormant(0)), 2);
+        assert_eq!(b.stage, Some(Stage::LastInterest));
+        assert_eq!(b.days, Some(45));
+        assert_eq!(item_ids(&b), ["v1", "b1"]);
+        assert!(b.items.iter().all(|i| i.source == ItemSource::History));
+    }
+
+    #[test]
+    fn last_interest_fills_from_the_users_category_when_history_is_gone() {
+        let mut u = dormant(0);
+        u.recent_views = ids(&["v2"]);
+        u.purchased_items.clear();
+        let b = run(Some(&u), 2);
+        assert_eq!(item_ids(&b), ["bag_top", "b1"]);
+        assert_eq!(b.source, Some(ItemSource::CategoryPopular));
+    }
+
+    #[test]
+    fn personal_offer_is_on_the_most_bought_category() {
+        let b = run(Some(&dormant(1)), 4);
+        assert_eq!(b.stage, Some(Stage::PersonalOffer));
+        let offer = b.offer.as_ref().unwrap();
+        assert_eq!(offer.category.as_deref(), Some("bags"));
+        assert_eq!(offer.discount_pct, 10);
+        // b1 was bought already; the global list fills the rest.
+        assert_eq!(item_ids(&b), ["bag_top", "bag_2", "g1"]);
+        assert_eq!(b.items[0].display_sale_price.as_deref(), Some("₩9,000"));
+    }
+
+    #[test]
+    fn personal_offer_without_purchases_uses_the_preferred_category() {
+        let mut u = dormant(2);
+        u.category_purchases.clear();
+        u.purchased_items.clear();
+        u.preferred_categories = vec!["bags".into()];
+        let b = run(Some(&u), 1);
+        assert_eq!(b.offer.as_ref().unwrap().category.as_deref(), Some("bags"));
+        assert_eq!(item_ids(&b), ["bag_top"]);
+    }
+
+    #[test]
+    fn feedback_has_no_items_but_is_eligible() {
+        let b = run(Some(&dormant(3)), 4);
+        assert!(b.eligible);
+        assert_eq!(b.stage, Some(Stage::Feedback));
+        assert!(b.items.is_empty());
+        assert_eq!(b.source, None);
+    }
+}

@@ -1,0 +1,351 @@
+//! Recommendations block: the user's ranked list, filtered, diversified, and filled from
+//! popular lists so it is never empty (BRIEF §2).
+
+use super::{Candidates, CatalogView, Facts};
+use crate::block::{Block, BlockItem, BlockKind, ItemSource, Reason, Stage};
+use crate::config::RecommendationRules;
+use crate::ids::UserId;
+use crate::model::{Item, RecList, User};
+use std::collections::HashMap;
+
+/// How many preferred categories' popular lists feed the fallback chain.
+pub const MAX_FALLBACK_CATEGORIES: usize = 3;
+
+/// The categories whose popular lists the caller should fetch for this user.
+pub fn fallback_categories(user: Option<&User>) -> Vec<String> {
+    user.map(|u| {
+        u.preferred_categories
+            .iter()
+            .take(MAX_FALLBACK_CATEGORIES)
+            .cloned()
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Builds the recommendations block. `list` may be absent or expired: both mean "no
+/// personalized items", and an unknown user is indistinguishable from a cold one.
+pub fn recommendations<C: CatalogView>(
+    user_id: &UserId,
+    user: Option<&User>,
+    list: Option<&RecList>,
+    facts: &Facts<'_, C>,
+    rules: &RecommendationRules,
+    limit: usize,
+) -> Block {
+    let Facts {
+        catalog,
+        popular,
+        now,
+    } = *facts;
+    let mut candidates = Candidates::new(catalog, user);
+    if let Some(list) = list.filter(|l| l.is_live(now)) {
+        candidates.offer_all(&list.items, ItemSource::Personalized);
+    }
+    for category in user
+        .map(|u| u.preferred_categories.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .take(MAX_FALLBACK_CATEGORIES)
+    {
+        candidates.offer_all(popular.category(category), ItemSource::CategoryPopular);
+    }
+    candidates.offer_all(popular.global(), ItemSource::Popular);
+
+    let picked = diversify(candidates.picked, rules, limit);
+    if picked.is_empty() {
+        return Block::not_eligible(user_id.clone(), BlockKind::Recommendations, Reason::NoItems);
+    }
+    let stage = if picked.iter().any(|(_, s)| *s == ItemSource::Personalized) {
+        Stage::Personalized
+    } else {
+        Stage::Fallback
+    };
+    let items = picked
+        .into_iter()
+        .map(|(item, source)| BlockItem::from_item(item, source).with_rating(item))
+        .collect();
+    Block::eligible(user_id.clone(), BlockKind::Recommendations, stage, items)
+}
+
+/// Fills `limit` slots in preference order, except that within the first `diversity_slots`
+/// a category already holding `max_per_category` slots is passed over; passed-over items
+/// keep their place in line for the later slots. If only one category is available the
+/// slots are filled anyway: a full block beats a diverse empty one.
+fn diversify<'a>(
+    candidates: Vec<(&'a Item, ItemSource)>,
+    rules: &RecommendationRules,
+    limit: usize,
+) -> Vec<(&'a Item, ItemSource)> {
+    let mut remaining = candidates;
+    let mut out = Vec::with_capacity(limit.min(remaining.len()));
+    let mut per_category: HashMap<&str, usize> = HashMap::new();
+    while out.len() < limit && !remaining.is_empty() {
+        let index = if out.len() < rules.diversity_slots {
+            remaining
+                .iter()
+                .position(|(item, _)| {
+                    per_category
+                        .get(item.category.as_str())
+                        .copied()
+                        .unwrap_or(0)
+                        < rules.max_per_category
+                })
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let (item, source) = remaining.remove(index);
+        *per_category.entry(item.category.as_str()).or_default() += 1;
+        out.push((item, source));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::test_support::*;
+
+    fn rules() -> RecommendationRules {
+        RecommendationRules::default()
+    }
+
+    fn shop() -> std::collections::HashMap<crate::ItemId, Item> {
+        catalog(vec![
+            item("p1", "shoes", 10),
+            item("p2", "shoes", 10),
+            item("p3", "shoes", 10),
+            item("p4", "bags", 10),
+            item("p5", "hats", 10),
+            item("gone", "bags", 0),
+            item("c1", "hats", 10),
+            item("c2", "hats", 10),
+            item("g1", "toys", 10),
+            item("g2", "toys", 10),
+            item("g3", "books", 10),
+            item("g4", "books", 10),
+        ])
+    }
+
+    #[test]
+    fn given_a_live_list_when_recommending_then_items_are_personalized_in_rank_order() {
+        let u = user("u1");
+        let list = rec_list("u1", &["p4", "p1", "p5"], 3);
+        let block = recommendations(
+            &u.user_id,
+            Some(&u),
+            Some(&list),
+            &Facts {
+                catalog: &shop(),
+                popular: &popular(&["g1"], &[]),
+                now: now(),
+            },
+            &rules(),
+            3,
+        );
+        assert!(block.eligible);
+        assert_eq!(block.reason, None);
+        assert_eq!(block.stage, Some(Stage::Personalized));
+        assert_eq!(block.source, Some(ItemSource::Personalized));
+        assert_eq!(item_ids(&block), ["p4", "p1", "p5"]);
+        assert!(block.items.iter().all(|i| i.rating.is_some()));
+    }
+
+    #[test]
+    fn out_of_stock_purchased_and_unknown_items_are_dropped() {
+        let mut u = user("u1");
+        u.purchased_items = ids(&["p2"]);
+        let list = rec_list("u1", &["gone", "p2", "nope", "p1"], 3);
+        let block = recommendations(
+            &u.user_id,
+            Some(&u),
+            Some(&list),
+            &Facts {
+                catalog: &shop(),
+                popular: &popular(&["g1", "p1", "g2"], &[]),
+                now: now(),
+            },
+            &rules(),
+            3,
+        );
+        assert_eq!(item_ids(&block), ["p1", "g1", "g2"]);
+        assert_eq!(block.items[0].source, ItemSource::Personalized);
+        assert_eq!(block.items[1].source, ItemSource::Popular);
+    }
+
+    #[test]
+    fn at_most_two_per_category_in_the_first_four_slots() {
+        let u = user("u1");
+        let list = rec_list("u1", &["p1", "p2", "p3", "p4", "p5"], 3);
+        let block = recommendations(
+            &u.user_id,
+            Some(&u),
+            Some(&list),
+            &Facts {
+                catalog: &shop(),
+                popular: &popular(&[], &[]),
+                now: now(),
+            },
+            &rules(),
+            5,
+        );
+        // p3 is the third shoe: it waits until slot 5.
+        assert_eq!(item_ids(&block), ["p1", "p2", "p4", "p5", "p3"]);
+    }
+
+    #[test]
+    fn diversity_never_leaves_slots_empty() {
+        let u = user("u1");
+        let list = rec_list("u1", &["p1", "p2", "p3"], 3);
+        let block = recommendations(
+            &u.user_id,
+            Some(&u),
+            Some(&list),
+            &Facts {
+                catalog: &shop(),
+                popular: &popular(&[], &[]),
+                now: now(),
+            },
+            &rules(),
+            4,
+        );
+        assert_eq!(item_ids(&block), ["p1", "p2", "p3"]);
+    }
+
+    #[test]
+    fn shortfall_fills_from_category_popular_then_global() {
+        let mut u = user("u1");
+        u.preferred_categories = vec!["hats".into()];
+        let list = rec_list("u1", &["p1"], 3);
+        let block = recommendations(
+            &u.user_id,
+            Some(&u),
+            Some(&list),
+            &Facts {
+                catalog: &shop(),
+                popular: &popular(&["g1", "g3"], &[("hats", &["c1"]), ("toys", &["g2"])]),
+                now: now(),
+            },
+            &rules(),
+            4,
+        );
+        assert_eq!(item_ids(&block), ["p1", "c1", "g1", "g3"]);
+        let sources: Vec<_> = block.items.iter().map(|i| i.source).collect();
+        assert_eq!(
+            sources,
+            [
+                ItemSource::Personalized,
+                ItemSource::CategoryPopular,
+                ItemSource::Popular,
+                ItemSource::Popular
+            ]
+        );
+        assert_eq!(block.source, Some(ItemSource::Personalized));
+    }
+
+    #[test]
+    fn an_expired_list_counts_as_absent() {
+        let mut u = user("u1");
+        u.preferred_categories = vec!["hats".into()];
+        let list = rec_list("u1", &["p1", "p4"], -1);
+        let block = recommendations(
+            &u.user_id,
+            Some(&u),
+            Some(&list),
+            &Facts {
+                catalog: &shop(),
+                popular: &popular(&["g1"], &[("hats", &["c1", "c2"])]),
+                now: now(),
+            },
+            &rules(),
+            3,
+        );
+        assert_eq!(item_ids(&block), ["c1", "c2", "g1"]);
+        assert_eq!(block.stage, Some(Stage::Fallback));
+        assert_eq!(block.source, Some(ItemSource::CategoryPopular));
+    }
+
+    #[test]
+    fn a_list_expiring_exactly_now_is_expired() {
+        let u = user("u1");
+        let mut list = rec_list("u1", &["p1"], 0);
+        list.expires_at = now();
+        let block = recommendations(
+            &u.user_id,
+            Some(&u),
+            Some(&list),
+            &Facts {
+                catalog: &shop(),
+                popular: &popular(&["g1"], &[]),
+                now: now(),
+            },
+            &rules(),
+            1,
+        );
+        assert_eq!(item_ids(&block), ["g1"]);
+    }
+
+    #[test]
+    fn unknown_user_gets_popular_items_in_the_same_shape() {
+        let id = uid("nobody");
+        let block = recommendations(
+            &id,
+            None,
+            None,
+            &Facts {
+                catalog: &shop(),
+                popular: &popular(&["g1", "g2", "g3", "g4", "p1"], &[]),
+                now: now(),
+            },
+            &rules(),
+            4,
+        );
+        assert!(block.eligible);
+        assert_eq!(block.stage, Some(Stage::Fallback));
+        assert_eq!(block.source, Some(ItemSource::Popular));
+        assert_eq!(item_ids(&block), ["g1", "g2", "g3", "g4"]);
+    }
+
+    #[test]
+    fn limit_caps_the_items() {
+        let id = uid("nobody");
+        let pop = popular(&["g1", "g2", "g3", "g4", "p1"], &[]);
+        for limit in [1, 2, 5] {
+            let block = recommendations(
+                &id,
+                None,
+                None,
+                &Facts {
+                    catalog: &shop(),
+                    popular: &pop,
+                    now: now(),
+                },
+                &rules(),
+                limit,
+            );
+            assert_eq!(block.items.len(), limit);
+        }
+    }
+
+    #[test]
+    fn nothing_to_show_is_not_eligible_rather_than_empty() {
+        let id = uid("nobody");
+        let block = recommendations(
+            &id,
+            None,
+            None,
+            &Facts {
+                catalog: &shop(),
+                popular: &popular(&["gone", "missing"], &[]),
+                now: now(),
+            },
+            &rules(),
+            4,
+        );
+        assert!(!block.eligible);
+        assert_eq!(block.reason, Some(Reason::NoItems));
+        assert_eq!(block.stage, None);
+        assert!(block.items.is_empty());
+    }
+}

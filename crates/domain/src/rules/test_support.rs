@@ -1,0 +1,104 @@
+//! Builders for rule tests: a fixed `now`, users, items and lists with sensible defaults.
+
+use crate::ids::{ItemId, UserId};
+use crate::model::{Cart, CartLine, Item, PopularList, PopularScope, RecList, User};
+use crate::rules::PopularLists;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use std::collections::{BTreeMap, HashMap};
+
+pub fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+}
+
+pub fn days_ago(days: i64) -> DateTime<Utc> {
+    now() - Duration::days(days)
+}
+
+pub fn uid(id: &str) -> UserId {
+    UserId::parse(id).unwrap()
+}
+
+pub fn iid(id: &str) -> ItemId {
+    ItemId::new(id)
+}
+
+pub fn ids(list: &[&str]) -> Vec<ItemId> {
+    list.iter().map(|s| iid(s)).collect()
+}
+
+pub fn user(id: &str) -> User {
+    User {
+        user_id: uid(id),
+        signed_up_at: days_ago(400),
+        last_active_at: days_ago(2),
+        activated: true,
+        last_purchase_at: None,
+        preferred_categories: vec![],
+        category_purchases: BTreeMap::new(),
+        purchased_items: vec![],
+        recent_views: vec![],
+        winback_unanswered: 0,
+    }
+}
+
+pub fn item(id: &str, category: &str, stock: u32) -> Item {
+    Item {
+        item_id: iid(id),
+        title: format!("Item {id}"),
+        category: category.into(),
+        url: format!("https://shop.example/items/{id}"),
+        image_url: format!("https://img.example/{id}.jpg"),
+        price: 10_000,
+        currency: "KRW".into(),
+        stock,
+        rating: Some(4.5),
+        review_count: 12,
+        top_review: Some("좋아요".into()),
+        discount: None,
+    }
+}
+
+pub fn catalog(items: Vec<Item>) -> HashMap<ItemId, Item> {
+    items.into_iter().map(|i| (i.item_id.clone(), i)).collect()
+}
+
+pub fn rec_list(user_id: &str, items: &[&str], expires_in_days: i64) -> RecList {
+    RecList {
+        user_id: uid(user_id),
+        generated_at: days_ago(1),
+        expires_at: now() + Duration::days(expires_in_days),
+        items: ids(items),
+    }
+}
+
+pub fn cart(user_id: &str, changed: DateTime<Utc>, items: &[&str]) -> Cart {
+    Cart {
+        user_id: uid(user_id),
+        updated_at: changed,
+        lines: items
+            .iter()
+            .map(|i| CartLine {
+                item_id: iid(i),
+                quantity: 1,
+            })
+            .collect(),
+    }
+}
+
+pub fn popular(global: &[&str], categories: &[(&str, &[&str])]) -> PopularLists {
+    let mut lists = vec![PopularList {
+        scope: PopularScope::Global,
+        items: ids(global),
+    }];
+    for (c, items) in categories {
+        lists.push(PopularList {
+            scope: PopularScope::category(*c),
+            items: ids(items),
+        });
+    }
+    PopularLists::from_lists(lists)
+}
+
+pub fn item_ids(block: &crate::Block) -> Vec<&str> {
+    block.items.iter().map(|i| i.id.as_str()).collect()
+}
