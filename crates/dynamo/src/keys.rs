@@ -1,0 +1,51 @@
+//! The single-table key design. Everything about one user shares a partition, so a block
+//! needs one `Query`; catalog items and popular lists have partitions of their own.
+//!
+//! | record  | pk                          | sk        |
+//! |---------|-----------------------------|-----------|
+//! | user    | `USER#<user_id>`            | `PROFILE` |
+//! | recs    | `USER#<user_id>`            | `RECS`    |
+//! | cart    | `USER#<user_id>`            | `CART`    |
+//! | item    | `ITEM#<item_id>`            | `ITEM`    |
+//! | popular | `POPULAR#GLOBAL` or `POPULAR#CATEGORY#<name>` | `POPULAR` |
+
+use sendtime_domain::{ItemId, PopularScope, UserId};
+use sendtime_store::Record;
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+/// Epoch seconds after which DynamoDB's TTL may delete the record (recommendation lists).
+pub const TTL_ATTRIBUTE: &str = "ttl";
+pub const KIND: &str = "kind";
+
+pub const SK_PROFILE: &str = "PROFILE";
+pub const SK_RECS: &str = "RECS";
+pub const SK_CART: &str = "CART";
+pub const SK_ITEM: &str = "ITEM";
+pub const SK_POPULAR: &str = "POPULAR";
+
+pub fn user_pk(id: &UserId) -> String {
+    format!("USER#{id}")
+}
+
+pub fn item_pk(id: &ItemId) -> String {
+    format!("ITEM#{id}")
+}
+
+pub fn popular_pk(scope: &PopularScope) -> String {
+    match scope {
+        PopularScope::Global => "POPULAR#GLOBAL".to_owned(),
+        PopularScope::Category(c) => format!("POPULAR#CATEGORY#{c}"),
+    }
+}
+
+/// The (pk, sk) a record is stored under.
+pub fn record_key(record: &Record) -> (String, &'static str) {
+    match record {
+        Record::User(u) => (user_pk(&u.user_id), SK_PROFILE),
+        Record::Recs(r) => (user_pk(&r.user_id), SK_RECS),
+        Record::Cart(c) => (user_pk(&c.user_id), SK_CART),
+        Record::Item(i) => (item_pk(&i.item_id), SK_ITEM),
+        Record::Popular(p) => (popular_pk(&p.scope), SK_POPULAR),
+    }
+}

@@ -1,0 +1,52 @@
+//! The DynamoDB adapter of the store ports (single-table design, see `infra/README.md`).
+//!
+//! One `Query` reads a user's profile, recommendation list and cart; catalog items are read
+//! with `BatchGetItem` (only for cache misses, when behind `CachedStore`); popular lists with
+//! `GetItem`. Every call to DynamoDB is counted, so tests can prove round-trip budgets.
+
+mod client;
+mod error;
+mod keys;
+mod read;
+mod table;
+mod write;
+
+pub use client::{connect, DynamoConfig};
+pub use keys::{record_key, TTL_ATTRIBUTE};
+
+use aws_sdk_dynamodb::Client;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// DynamoDB-backed store. Cheap to share behind an `Arc`; the SDK client pools connections.
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    round_trips: AtomicU64,
+    /// Budget used in timeout errors; the SDK enforces it (see [`DynamoConfig`]).
+    operation_timeout: Duration,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>, operation_timeout: Duration) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            round_trips: AtomicU64::new(0),
+            operation_timeout,
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Requests sent to DynamoDB since this store was built (retries by the SDK excluded).
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
+    fn count_round_trip(&self) {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+    }
+}

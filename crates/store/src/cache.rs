@@ -1,0 +1,206 @@
+//! The in-process cache in front of any store. Catalog items and popular lists change slowly
+//! and are shared by every user, so they live long; per-user data (carts!) lives briefly.
+//!
+//! Contract: concurrent misses for one key cause one load (moka's `or_try_insert_with`
+//! coalesces them); failed loads are not cached; unknown items are cached as absent so a
+//! stale recommendation list does not hit the store on every call. A TTL of zero disables
+//! caching for that kind of data.
+
+use crate::error::StoreError;
+use crate::ports::{ItemsGet, PopularGet, UserData, UserDataGet};
+use async_trait::async_trait;
+use moka::future::Cache;
+use sendtime_domain::{Item, ItemId, PopularList, PopularScope, UserId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    pub user_ttl: Duration,
+    pub item_ttl: Duration,
+    pub popular_ttl: Duration,
+    pub max_users: u64,
+    pub max_items: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            user_ttl: Duration::from_secs(30),
+            item_ttl: Duration::from_secs(600),
+            popular_ttl: Duration::from_secs(300),
+            max_users: 100_000,
+            max_items: 200_000,
+        }
+    }
+}
+
+/// Hit and miss counters since start-up, for logs and metrics.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    loads: AtomicU64,
+}
+
+impl CacheStats {
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+    /// Calls made to the store behind the cache.
+    pub fn loads(&self) -> u64 {
+        self.loads.load(Ordering::Relaxed)
+    }
+    fn hit(&self, n: u64) {
+        self.hits.fetch_add(n, Ordering::Relaxed);
+    }
+    fn miss(&self, n: u64) {
+        self.misses.fetch_add(n, Ordering::Relaxed);
+    }
+    fn load(&self) {
+        self.loads.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub struct CachedStore<S> {
+    inner: Arc<S>,
+    users: Option<Cache<UserId, Arc<UserData>>>,
+    items: Option<Cache<ItemId, Option<Arc<Item>>>>,
+    popular: Option<Cache<PopularScope, Option<Arc<PopularList>>>>,
+    stats: Arc<CacheStats>,
+}
+
+fn build<K, V>(ttl: Duration, capacity: u64) -> Option<Cache<K, V>>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    (!ttl.is_zero()).then(|| {
+        Cache::builder()
+            .max_capacity(capacity)
+            .time_to_live(ttl)
+            .build()
+    })
+}
+
+impl<S> CachedStore<S> {
+    pub fn new(inner: Arc<S>, config: &CacheConfig) -> Self {
+        Self {
+            inner,
+            users: build(config.user_ttl, config.max_users),
+            items: build(config.item_ttl, config.max_items),
+            popular: build(config.popular_ttl, 10_000),
+            stats: Arc::new(CacheStats::default()),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<CacheStats> {
+        self.stats.clone()
+    }
+
+    pub fn inner(&self) -> &Arc<S> {
+        &self.inner
+    }
+
+    /// Drops every cached user record (keeps catalog and popular lists).
+    pub fn invalidate_users(&self) {
+        if let Some(users) = &self.users {
+            users.invalidate_all();
+        }
+    }
+}
+
+#[async_trait]
+impl<S: UserDataGet + 'static> UserDataGet for CachedStore<S> {
+    async fn user_data(&self, user_id: &UserId) -> Result<UserData, StoreError> {
+        let Some(cache) = &self.users else {
+            self.stats.miss(1);
+            self.stats.load();
+            return self.inner.user_data(user_id).await;
+        };
+        let entry = cache
+            .entry_by_ref(user_id)
+            .or_try_insert_with(async {
+                self.stats.load();
+                self.inner.user_data(user_id).await.map(Arc::new)
+            })
+            .await
+            .map_err(|e| (*e).clone())?;
+        if entry.is_fresh() {
+            self.stats.miss(1);
+        } else {
+            self.stats.hit(1);
+        }
+        Ok(entry.into_value().as_ref().clone())
+    }
+}
+
+#[async_trait]
+impl<S: ItemsGet + 'static> ItemsGet for CachedStore<S> {
+    async fn items(&self, ids: &[ItemId]) -> Result<HashMap<ItemId, Item>, StoreError> {
+        let Some(cache) = &self.items else {
+            self.stats.miss(ids.len() as u64);
+            self.stats.load();
+            return self.inner.items(ids).await;
+        };
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut missing: Vec<ItemId> = Vec::new();
+        for id in ids {
+            match cache.get(id).await {
+                Some(Some(item)) => {
+                    found.insert(id.clone(), item.as_ref().clone());
+                }
+                Some(None) => {}
+                None if !missing.contains(id) => missing.push(id.clone()),
+                None => {}
+            }
+        }
+        self.stats.hit((ids.len() - missing.len()) as u64);
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        self.stats.miss(missing.len() as u64);
+        self.stats.load();
+        let mut loaded = self.inner.items(&missing).await?;
+        for id in missing {
+            match loaded.remove(&id) {
+                Some(item) => {
+                    cache.insert(id.clone(), Some(Arc::new(item.clone()))).await;
+                    found.insert(id, item);
+                }
+                None => cache.insert(id, None).await,
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl<S: PopularGet + 'static> PopularGet for CachedStore<S> {
+    async fn popular(&self, scope: &PopularScope) -> Result<Option<PopularList>, StoreError> {
+        let Some(cache) = &self.popular else {
+            self.stats.miss(1);
+            self.stats.load();
+            return self.inner.popular(scope).await;
+        };
+        let entry = cache
+            .entry_by_ref(scope)
+            .or_try_insert_with(async {
+                self.stats.load();
+                self.inner.popular(scope).await.map(|p| p.map(Arc::new))
+            })
+            .await
+            .map_err(|e| (*e).clone())?;
+        if entry.is_fresh() {
+            self.stats.miss(1);
+        } else {
+            self.stats.hit(1);
+        }
+        Ok(entry.into_value().map(|p| p.as_ref().clone()))
+    }
+}

@@ -1,0 +1,124 @@
+//! The embedded adapter: the whole dataset in process memory. It backs `sendtime serve`'s
+//! zero-setup default and the hermetic tests, and honours the same contract as DynamoDB.
+
+use crate::error::StoreError;
+use crate::ports::{ItemsGet, PopularGet, PutReport, RecordsPut, UserData, UserDataGet};
+use crate::record::Record;
+use async_trait::async_trait;
+use sendtime_domain::{Clock, Item, ItemId, PopularList, PopularScope, UserId};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+#[derive(Default)]
+struct Tables {
+    users: HashMap<UserId, UserData>,
+    items: HashMap<ItemId, Item>,
+    popular: HashMap<PopularScope, PopularList>,
+}
+
+pub struct MemoryStore {
+    tables: RwLock<Tables>,
+    clock: Arc<dyn Clock>,
+}
+
+impl MemoryStore {
+    /// An empty store; `clock` decides when recommendation lists have expired.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            tables: RwLock::new(Tables::default()),
+            clock,
+        }
+    }
+
+    pub fn with_records(clock: Arc<dyn Clock>, records: impl IntoIterator<Item = Record>) -> Self {
+        let store = Self::new(clock);
+        store.insert(records);
+        store
+    }
+
+    /// Inserts or replaces records; the same key written twice keeps the last one.
+    pub fn insert(&self, records: impl IntoIterator<Item = Record>) -> usize {
+        let mut tables = self.write();
+        let mut n = 0;
+        for record in records {
+            n += 1;
+            match record {
+                Record::User(u) => {
+                    let key = u.user_id.clone();
+                    tables.users.entry(key).or_default().profile = Some(u);
+                }
+                Record::Recs(r) => {
+                    let key = r.user_id.clone();
+                    tables.users.entry(key).or_default().recs = Some(r);
+                }
+                Record::Cart(c) => {
+                    let key = c.user_id.clone();
+                    tables.users.entry(key).or_default().cart = Some(c);
+                }
+                Record::Item(i) => {
+                    tables.items.insert(i.item_id.clone(), i);
+                }
+                Record::Popular(p) => {
+                    tables.popular.insert(p.scope.clone(), p);
+                }
+            }
+        }
+        n
+    }
+
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let t = self.read();
+        (t.users.len(), t.items.len(), t.popular.len())
+    }
+
+    // A poisoned lock only means another thread panicked mid-insert of plain data; the maps
+    // are still valid, so recover the guard instead of propagating the panic to requests.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Tables> {
+        self.tables.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Tables> {
+        self.tables.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl UserDataGet for MemoryStore {
+    async fn user_data(&self, user_id: &UserId) -> Result<UserData, StoreError> {
+        let mut data = self.read().users.get(user_id).cloned().unwrap_or_default();
+        let now = self.clock.now();
+        if data.recs.as_ref().is_some_and(|r| !r.is_live(now)) {
+            data.recs = None;
+        }
+        Ok(data)
+    }
+}
+
+#[async_trait]
+impl ItemsGet for MemoryStore {
+    async fn items(&self, ids: &[ItemId]) -> Result<HashMap<ItemId, Item>, StoreError> {
+        let tables = self.read();
+        Ok(ids
+            .iter()
+            .filter_map(|id| tables.items.get(id).map(|i| (id.clone(), i.clone())))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl PopularGet for MemoryStore {
+    async fn popular(&self, scope: &PopularScope) -> Result<Option<PopularList>, StoreError> {
+        Ok(self.read().popular.get(scope).cloned())
+    }
+}
+
+#[async_trait]
+impl RecordsPut for MemoryStore {
+    async fn put_records(&self, records: &[Record]) -> Result<PutReport, StoreError> {
+        let written = self.insert(records.iter().cloned());
+        Ok(PutReport {
+            written,
+            failed: Vec::new(),
+        })
+    }
+}

@@ -1,0 +1,65 @@
+//! Capability-sized store traits. Each read trait matches one DynamoDB read action, and the
+//! write trait the one write action, so a signature and an IAM policy say the same thing.
+
+use crate::error::StoreError;
+use crate::record::Record;
+use async_trait::async_trait;
+use sendtime_domain::{Cart, Item, ItemId, PopularList, PopularScope, RecList, User, UserId};
+use std::collections::HashMap;
+
+/// Everything stored under one user: read together in one round trip.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserData {
+    pub profile: Option<User>,
+    /// Absent when the model has no list for this user or the list has expired.
+    pub recs: Option<RecList>,
+    pub cart: Option<Cart>,
+}
+
+/// Reads a user's profile, recommendation list and cart (DynamoDB `Query`).
+///
+/// An unknown user is `Ok(UserData::default())`, not an error. Expired recommendation lists
+/// are filtered out at read time (DynamoDB's TTL deletion can lag by days).
+#[async_trait]
+pub trait UserDataGet: Send + Sync {
+    async fn user_data(&self, user_id: &UserId) -> Result<UserData, StoreError>;
+}
+
+/// Reads catalog items by id (DynamoDB `BatchGetItem`). Unknown ids are simply absent from
+/// the answer. Implementations may split large requests but must return all found items.
+#[async_trait]
+pub trait ItemsGet: Send + Sync {
+    async fn items(&self, ids: &[ItemId]) -> Result<HashMap<ItemId, Item>, StoreError>;
+}
+
+/// Reads one popular list (DynamoDB `GetItem`); `None` when there is none for that scope.
+#[async_trait]
+pub trait PopularGet: Send + Sync {
+    async fn popular(&self, scope: &PopularScope) -> Result<Option<PopularList>, StoreError>;
+}
+
+/// Everything a block handler reads.
+pub trait BlockStore: UserDataGet + ItemsGet + PopularGet {}
+impl<T: UserDataGet + ItemsGet + PopularGet> BlockStore for T {}
+
+/// What a bulk write did: every record is either written or listed in `failed`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PutReport {
+    pub written: usize,
+    /// (record description, why it failed)
+    pub failed: Vec<(String, String)>,
+}
+
+impl PutReport {
+    pub fn merge(&mut self, other: PutReport) {
+        self.written += other.written;
+        self.failed.extend(other.failed);
+    }
+}
+
+/// Writes records, overwriting any record with the same key (so a re-run is idempotent).
+/// Implementations decide the batch size; callers bound concurrency.
+#[async_trait]
+pub trait RecordsPut: Send + Sync {
+    async fn put_records(&self, records: &[Record]) -> Result<PutReport, StoreError>;
+}
