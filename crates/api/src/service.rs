@@ -1,0 +1,236 @@
+//! Assembles a block: reads exactly the data its stage needs from the store (through the
+//! cache), then hands it to the pure domain rules.
+
+use futures::future::try_join_all;
+use sendtime_domain::rules::{cart, dormancy, recommendations, Facts, PopularLists};
+use sendtime_domain::{
+    Block, BlockKind, Clock, Item, ItemId, PopularScope, RulesConfig, Stage, UserId,
+};
+use sendtime_store::{BlockStore, StoreError, UserData};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Distinct ids in first-seen order. Collected before any `.await` so no borrowing iterator
+/// lives across one (that would make the handler future non-`Send`).
+fn distinct<'a>(ids: impl IntoIterator<Item = &'a ItemId>) -> Vec<ItemId> {
+    let mut seen = std::collections::HashSet::new();
+    ids.into_iter()
+        .filter(|id| seen.insert(*id))
+        .cloned()
+        .collect()
+}
+
+/// Ids taken from one list for the catalog read: enough to survive the filters, bounded so a
+/// long list cannot blow up the `BatchGetItem`.
+fn take_per_list(limit: usize) -> usize {
+    (limit * 3).max(20)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("the store could not be read")]
+    Store(#[from] StoreError),
+}
+
+pub struct BlockService {
+    store: Arc<dyn BlockStore>,
+    rules: RulesConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl BlockService {
+    pub fn new(store: Arc<dyn BlockStore>, rules: RulesConfig, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            rules,
+            clock,
+        }
+    }
+
+    pub fn rules(&self) -> &RulesConfig {
+        &self.rules
+    }
+
+    pub async fn block(
+        &self,
+        kind: BlockKind,
+        user_id: &UserId,
+        limit: usize,
+    ) -> Result<Block, ServiceError> {
+        match kind {
+            BlockKind::Recommendations => self.recommendations(user_id, limit).await,
+            BlockKind::Cart => self.cart(user_id, limit).await,
+            BlockKind::Dormancy => self.dormancy(user_id, limit).await,
+        }
+    }
+
+    async fn popular(&self, scopes: Vec<PopularScope>) -> Result<PopularLists, StoreError> {
+        let lists = try_join_all(scopes.iter().map(|s| self.store.popular(s))).await?;
+        Ok(PopularLists::from_lists(lists.into_iter().flatten()))
+    }
+
+    async fn items(&self, wanted: Vec<ItemId>) -> Result<HashMap<ItemId, Item>, StoreError> {
+        if wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.store.items(&wanted).await
+    }
+
+    async fn recommendations(&self, user_id: &UserId, limit: usize) -> Result<Block, ServiceError> {
+        // Without the user's data we can still send popular items: a degraded block beats
+        // none at send time.
+        let (data, degraded) = match self.store.user_data(user_id).await {
+            Ok(data) => (data, false),
+            Err(e) => {
+                tracing::warn!(error = %e, kind = e.kind(), "user data unavailable, serving popular fallback");
+                (UserData::default(), true)
+            }
+        };
+        let profile = data.profile.as_ref();
+        let scopes = std::iter::once(PopularScope::Global)
+            .chain(
+                recommendations::fallback_categories(profile)
+                    .into_iter()
+                    .map(PopularScope::Category),
+            )
+            .collect();
+        let popular = self.popular(scopes).await?;
+        let per_list = take_per_list(limit);
+        let personal = data
+            .recs
+            .as_ref()
+            .map(|r| r.items.iter().take(per_list * 2))
+            .into_iter()
+            .flatten();
+        let from_popular = popular
+            .global
+            .iter()
+            .chain(popular.by_category.values())
+            .flat_map(|l| l.items.iter().take(per_list));
+        let catalog = self.items(distinct(personal.chain(from_popular))).await?;
+        let facts = Facts {
+            catalog: &catalog,
+            popular: &popular,
+            now: self.clock.now(),
+        };
+        let mut block = recommendations::recommendations(
+            user_id,
+            profile,
+            data.recs.as_ref(),
+            &facts,
+            &self.rules.recommendations,
+            limit,
+        );
+        block.degraded = degraded;
+        Ok(block)
+    }
+
+    async fn cart(&self, user_id: &UserId, limit: usize) -> Result<Block, ServiceError> {
+        let data = self.store.user_data(user_id).await?;
+        let now = self.clock.now();
+        let profile = data.profile.as_ref();
+        let stage = match cart::assess(profile, data.cart.as_ref(), now, &self.rules.cart) {
+            cart::CartAssessment::Eligible { stage, .. } => stage,
+            cart::CartAssessment::NotEligible(_) => {
+                let empty = HashMap::new();
+                let facts = Facts {
+                    catalog: &empty,
+                    popular: &PopularLists::default(),
+                    now,
+                };
+                return Ok(cart::cart_block(
+                    user_id,
+                    profile,
+                    data.cart.as_ref(),
+                    &facts,
+                    &self.rules.cart,
+                    limit,
+                ));
+            }
+        };
+        let cart_lines = data
+            .cart
+            .as_ref()
+            .map(|c| c.lines.as_slice())
+            .unwrap_or_default();
+        let mut catalog = self
+            .items(distinct(cart_lines.iter().map(|l| &l.item_id)))
+            .await?;
+        let mut popular = PopularLists::default();
+        if stage == Stage::Alternatives {
+            if let Some(c) = data.cart.as_ref() {
+                let scopes = std::iter::once(PopularScope::Global)
+                    .chain(
+                        cart::cart_categories(c, &catalog)
+                            .into_iter()
+                            .map(PopularScope::Category),
+                    )
+                    .collect();
+                popular = self.popular(scopes).await?;
+                let per_list = take_per_list(limit);
+                let ids = distinct(
+                    popular
+                        .global
+                        .iter()
+                        .chain(popular.by_category.values())
+                        .flat_map(|l| l.items.iter().take(per_list))
+                        .filter(|id| !catalog.contains_key(*id)),
+                );
+                catalog.extend(self.items(ids).await?);
+            }
+        }
+        let facts = Facts {
+            catalog: &catalog,
+            popular: &popular,
+            now,
+        };
+        Ok(cart::cart_block(
+            user_id,
+            profile,
+            data.cart.as_ref(),
+            &facts,
+            &self.rules.cart,
+            limit,
+        ))
+    }
+
+    async fn dormancy(&self, user_id: &UserId, limit: usize) -> Result<Block, ServiceError> {
+        let data = self.store.user_data(user_id).await?;
+        let now = self.clock.now();
+        let profile = data.profile.as_ref();
+        let rules = &self.rules.dormancy;
+        let (catalog, popular) = match (dormancy::assess(profile, now, rules), profile) {
+            (dormancy::DormancyAssessment::Eligible { stage, .. }, Some(user))
+                if stage != Stage::Feedback =>
+            {
+                let mut scopes = vec![PopularScope::Global];
+                if let Some(c) = dormancy::offer_category(user) {
+                    scopes.push(PopularScope::Category(c));
+                }
+                let popular = self.popular(scopes).await?;
+                let per_list = take_per_list(limit);
+                let history = (stage == Stage::LastInterest)
+                    .then(|| user.recent_views.iter().chain(user.purchased_items.iter()))
+                    .into_iter()
+                    .flatten()
+                    .take(per_list * 2);
+                let listed = popular
+                    .global
+                    .iter()
+                    .chain(popular.by_category.values())
+                    .flat_map(|l| l.items.iter().take(per_list));
+                let catalog = self.items(distinct(history.chain(listed))).await?;
+                (catalog, popular)
+            }
+            _ => (HashMap::new(), PopularLists::default()),
+        };
+        let facts = Facts {
+            catalog: &catalog,
+            popular: &popular,
+            now,
+        };
+        Ok(dormancy::dormancy_block(
+            user_id, profile, &facts, rules, limit,
+        ))
+    }
+}
