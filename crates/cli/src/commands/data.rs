@@ -1,0 +1,267 @@
+//! `sendtime data generate` and `sendtime data load`.
+
+use crate::datagen::{self, DatasetSpec};
+use anyhow::{bail, Context};
+use chrono::{DateTime, SubsecRound, Utc};
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use sendtime_dynamo::{record_key, DynamoConfig, DynamoStore};
+use sendtime_store::{ParsedRecords, PutReport, Record, RecordsPut};
+use std::collections::HashMap;
+use std::io::{BufRead, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Write a deterministic synthetic dataset as JSON Lines.
+    Generate(GenerateArgs),
+    /// Load a JSON Lines dataset into a DynamoDB table (created if missing).
+    Load(LoadArgs),
+}
+
+impl DataCommand {
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self {
+            DataCommand::Generate(args) => args.run(),
+            DataCommand::Load(args) => args.run().await,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[arg(long, default_value_t = 1_000)]
+    pub users: usize,
+    #[arg(long, default_value_t = 400)]
+    pub items: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Instant the ages are measured from (RFC 3339); default: now. Pass the same value to
+    /// `sendtime serve --now` to see the same stages.
+    #[arg(long)]
+    pub as_of: Option<DateTime<Utc>>,
+    /// Output file; default: standard output.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+}
+
+impl GenerateArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let spec = DatasetSpec {
+            users: self.users,
+            items: self.items,
+            seed: self.seed,
+            as_of: self.as_of.unwrap_or_else(|| Utc::now().trunc_subsecs(0)),
+        };
+        let records = datagen::generate(&spec);
+        let sink: Box<dyn Write> = match &self.out {
+            Some(path) => Box::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("cannot create --out {}", path.display()))?,
+            ),
+            None => Box::new(std::io::stdout().lock()),
+        };
+        let mut out = BufWriter::new(sink);
+        for record in &records {
+            serde_json::to_writer(&mut out, record)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        eprintln!(
+            "generated {} records ({} users, {} items, seed {}, as of {})",
+            records.len(),
+            spec.users,
+            spec.items,
+            spec.seed,
+            spec.as_of.to_rfc3339()
+        );
+        Ok(())
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Table to load into.
+    #[arg(long, env = "SENDTIME_TABLE")]
+    pub table: String,
+    /// DynamoDB endpoint, e.g. http://127.0.0.1:8000 for DynamoDB Local.
+    #[arg(long, env = "SENDTIME_DYNAMODB_ENDPOINT")]
+    pub dynamodb_endpoint: Option<String>,
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// Dataset file (JSON Lines); `-` reads standard input.
+    #[arg(long, short, default_value = "-")]
+    pub file: String,
+    /// Batches of 25 in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Fail instead of creating the table when it is missing.
+    #[arg(long)]
+    pub no_create_table: bool,
+    /// Skip reading back every key after the load.
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+/// The outcome of a load, for callers (and tests) that want numbers rather than text.
+#[derive(Debug, Default)]
+pub struct LoadSummary {
+    pub parsed: usize,
+    pub bad_lines: Vec<sendtime_store::RecordError>,
+    pub duplicates: usize,
+    pub report: PutReport,
+    pub missing: Vec<String>,
+}
+
+impl LoadArgs {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let input: Box<dyn BufRead> = if self.file == "-" {
+            Box::new(std::io::stdin().lock())
+        } else {
+            Box::new(std::io::BufReader::new(
+                std::fs::File::open(&self.file)
+                    .with_context(|| format!("cannot open --file {}", self.file))?,
+            ))
+        };
+        let parsed = ParsedRecords::read(input);
+        let mut config = DynamoConfig::new(self.table.clone());
+        config.endpoint = self.dynamodb_endpoint.clone();
+        config.region = self.region.clone();
+        // Bulk writes may wait on throttling; give each call more room than a request would.
+        config.operation_timeout = std::time::Duration::from_secs(20);
+        config.attempt_timeout = std::time::Duration::from_secs(5);
+        config.connect_timeout = std::time::Duration::from_secs(3);
+        config.max_attempts = 5;
+        let store = Arc::new(sendtime_dynamo::connect(&config).await);
+        if self.no_create_table {
+            if !store.warm_up().await.context("could not reach DynamoDB")? {
+                bail!("table '{}' does not exist (drop --no-create-table to create it)", self.table);
+            }
+        } else if store
+            .create_table_if_missing()
+            .await
+            .with_context(|| format!("could not create table '{}' (check --dynamodb-endpoint / --region and credentials)", self.table))?
+        {
+            eprintln!("created table '{}'", self.table);
+        }
+        let started = Instant::now();
+        let summary = load(store, parsed, self.concurrency as usize, !self.no_verify).await?;
+        let elapsed = started.elapsed().as_secs_f64();
+        for bad in summary.bad_lines.iter().take(20) {
+            eprintln!("unreadable {bad}");
+        }
+        for (what, why) in summary.report.failed.iter().take(20) {
+            eprintln!("not written: {what}: {why}");
+        }
+        eprintln!(
+            "loaded {} of {} records into '{}' in {:.1} s ({:.0} records/s){}",
+            summary.report.written,
+            summary.parsed,
+            self.table,
+            elapsed,
+            summary.report.written as f64 / elapsed.max(0.001),
+            if summary.duplicates > 0 {
+                format!(
+                    "; {} duplicate keys, the last line of each kept",
+                    summary.duplicates
+                )
+            } else {
+                String::new()
+            }
+        );
+        if !self.no_verify && summary.missing.is_empty() && summary.report.failed.is_empty() {
+            eprintln!("verified: every written key reads back");
+        }
+        for what in summary.missing.iter().take(20) {
+            eprintln!("missing after load: {what}");
+        }
+        let failures =
+            summary.bad_lines.len() + summary.report.failed.len() + summary.missing.len();
+        if failures > 0 {
+            bail!(
+                "{} unreadable line(s), {} record(s) not written, {} missing on read-back",
+                summary.bad_lines.len(),
+                summary.report.failed.len(),
+                summary.missing.len()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Loads parsed records with bounded concurrency, then optionally reads every key back.
+pub async fn load(
+    store: Arc<DynamoStore>,
+    parsed: ParsedRecords,
+    concurrency: usize,
+    verify: bool,
+) -> anyhow::Result<LoadSummary> {
+    let parsed_count = parsed.records.len();
+    // The last line for a key wins, as it would if the file were written row by row.
+    let mut last_index: HashMap<(String, &'static str), usize> = HashMap::new();
+    for (i, r) in parsed.records.iter().enumerate() {
+        last_index.insert(record_key(r), i);
+    }
+    let records: Vec<Record> = parsed
+        .records
+        .into_iter()
+        .enumerate()
+        .filter(|(i, r)| last_index.get(&record_key(r)) == Some(i))
+        .map(|(_, r)| r)
+        .collect();
+    let duplicates = parsed_count - records.len();
+
+    let bar = ProgressBar::new(records.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} records ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let mut report = PutReport {
+        written: duplicates,
+        failed: Vec::new(),
+    };
+    let batches: Vec<Vec<Record>> = records.chunks(25).map(|c| c.to_vec()).collect();
+    let mut results = futures::stream::iter(batches)
+        .map(|batch| {
+            let store = store.clone();
+            async move {
+                let outcome = store.put_records(&batch).await;
+                (batch, outcome)
+            }
+        })
+        .buffer_unordered(concurrency.max(1));
+    while let Some((batch, outcome)) = results.next().await {
+        bar.inc(batch.len() as u64);
+        match outcome {
+            Ok(r) => report.merge(r),
+            Err(e) => report
+                .failed
+                .extend(batch.iter().map(|r| (r.describe(), e.to_string()))),
+        }
+    }
+    bar.finish_and_clear();
+    let missing = if verify {
+        store
+            .missing_records(&records)
+            .await
+            .context("could not read back the loaded keys")?
+            .into_iter()
+            .filter(|d| !report.failed.iter().any(|(f, _)| f == d))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(LoadSummary {
+        parsed: parsed_count,
+        bad_lines: parsed.errors,
+        duplicates,
+        report,
+        missing,
+    })
+}

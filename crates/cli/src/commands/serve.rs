@@ -1,0 +1,224 @@
+//! `sendtime serve`: the local server. With no arguments it generates demo data into the
+//! embedded store, so a newcomer sees blocks with one command and no AWS account.
+
+use crate::datagen::{self, DatasetSpec};
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use sendtime_api::{router, BlockService};
+use sendtime_domain::{BlockKind, Clock, FixedClock, RulesConfig, SystemClock, UserId};
+use sendtime_dynamo::DynamoConfig;
+use sendtime_store::{BlockStore, CacheConfig, CachedStore, MemoryStore, ParsedRecords, Record};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port and prints it).
+    #[arg(long, env = "SENDTIME_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// Serve this DynamoDB table instead of the embedded demo data.
+    #[arg(long, env = "SENDTIME_TABLE")]
+    pub table: Option<String>,
+    /// DynamoDB endpoint, e.g. http://127.0.0.1:8000 for DynamoDB Local.
+    #[arg(long, env = "SENDTIME_DYNAMODB_ENDPOINT", requires = "table")]
+    pub dynamodb_endpoint: Option<String>,
+    /// AWS region of the table.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// Serve this JSON Lines dataset from the embedded store instead of generated demo data.
+    #[arg(long, conflicts_with = "table")]
+    pub data: Option<PathBuf>,
+    /// Demo data: number of users to generate.
+    #[arg(long, default_value_t = 1_000)]
+    pub users: usize,
+    /// Demo data: number of catalog items to generate.
+    #[arg(long, default_value_t = 400)]
+    pub items: usize,
+    /// Demo data: random seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Pin the clock to this RFC 3339 instant (reproducible demos and tests).
+    #[arg(long, env = "SENDTIME_NOW")]
+    pub now: Option<DateTime<Utc>>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Seconds a user's profile, list and cart stay cached (0 disables).
+    #[arg(long, env = "SENDTIME_CACHE_USER_TTL_SECS", default_value_t = 30)]
+    pub cache_user_ttl_secs: u64,
+    /// Seconds a catalog item stays cached (0 disables).
+    #[arg(long, env = "SENDTIME_CACHE_ITEM_TTL_SECS", default_value_t = 600)]
+    pub cache_item_ttl_secs: u64,
+    /// Seconds a popular list stays cached (0 disables).
+    #[arg(long, env = "SENDTIME_CACHE_POPULAR_TTL_SECS", default_value_t = 300)]
+    pub cache_popular_ttl_secs: u64,
+}
+
+impl CacheArgs {
+    pub fn config(&self) -> CacheConfig {
+        CacheConfig {
+            user_ttl: Duration::from_secs(self.cache_user_ttl_secs),
+            item_ttl: Duration::from_secs(self.cache_item_ttl_secs),
+            popular_ttl: Duration::from_secs(self.cache_popular_ttl_secs),
+            ..CacheConfig::default()
+        }
+    }
+}
+
+impl ServeArgs {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let clock: Arc<dyn Clock> = match self.now {
+            Some(now) => Arc::new(FixedClock(now)),
+            None => Arc::new(SystemClock),
+        };
+        let cache = self.cache.config();
+        let (store, description, sample_users): (Arc<dyn BlockStore>, String, Vec<UserId>) =
+            match &self.table {
+                Some(table) => {
+                    let mut config = DynamoConfig::new(table.clone());
+                    config.endpoint = self.dynamodb_endpoint.clone();
+                    config.region = self.region.clone();
+                    let dynamo = sendtime_dynamo::connect(&config).await;
+                    let exists = dynamo.warm_up().await.with_context(|| {
+                        format!("could not reach DynamoDB for table '{table}' (check --dynamodb-endpoint / --region and credentials)")
+                    })?;
+                    if !exists {
+                        bail!("table '{table}' does not exist: create and fill it with `sendtime data load --table {table}`, or fix --table");
+                    }
+                    let store = CachedStore::new(Arc::new(dynamo), &cache);
+                    (
+                        Arc::new(store),
+                        format!("DynamoDB table '{table}'"),
+                        Vec::new(),
+                    )
+                }
+                None => {
+                    let (records, description) = match &self.data {
+                        Some(path) => {
+                            let file = std::fs::File::open(path).with_context(|| {
+                                format!("cannot open --data {}", path.display())
+                            })?;
+                            let parsed = ParsedRecords::read(std::io::BufReader::new(file));
+                            if let Some(first) = parsed.errors.first() {
+                                bail!(
+                                    "--data {}: {} unreadable line(s), first: {first}",
+                                    path.display(),
+                                    parsed.errors.len()
+                                );
+                            }
+                            (
+                                parsed.records,
+                                format!("embedded store from {}", path.display()),
+                            )
+                        }
+                        None => {
+                            let spec = DatasetSpec {
+                                users: self.users,
+                                items: self.items,
+                                seed: self.seed,
+                                as_of: clock.now(),
+                            };
+                            (
+                                datagen::generate(&spec),
+                                format!(
+                                    "embedded demo data ({} users, {} items, seed {})",
+                                    spec.users, spec.items, spec.seed
+                                ),
+                            )
+                        }
+                    };
+                    let users: Vec<UserId> = records
+                        .iter()
+                        .filter_map(|r| match r {
+                            Record::User(u) => Some(u.user_id.clone()),
+                            _ => None,
+                        })
+                        .take(500)
+                        .collect();
+                    let memory = MemoryStore::with_records(clock.clone(), records);
+                    let store = CachedStore::new(Arc::new(memory), &cache);
+                    (Arc::new(store), description, users)
+                }
+            };
+
+        let service = Arc::new(BlockService::new(store, RulesConfig::default(), clock));
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (choose another --addr)", self.addr))?;
+        let local = listener.local_addr()?;
+        let examples = example_urls(&service, local, &sample_users).await;
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "sendtime listening on http://{local} serving {description}"
+            )?;
+            for line in examples {
+                writeln!(out, "  {line}")?;
+            }
+            out.flush()?;
+        }
+        tracing::info!(addr = %local, "serving");
+        axum::serve(listener, router(service))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("server failed")?;
+        Ok(())
+    }
+}
+
+/// A curl line per block, picking users whose block is eligible so the demo shows content.
+async fn example_urls(service: &BlockService, addr: SocketAddr, users: &[UserId]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for kind in BlockKind::ALL {
+        for user in users {
+            if let Ok(block) = service.block(kind, user, 4).await {
+                if block.eligible {
+                    let stage = block
+                        .stage
+                        .map(|s| serde_json::to_value(s).unwrap_or_default())
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    lines.push(format!(
+                        "curl http://{addr}/v1/users/{user}/{kind}    # stage: {stage}"
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    if !users.is_empty() {
+        lines.push(format!(
+            "curl http://{addr}/v1/users/unknown-user/recommendations    # unknown user: popular fallback"
+        ));
+    }
+    lines
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
