@@ -4,9 +4,10 @@ use crate::error::ApiError;
 use crate::service::BlockService;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::http::Uri;
 use axum::routing::get;
 use axum::{Json, Router};
-use sendtime_domain::{Block, BlockKind, UserId};
+use sendtime_domain::{Block, BlockKind, InvalidUserId, UserId};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -20,9 +21,21 @@ pub fn router(service: Arc<BlockService>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/v1/users/{user_id}/{block}", get(get_block))
-        .fallback(|| async { ApiError::NotFound })
+        .fallback(unmatched)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(service)
+}
+
+/// Requests no route matched. Under `/v1/users/` that means the user id segment is empty or
+/// holds a slash (`//cart`, `a/b/cart`, `../../etc`): a malformed id, not a missing page.
+async fn unmatched(uri: Uri) -> ApiError {
+    match uri.path().strip_prefix("/v1/users/") {
+        Some(rest) if rest.starts_with('/') => ApiError::InvalidUserId(InvalidUserId::Empty),
+        Some(rest) if rest.split('/').count() > 2 => {
+            ApiError::InvalidUserId(InvalidUserId::BadCharacter)
+        }
+        _ => ApiError::NotFound,
+    }
 }
 
 async fn health() -> Json<serde_json::Value> {

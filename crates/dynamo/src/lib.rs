@@ -15,7 +15,9 @@ pub use client::{connect, DynamoConfig};
 pub use keys::{record_key, TTL_ATTRIBUTE};
 
 use aws_sdk_dynamodb::Client;
+use sendtime_domain::{Clock, SystemClock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// DynamoDB-backed store. Cheap to share behind an `Arc`; the SDK client pools connections.
@@ -25,6 +27,8 @@ pub struct DynamoStore {
     round_trips: AtomicU64,
     /// Budget used in timeout errors; the SDK enforces it (see [`DynamoConfig`]).
     operation_timeout: Duration,
+    /// Decides which recommendation lists have expired (see `UserDataGet`).
+    clock: Arc<dyn Clock>,
 }
 
 impl DynamoStore {
@@ -34,7 +38,14 @@ impl DynamoStore {
             table: table.into(),
             round_trips: AtomicU64::new(0),
             operation_timeout,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Judges expiry by this clock instead of the system clock (`sendtime serve --now`).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn table(&self) -> &str {

@@ -34,7 +34,7 @@ fn string_attr(item: &AttrMap, name: &str) -> Option<String> {
 impl UserDataGet for DynamoStore {
     async fn user_data(&self, user_id: &UserId) -> Result<UserData, StoreError> {
         let pk = user_pk(user_id);
-        let now = chrono::Utc::now().timestamp();
+        let now = self.clock.now().timestamp();
         self.count_round_trip();
         // DynamoDB's TTL deletes expired lists eventually (up to days later): filter them here.
         let out = self

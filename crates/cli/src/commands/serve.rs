@@ -85,7 +85,9 @@ impl ServeArgs {
                     let mut config = DynamoConfig::new(table.clone());
                     config.endpoint = self.dynamodb_endpoint.clone();
                     config.region = self.region.clone();
-                    let dynamo = sendtime_dynamo::connect(&config).await;
+                    let dynamo = sendtime_dynamo::connect(&config)
+                        .await
+                        .with_clock(clock.clone());
                     let exists = dynamo.warm_up().await.with_context(|| {
                         format!("could not reach DynamoDB for table '{table}' (check --dynamodb-endpoint / --region and credentials)")
                     })?;

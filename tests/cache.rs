@@ -1,0 +1,174 @@
+//! The cache does what it claims: concurrent misses for one key cause one load, failures are
+//! not cached, and a warm cache serves a recommendations block with at most one DynamoDB
+//! round trip.
+
+use sendtime_api::BlockService;
+use sendtime_domain::{BlockKind, PopularScope, RulesConfig};
+use sendtime_store::{CacheConfig, CachedStore, ItemsGet, MemoryStore, PopularGet, UserDataGet};
+use sendtime_tests::*;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Barrier;
+
+const TASKS: usize = 32;
+
+async fn counting(delay_ms: u64) -> Arc<CountingStore<MemoryStore>> {
+    let memory = MemoryStore::new(clock());
+    load_fixture(&memory).await;
+    Arc::new(CountingStore::new(memory, Duration::from_millis(delay_ms)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_misses_for_one_user_cause_one_load() {
+    // GIVEN a cold cache over a slow store
+    let store = counting(50).await;
+    let cached = Arc::new(CachedStore::new(store.clone(), &CacheConfig::default()));
+    let barrier = Arc::new(Barrier::new(TASKS));
+    // WHEN 32 tasks ask for the same user at the same moment
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (cached, barrier) = (cached.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                cached.user_data(&uid("alice")).await
+            })
+        })
+        .collect();
+    let results = futures::future::join_all(tasks).await;
+    // THEN the store was read once and everyone got the same answer
+    assert_eq!(store.user_loads.load(Ordering::SeqCst), 1);
+    let first = results[0].as_ref().unwrap().as_ref().unwrap().clone();
+    assert!(first.profile.is_some());
+    for r in results {
+        assert_eq!(r.unwrap().unwrap(), first);
+    }
+    assert_eq!(cached.stats().loads(), 1);
+    assert_eq!(
+        cached.stats().misses() + cached.stats().hits(),
+        TASKS as u64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_misses_for_one_popular_list_cause_one_load() {
+    let store = counting(50).await;
+    let cached = Arc::new(CachedStore::new(store.clone(), &CacheConfig::default()));
+    let barrier = Arc::new(Barrier::new(TASKS));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (cached, barrier) = (cached.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                cached.popular(&PopularScope::Global).await
+            })
+        })
+        .collect();
+    for r in futures::future::join_all(tasks).await {
+        assert!(r.unwrap().unwrap().is_some());
+    }
+    assert_eq!(store.popular_loads.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_failed_load_is_not_cached() {
+    let store = counting(0).await;
+    store.fail_user_loads.store(1, Ordering::SeqCst);
+    let cached = CachedStore::new(store.clone(), &CacheConfig::default());
+    assert!(cached.user_data(&uid("alice")).await.is_err());
+    assert!(cached
+        .user_data(&uid("alice"))
+        .await
+        .unwrap()
+        .profile
+        .is_some());
+    assert!(cached.user_data(&uid("alice")).await.is_ok());
+    assert_eq!(store.user_loads.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn items_load_only_the_misses_and_remember_unknown_ids() {
+    let store = counting(0).await;
+    let cached = CachedStore::new(store.clone(), &CacheConfig::default());
+    let first = cached.items(&[iid("s1"), iid("nope")]).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(store.item_loads.load(Ordering::SeqCst), 1);
+    // s1 known, nope known-unknown: no load at all
+    let again = cached.items(&[iid("nope"), iid("s1")]).await.unwrap();
+    assert_eq!(again, first);
+    assert_eq!(store.item_loads.load(Ordering::SeqCst), 1);
+    // one new id: one load, for that id only
+    let more = cached.items(&[iid("s1"), iid("b1")]).await.unwrap();
+    assert_eq!(more.len(), 2);
+    assert_eq!(store.item_loads.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn entries_expire_after_their_ttl_and_zero_disables() {
+    let store = counting(0).await;
+    let config = CacheConfig {
+        user_ttl: Duration::from_millis(100),
+        ..CacheConfig::default()
+    };
+    let cached = CachedStore::new(store.clone(), &config);
+    cached.user_data(&uid("alice")).await.unwrap();
+    cached.user_data(&uid("alice")).await.unwrap();
+    assert_eq!(store.user_loads.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cached.user_data(&uid("alice")).await.unwrap();
+    assert_eq!(store.user_loads.load(Ordering::SeqCst), 2);
+
+    let uncached = CachedStore::new(
+        store.clone(),
+        &CacheConfig {
+            user_ttl: Duration::ZERO,
+            ..CacheConfig::default()
+        },
+    );
+    uncached.user_data(&uid("alice")).await.unwrap();
+    uncached.user_data(&uid("alice")).await.unwrap();
+    assert_eq!(store.user_loads.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn warm_cache_serves_recommendations_with_at_most_one_dynamodb_round_trip() {
+    // GIVEN DynamoDB Local with the fixture, behind the cache, the service and its rules
+    let dynamo = Arc::new(fresh_dynamo_store("warm").await.with_clock(clock()));
+    load_fixture(dynamo.as_ref()).await;
+    let cached = Arc::new(CachedStore::new(dynamo.clone(), &CacheConfig::default()));
+    let service = BlockService::new(cached.clone(), RulesConfig::default(), clock());
+    let alice = uid("alice");
+
+    // WHEN the first request warms the cache
+    let before = dynamo.round_trips();
+    let cold = service
+        .block(BlockKind::Recommendations, &alice, 4)
+        .await
+        .unwrap();
+    let cold_trips = dynamo.round_trips() - before;
+    assert!(cold.eligible && !cold.items.is_empty());
+    assert!(
+        cold_trips >= 2,
+        "cold: query + popular + items, got {cold_trips}"
+    );
+
+    // THEN a fully warm request costs nothing
+    let before = dynamo.round_trips();
+    let warm = service
+        .block(BlockKind::Recommendations, &alice, 4)
+        .await
+        .unwrap();
+    assert_eq!(dynamo.round_trips() - before, 0);
+    assert_eq!(warm, cold);
+
+    // AND once the short-lived user entry is gone, catalog and popular lists still serve
+    // from cache: exactly the one Query for the user's partition
+    cached.invalidate_users();
+    let before = dynamo.round_trips();
+    let refreshed = service
+        .block(BlockKind::Recommendations, &alice, 4)
+        .await
+        .unwrap();
+    assert_eq!(dynamo.round_trips() - before, 1);
+    assert_eq!(refreshed, cold);
+}

@@ -1,0 +1,264 @@
+//! The router as Braze sees it: JSON shapes per block, 400s for malformed ids with a stable
+//! code, fallback content for unknown users, 404 for unknown blocks, and `limit` bounds.
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use sendtime_api::{router, BlockService};
+use sendtime_domain::RulesConfig;
+use sendtime_store::{CacheConfig, CachedStore, MemoryStore};
+use sendtime_tests::*;
+use serde_json::Value;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+async fn app() -> axum::Router {
+    let memory = MemoryStore::new(clock());
+    load_fixture(&memory).await;
+    let store = CachedStore::new(Arc::new(memory), &CacheConfig::default());
+    router(Arc::new(BlockService::new(
+        Arc::new(store),
+        RulesConfig::default(),
+        clock(),
+    )))
+}
+
+async fn call(method: Method, uri: &str) -> (StatusCode, Value) {
+    let response = app()
+        .await
+        .oneshot(
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(content_type.as_deref(), Some("application/json"), "{uri}");
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{uri}: body is not JSON ({e}): {bytes:?}"));
+    (status, json)
+}
+
+async fn get(uri: &str) -> (StatusCode, Value) {
+    call(Method::GET, uri).await
+}
+
+fn assert_block_shape(v: &Value, user: &str, block: &str) {
+    let obj = v
+        .as_object()
+        .expect("a top-level JSON object (Braze ignores arrays)");
+    for key in [
+        "user_id", "block", "eligible", "reason", "stage", "source", "degraded", "items",
+    ] {
+        assert!(obj.contains_key(key), "missing {key} in {v}");
+    }
+    assert_eq!(v["user_id"], user);
+    assert_eq!(v["block"], block);
+    assert_eq!(v["degraded"], false);
+    for item in v["items"].as_array().unwrap() {
+        for key in [
+            "id",
+            "title",
+            "url",
+            "image_url",
+            "price",
+            "display_price",
+            "source",
+        ] {
+            assert!(item.get(key).is_some(), "item lacks {key}: {item}");
+        }
+    }
+    if v["eligible"] == true {
+        assert!(v["reason"].is_null() && v["stage"].is_string(), "{v}");
+    } else {
+        assert!(v["reason"].is_string() && v["stage"].is_null(), "{v}");
+    }
+}
+
+fn ids(v: &Value) -> Vec<&str> {
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn recommendations_block_shape() {
+    let (status, v) = get("/v1/users/alice/recommendations").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_block_shape(&v, "alice", "recommendations");
+    assert_eq!(v["stage"], "personalized");
+    assert_eq!(v["source"], "personalized");
+    // s4 is out of stock, "gone" unknown; at most 2 shoes in the first 4 slots.
+    assert_eq!(ids(&v), ["s1", "s2", "b1", "t1"]);
+    assert_eq!(v["items"][0]["display_price"], "₩12,900");
+    assert_eq!(v["items"][3]["source"], "popular");
+}
+
+#[tokio::test]
+async fn cart_block_shapes_per_stage() {
+    let (status, v) = get("/v1/users/alice/cart").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_block_shape(&v, "alice", "cart");
+    assert_eq!(v["stage"], "social_proof");
+    assert_eq!(v["days"], 3);
+    assert_eq!(v["items"][0]["rating"], 4.5);
+    assert_eq!(v["items"][0]["review_count"], 12);
+    assert_eq!(v["items"][0]["review_snippet"], "배송이 빨라요");
+    assert_eq!(v["items"][0]["quantity"], 2);
+
+    let (_, v) = get("/v1/users/bob/cart").await;
+    assert_block_shape(&v, "bob", "cart");
+    assert_eq!(v["stage"], "urgency");
+    assert_eq!(v["urgency"], "low_stock");
+    assert_eq!(v["items"][0]["stock"], 3);
+    assert_eq!(v["items"][0]["low_stock"], true);
+    assert_eq!(v["items"][0]["discount_pct"], 15);
+    assert_eq!(v["items"][0]["display_sale_price"], "₩10,965");
+
+    let (_, v) = get("/v1/users/carol/cart").await;
+    assert_eq!(v["stage"], "alternatives");
+    assert_eq!(ids(&v), ["s2", "s3", "t1", "b1"]);
+
+    let (status, v) = get("/v1/users/dave/cart").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_block_shape(&v, "dave", "cart");
+    assert_eq!(
+        (v["eligible"].clone(), v["reason"].clone()),
+        (false.into(), "purchased".into())
+    );
+}
+
+#[tokio::test]
+async fn dormancy_block_shapes_per_stage() {
+    let (_, v) = get("/v1/users/alice/dormancy").await;
+    assert_block_shape(&v, "alice", "dormancy");
+    assert_eq!(v["reason"], "active");
+
+    let (_, v) = get("/v1/users/bob/dormancy").await;
+    assert_block_shape(&v, "bob", "dormancy");
+    assert_eq!(v["stage"], "personal_offer");
+    assert_eq!(v["offer"]["category"], "bags");
+    assert_eq!(v["offer"]["discount_pct"], 10);
+    assert_eq!(v["items"][0]["id"], "b3");
+    assert_eq!(v["items"][0]["display_sale_price"], "₩11,610");
+
+    let (_, v) = get("/v1/users/carol/dormancy").await;
+    assert_eq!(v["stage"], "last_interest");
+    assert_eq!(ids(&v), ["s3", "b3", "s2", "s1"]);
+    assert_eq!(v["items"][0]["source"], "history");
+
+    let (_, v) = get("/v1/users/dave/dormancy").await;
+    assert_eq!(v["stage"], "feedback");
+    assert_eq!(v["items"], Value::Array(vec![]));
+}
+
+#[tokio::test]
+async fn unknown_user_gets_fallback_content_not_an_error() {
+    let (status, v) = get("/v1/users/never-seen-42/recommendations").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_block_shape(&v, "never-seen-42", "recommendations");
+    assert_eq!(v["eligible"], true);
+    assert_eq!(v["stage"], "fallback");
+    assert_eq!(v["source"], "popular");
+    assert_eq!(ids(&v), ["t1", "s1", "b1", "b3"]);
+
+    let (status, v) = get("/v1/users/never-seen-42/cart").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_block_shape(&v, "never-seen-42", "cart");
+    assert_eq!(v["reason"], "cart_empty");
+
+    let (status, v) = get("/v1/users/never-seen-42/dormancy").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["reason"], "unknown_user");
+}
+
+#[tokio::test]
+async fn malformed_user_ids_are_400_with_a_stable_code() {
+    let long = "a".repeat(129);
+    let bad = [
+        "/v1/users//cart".to_owned(),
+        format!("/v1/users/{long}/cart"),
+        "/v1/users/a%00b/cart".into(),
+        "/v1/users/a%0Ab/recommendations".into(),
+        "/v1/users/%1F/dormancy".into(),
+        "/v1/users/%7F/cart".into(),
+        "/v1/users/../cart".into(),
+        "/v1/users/./cart".into(),
+        "/v1/users/%2e%2e/cart".into(),
+        "/v1/users/..%2F..%2Fetc%2Fpasswd/cart".into(),
+        "/v1/users/a%2Fb/cart".into(),
+        "/v1/users/a/b/cart".into(),
+        "/v1/users/../../etc/passwd".into(),
+        "/v1/users/a%20b/cart".into(),
+        "/v1/users/%FF%FE/cart".into(),
+        "/v1/users/%EC%82%AC%EC%9A%A9%EC%9E%90/cart".into(),
+        "/v1/users/%3Cscript%3E/cart".into(),
+    ];
+    for uri in bad {
+        let (status, v) = get(&uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_user_id", "{uri}");
+        assert!(v["error"]["message"].is_string());
+    }
+    // the longest accepted id still works
+    let (status, _) = get(&format!("/v1/users/{}/cart", "a".repeat(128))).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unknown_block_is_404_and_other_routes_too() {
+    let (status, v) = get("/v1/users/alice/onboarding-v2").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "unknown_block");
+    let (status, v) = get("/v1/users/alice/Cart").await;
+    assert_eq!(
+        (status, v["error"]["code"].clone()),
+        (StatusCode::NOT_FOUND, "unknown_block".into())
+    );
+    let (status, v) = get("/v2/whatever").await;
+    assert_eq!(
+        (status, v["error"]["code"].clone()),
+        (StatusCode::NOT_FOUND, "not_found".into())
+    );
+    let (status, v) = call(Method::POST, "/v1/users/alice/cart").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(v["error"]["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn limit_is_bounded_from_1_to_30() {
+    let (_, v) = get("/v1/users/never-seen/recommendations").await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 4, "default limit");
+    let (status, v) = get("/v1/users/never-seen/recommendations?limit=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&v), ["t1"]);
+    let (status, v) = get("/v1/users/alice/recommendations?limit=30").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(v["items"].as_array().unwrap().len() <= 30);
+    for bad in ["0", "31", "-1", "abc", "1.5", "", "99999999999999999999999"] {
+        let (status, v) = get(&format!("/v1/users/alice/recommendations?limit={bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "limit={bad}");
+        assert_eq!(v["error"]["code"], "invalid_limit");
+    }
+    // unrelated query parameters (cache busters, Braze's own) are ignored
+    let (status, _) = get("/v1/users/alice/recommendations?utm_source=braze&limit=2").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn health_answers() {
+    let (status, v) = get("/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["status"], "ok");
+}

@@ -1,0 +1,186 @@
+//! One store contract, two adapters: every case below runs against the embedded
+//! `MemoryStore` and against `DynamoStore` on a real DynamoDB Local, with the same assertions.
+
+use sendtime_domain::{PopularScope, UserId};
+use sendtime_store::{BlockStore, Record, RecordsPut};
+use sendtime_tests::*;
+
+/// The cases, each generic over the adapter.
+mod cases {
+    use super::*;
+
+    pub async fn known_user_reads_profile_list_and_cart<S: BlockStore>(store: &S) {
+        // GIVEN the fixture WHEN alice is read THEN all three records come back intact
+        let data = store.user_data(&uid("alice")).await.unwrap();
+        let expected = fixture();
+        let find = |f: &dyn Fn(&Record) -> bool| expected.iter().find(|r| f(r)).cloned();
+        assert_eq!(
+            data.profile.map(Record::User),
+            find(&|r| matches!(r, Record::User(u) if u.user_id.as_str() == "alice"))
+        );
+        assert_eq!(
+            data.recs.map(Record::Recs),
+            find(&|r| matches!(r, Record::Recs(l) if l.user_id.as_str() == "alice"))
+        );
+        assert_eq!(
+            data.cart.map(Record::Cart),
+            find(&|r| matches!(r, Record::Cart(c) if c.user_id.as_str() == "alice"))
+        );
+    }
+
+    pub async fn unknown_user_is_empty_not_an_error<S: BlockStore>(store: &S) {
+        let data = store.user_data(&uid("nobody-here")).await.unwrap();
+        assert_eq!(data, Default::default());
+    }
+
+    pub async fn expired_lists_are_filtered_at_read_time<S: BlockStore>(store: &S) {
+        let data = store.user_data(&uid("bob")).await.unwrap();
+        assert!(data.profile.is_some());
+        assert!(data.cart.is_some());
+        assert_eq!(data.recs, None, "bob's list expired 3 days ago");
+    }
+
+    pub async fn users_without_a_list_have_none<S: BlockStore>(store: &S) {
+        let data = store.user_data(&uid("carol")).await.unwrap();
+        assert!(data.profile.is_some());
+        assert_eq!(data.recs, None);
+    }
+
+    pub async fn items_returns_known_ids_and_omits_unknown<S: BlockStore>(store: &S) {
+        let found = store
+            .items(&[iid("s1"), iid("nope"), iid("b2"), iid("s1")])
+            .await
+            .unwrap();
+        let mut keys: Vec<&str> = found.keys().map(|k| k.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, ["b2", "s1"]);
+        let b2 = &found[&iid("b2")];
+        assert_eq!(b2.stock, 3);
+        assert_eq!(b2.discount.as_ref().map(|d| d.pct), Some(15));
+        assert_eq!(b2.title, "상품 b2 / Item b2");
+        assert_eq!(b2.rating, Some(4.5));
+    }
+
+    pub async fn items_reads_more_than_one_batch<S: BlockStore>(store: &S) {
+        // 60 filler + 8 named + 40 unknown = 108 ids: more than one BatchGetItem.
+        let mut ids: Vec<_> = (1..=60).map(|n| iid(&format!("k{n:02}"))).collect();
+        ids.extend(["s1", "s2", "s3", "s4", "b1", "b2", "b3", "t1"].map(iid));
+        ids.extend((0..40).map(|n| iid(&format!("missing{n}"))));
+        let found = store.items(&ids).await.unwrap();
+        assert_eq!(found.len(), 68);
+        assert_eq!(found[&iid("k60")].stock, 65);
+    }
+
+    pub async fn popular_lists_by_scope<S: BlockStore>(store: &S) {
+        let global = store.popular(&PopularScope::Global).await.unwrap().unwrap();
+        assert_eq!(global.items, [iid("t1"), iid("s1"), iid("b1"), iid("b3")]);
+        let bags = store
+            .popular(&PopularScope::category("bags"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(bags.scope, PopularScope::category("bags"));
+        assert_eq!(bags.items.len(), 3);
+        assert_eq!(
+            store
+                .popular(&PopularScope::category("없는 카테고리"))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    pub async fn writes_overwrite_by_key_so_reloads_are_idempotent<S: BlockStore + RecordsPut>(
+        store: &S,
+    ) {
+        let mut records = fixture();
+        load_fixture(store).await; // a second full load changes nothing
+        let Some(Record::Item(s1)) = records
+            .iter_mut()
+            .find(|r| matches!(r, Record::Item(i) if i.item_id.as_str() == "s1"))
+        else {
+            panic!("fixture has s1")
+        };
+        s1.stock = 99;
+        let changed = Record::Item(s1.clone());
+        let report = store
+            .put_records(&[changed.clone(), changed])
+            .await
+            .unwrap();
+        assert_eq!(report.written, 2);
+        assert!(report.failed.is_empty());
+        let found = store.items(&[iid("s1")]).await.unwrap();
+        assert_eq!(found[&iid("s1")].stock, 99);
+        let again = store.user_data(&uid("alice")).await.unwrap();
+        assert!(again.recs.is_some() && again.cart.is_some());
+    }
+
+    pub async fn user_ids_are_exact_keys<S: BlockStore>(store: &S) {
+        // Ids that differ only in case or by a prefix are different users.
+        for id in ["Alice", "alic", "alice2"] {
+            let data = store.user_data(&UserId::parse(id).unwrap()).await.unwrap();
+            assert_eq!(data, Default::default(), "{id}");
+        }
+    }
+}
+
+async fn memory() -> sendtime_store::MemoryStore {
+    let store = sendtime_store::MemoryStore::new(clock());
+    load_fixture(&store).await;
+    store
+}
+
+async fn dynamodb_local() -> sendtime_dynamo::DynamoStore {
+    let store = fresh_dynamo_store("contract").await.with_clock(clock());
+    load_fixture(&store).await;
+    store
+}
+
+macro_rules! contract_for {
+    ($adapter:ident) => {
+        mod $adapter {
+            use super::cases;
+
+            #[tokio::test]
+            async fn known_user_reads_profile_list_and_cart() {
+                cases::known_user_reads_profile_list_and_cart(&super::$adapter().await).await
+            }
+            #[tokio::test]
+            async fn unknown_user_is_empty_not_an_error() {
+                cases::unknown_user_is_empty_not_an_error(&super::$adapter().await).await
+            }
+            #[tokio::test]
+            async fn expired_lists_are_filtered_at_read_time() {
+                cases::expired_lists_are_filtered_at_read_time(&super::$adapter().await).await
+            }
+            #[tokio::test]
+            async fn users_without_a_list_have_none() {
+                cases::users_without_a_list_have_none(&super::$adapter().await).await
+            }
+            #[tokio::test]
+            async fn items_returns_known_ids_and_omits_unknown() {
+                cases::items_returns_known_ids_and_omits_unknown(&super::$adapter().await).await
+            }
+            #[tokio::test]
+            async fn items_reads_more_than_one_batch() {
+                cases::items_reads_more_than_one_batch(&super::$adapter().await).await
+            }
+            #[tokio::test]
+            async fn popular_lists_by_scope() {
+                cases::popular_lists_by_scope(&super::$adapter().await).await
+            }
+            #[tokio::test]
+            async fn writes_overwrite_by_key_so_reloads_are_idempotent() {
+                cases::writes_overwrite_by_key_so_reloads_are_idempotent(&super::$adapter().await)
+                    .await
+            }
+            #[tokio::test]
+            async fn user_ids_are_exact_keys() {
+                cases::user_ids_are_exact_keys(&super::$adapter().await).await
+            }
+        }
+    };
+}
+
+contract_for!(memory);
+contract_for!(dynamodb_local);

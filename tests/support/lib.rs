@@ -1,0 +1,278 @@
+//! Shared test support: a small hand-made dataset whose every value the tests know, a
+//! counting store wrapper, and access to DynamoDB Local.
+//!
+//! DynamoDB Local is started by `scripts/test.sh` (or `scripts/dynamodb-local.sh start`),
+//! which exports `SENDTIME_TEST_DYNAMODB_ENDPOINT`. Tests that need it fail, loudly, when it
+//! is missing: they are never skipped.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use sendtime_domain::{
+    Cart, CartLine, Clock, Discount, FixedClock, Item, ItemId, PopularList, PopularScope, RecList,
+    User, UserId,
+};
+use sendtime_dynamo::{DynamoConfig, DynamoStore};
+use sendtime_store::{ItemsGet, PopularGet, Record, RecordsPut, StoreError, UserData, UserDataGet};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+pub const ENDPOINT_VAR: &str = "SENDTIME_TEST_DYNAMODB_ENDPOINT";
+
+/// The DynamoDB Local endpoint, or a panic that says how to start it.
+pub fn dynamodb_endpoint() -> String {
+    std::env::var(ENDPOINT_VAR).unwrap_or_else(|_| {
+        panic!(
+            "{ENDPOINT_VAR} is not set: DynamoDB Local is needed. Run `scripts/test.sh`, \
+             or `eval $(scripts/dynamodb-local.sh start)` before `cargo test`."
+        )
+    })
+}
+
+/// A table name no other test uses.
+pub fn unique_table(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        Utc::now().timestamp_micros()
+    )
+}
+
+/// A DynamoStore on DynamoDB Local with a fresh, empty table.
+pub async fn fresh_dynamo_store(prefix: &str) -> DynamoStore {
+    let mut config = DynamoConfig::new(unique_table(prefix));
+    config.endpoint = Some(dynamodb_endpoint());
+    config.region = Some("us-east-1".into());
+    // DynamoDB Local on a shared CI machine can be slow; these are correctness tests.
+    config.operation_timeout = std::time::Duration::from_secs(20);
+    config.attempt_timeout = std::time::Duration::from_secs(10);
+    config.connect_timeout = std::time::Duration::from_secs(5);
+    let store = sendtime_dynamo::connect(&config).await;
+    store
+        .create_table_if_missing()
+        .await
+        .expect("create table on DynamoDB Local");
+    store
+}
+
+/// The fixed instant the fixture is built around.
+pub fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+}
+
+pub fn clock() -> Arc<dyn Clock> {
+    Arc::new(FixedClock(now()))
+}
+
+pub fn uid(id: &str) -> UserId {
+    UserId::parse(id).unwrap()
+}
+
+pub fn iid(id: &str) -> ItemId {
+    ItemId::new(id)
+}
+
+fn ids(list: &[&str]) -> Vec<ItemId> {
+    list.iter().map(|s| iid(s)).collect()
+}
+
+pub fn item(id: &str, category: &str, stock: u32) -> Item {
+    Item {
+        item_id: iid(id),
+        title: format!("상품 {id} / Item {id}"),
+        category: category.into(),
+        url: format!("https://shop.example.com/products/{id}"),
+        image_url: format!("https://cdn.shop.example.com/{id}.jpg"),
+        price: 12_900,
+        currency: "KRW".into(),
+        stock,
+        rating: Some(4.5),
+        review_count: 12,
+        top_review: Some("배송이 빨라요".into()),
+        discount: None,
+    }
+}
+
+fn user(id: &str, last_active_days: i64) -> User {
+    User {
+        user_id: uid(id),
+        signed_up_at: now() - Duration::days(400),
+        last_active_at: now() - Duration::days(last_active_days),
+        activated: true,
+        last_purchase_at: None,
+        preferred_categories: vec!["shoes".into()],
+        category_purchases: BTreeMap::new(),
+        purchased_items: vec![],
+        recent_views: vec![],
+        winback_unanswered: 0,
+    }
+}
+
+fn cart(id: &str, days: i64, items: &[&str]) -> Cart {
+    Cart {
+        user_id: uid(id),
+        updated_at: now() - Duration::days(days),
+        lines: items
+            .iter()
+            .map(|i| CartLine {
+                item_id: iid(i),
+                quantity: 2,
+            })
+            .collect(),
+    }
+}
+
+/// The fixture:
+/// - `alice`: live list, cart changed 3 days ago (social_proof), active.
+/// - `bob`: expired list, cart 5 days ago with a low-stock item (urgency), dormant 40 days,
+///   1 unanswered win-back (personal_offer on `bags`).
+/// - `carol`: no list (unknown to the model), cart 8 days ago (alternatives), dormant with
+///   0 unanswered (last_interest).
+/// - `dave`: dormant with 3 unanswered (feedback), bought after his cart changed (purchased).
+/// - items `s1..s4` shoes, `b1..b3` bags, `t1` toys; `s4` out of stock; `b2` low stock and
+///   on sale; plus `k01..k60` filler (so multi-batch reads are exercised).
+pub fn fixture() -> Vec<Record> {
+    let mut records = Vec::new();
+    let mut b2 = item("b2", "bags", 3);
+    b2.discount = Some(Discount {
+        pct: 15,
+        ends_at: Some(now() + Duration::days(3)),
+    });
+    let mut catalog = vec![
+        item("s1", "shoes", 10),
+        item("s2", "shoes", 10),
+        item("s3", "shoes", 10),
+        item("s4", "shoes", 0),
+        item("b1", "bags", 10),
+        b2,
+        item("b3", "bags", 10),
+        item("t1", "toys", 10),
+    ];
+    catalog.extend((1..=60).map(|n| item(&format!("k{n:02}"), "filler", 5 + n)));
+    records.extend(catalog.into_iter().map(Record::Item));
+    records.push(Record::Popular(PopularList {
+        scope: PopularScope::Global,
+        items: ids(&["t1", "s1", "b1", "b3"]),
+    }));
+    records.push(Record::Popular(PopularList {
+        scope: PopularScope::category("shoes"),
+        items: ids(&["s2", "s4", "s3", "s1"]),
+    }));
+    records.push(Record::Popular(PopularList {
+        scope: PopularScope::category("bags"),
+        items: ids(&["b3", "b1", "b2"]),
+    }));
+
+    records.push(Record::User(user("alice", 1)));
+    records.push(Record::Recs(RecList {
+        user_id: uid("alice"),
+        generated_at: now() - Duration::hours(6),
+        expires_at: now() + Duration::days(7),
+        items: ids(&["s1", "s2", "s3", "s4", "b1", "gone"]),
+    }));
+    records.push(Record::Cart(cart("alice", 3, &["s1", "b1"])));
+
+    let mut bob = user("bob", 40);
+    bob.winback_unanswered = 1;
+    bob.category_purchases = BTreeMap::from([("bags".into(), 2)]);
+    bob.purchased_items = ids(&["b1"]);
+    bob.last_purchase_at = Some(now() - Duration::days(60));
+    records.push(Record::User(bob));
+    records.push(Record::Recs(RecList {
+        user_id: uid("bob"),
+        generated_at: now() - Duration::days(10),
+        expires_at: now() - Duration::days(3),
+        items: ids(&["s1"]),
+    }));
+    records.push(Record::Cart(cart("bob", 5, &["b2", "s1"])));
+
+    let mut carol = user("carol", 31);
+    carol.recent_views = ids(&["s4", "s3", "b3"]);
+    records.push(Record::User(carol));
+    records.push(Record::Cart(cart("carol", 8, &["s1"])));
+
+    let mut dave = user("dave", 90);
+    dave.winback_unanswered = 3;
+    dave.last_purchase_at = Some(now() - Duration::days(1));
+    records.push(Record::User(dave));
+    records.push(Record::Cart(cart("dave", 2, &["t1"])));
+    records
+}
+
+/// Wraps a store and counts calls to each read, optionally delaying them so concurrent
+/// callers really overlap.
+pub struct CountingStore<S> {
+    pub inner: S,
+    pub delay: std::time::Duration,
+    pub user_loads: AtomicU64,
+    pub item_loads: AtomicU64,
+    pub popular_loads: AtomicU64,
+    /// When above zero, that many user loads fail before loads succeed again.
+    pub fail_user_loads: AtomicU64,
+}
+
+impl<S> CountingStore<S> {
+    pub fn new(inner: S, delay: std::time::Duration) -> Self {
+        Self {
+            inner,
+            delay,
+            user_loads: AtomicU64::new(0),
+            item_loads: AtomicU64::new(0),
+            popular_loads: AtomicU64::new(0),
+            fail_user_loads: AtomicU64::new(0),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Injected;
+impl std::fmt::Display for Injected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("injected failure")
+    }
+}
+impl std::error::Error for Injected {}
+
+#[async_trait]
+impl<S: UserDataGet> UserDataGet for CountingStore<S> {
+    async fn user_data(&self, user_id: &UserId) -> Result<UserData, StoreError> {
+        self.user_loads.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        if self
+            .fail_user_loads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::unavailable("test", Injected));
+        }
+        self.inner.user_data(user_id).await
+    }
+}
+
+#[async_trait]
+impl<S: ItemsGet> ItemsGet for CountingStore<S> {
+    async fn items(&self, ids: &[ItemId]) -> Result<HashMap<ItemId, Item>, StoreError> {
+        self.item_loads.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        self.inner.items(ids).await
+    }
+}
+
+#[async_trait]
+impl<S: PopularGet> PopularGet for CountingStore<S> {
+    async fn popular(&self, scope: &PopularScope) -> Result<Option<PopularList>, StoreError> {
+        self.popular_loads.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        self.inner.popular(scope).await
+    }
+}
+
+/// Writes the fixture through the write port (both adapters load data the same way).
+pub async fn load_fixture(store: &dyn RecordsPut) {
+    let records = fixture();
+    let report = store.put_records(&records).await.expect("load fixture");
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.written, records.len());
+}
