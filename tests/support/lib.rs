@@ -276,3 +276,62 @@ pub async fn load_fixture(store: &dyn RecordsPut) {
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(report.written, records.len());
 }
+
+/// The `sendtime` binary that `cargo test --workspace` built next to this test executable.
+pub fn sendtime_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target profile dir");
+    let bin = dir.join(format!("sendtime{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p sendtime-cli` (cargo test --workspace builds it)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `sendtime serve` child process, killed when dropped.
+pub struct ServeProcess {
+    pub base_url: String,
+    _child: tokio::process::Child,
+}
+
+impl ServeProcess {
+    /// Starts `sendtime serve --addr 127.0.0.1:0 <args>` and waits for its "listening" line.
+    pub async fn start(args: &[&str]) -> ServeProcess {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(sendtime_bin())
+            .arg("serve")
+            .args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .env("SENDTIME_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn sendtime serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let wait = async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                if let Some(rest) = line.strip_prefix("sendtime listening on ") {
+                    let url = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                    return Some(url);
+                }
+            }
+            None
+        };
+        let base_url = tokio::time::timeout(std::time::Duration::from_secs(60), wait)
+            .await
+            .expect("sendtime serve did not start within 60 s")
+            .expect("sendtime serve exited before listening");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        ServeProcess {
+            base_url,
+            _child: child,
+        }
+    }
+}
