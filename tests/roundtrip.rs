@@ -9,14 +9,32 @@ const AS_OF: &str = "2026-11-22T00:00:00Z";
 const USERS: usize = 300;
 
 fn generate_args() -> Vec<String> {
-    ["data", "generate", "--users", &USERS.to_string(), "--items", "150", "--seed", "7", "--as-of", AS_OF]
-        .map(String::from)
-        .to_vec()
+    [
+        "data",
+        "generate",
+        "--users",
+        &USERS.to_string(),
+        "--items",
+        "150",
+        "--seed",
+        "7",
+        "--as-of",
+        AS_OF,
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 fn load(table: &str, extra: &[&str], stdin: Stdio) -> std::process::Output {
     Command::new(sendtime_bin())
-        .args(["data", "load", "--table", table, "--dynamodb-endpoint", &dynamodb_endpoint()])
+        .args([
+            "data",
+            "load",
+            "--table",
+            table,
+            "--dynamodb-endpoint",
+            &dynamodb_endpoint(),
+        ])
         .args(extra)
         .stdin(stdin)
         .output()
@@ -86,14 +104,25 @@ async fn generate_load_serve_matches_the_embedded_store() {
     );
     let mut stages = std::collections::BTreeSet::new();
     for path in &paths {
-        let a = client.get(format!("{}{path}", embedded.base_url)).send().await.unwrap();
-        let b = client.get(format!("{}{path}", dynamo.base_url)).send().await.unwrap();
+        let a = client
+            .get(format!("{}{path}", embedded.base_url))
+            .send()
+            .await
+            .unwrap();
+        let b = client
+            .get(format!("{}{path}", dynamo.base_url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(a.status(), b.status(), "{path}");
         let a: serde_json::Value = a.json().await.unwrap();
         let b: serde_json::Value = b.json().await.unwrap();
         assert_eq!(a, b, "{path}");
         if let Some(stage) = a.get("stage").and_then(|s| s.as_str()) {
-            stages.insert(format!("{}:{stage}", a["block"].as_str().unwrap_or_default()));
+            stages.insert(format!(
+                "{}:{stage}",
+                a["block"].as_str().unwrap_or_default()
+            ));
         }
     }
     // The generated data exercises every stage, so the comparison covers every code path.
@@ -118,19 +147,36 @@ fn load_reports_unreadable_lines_by_number_loads_the_rest_and_fails() {
     let table = unique_table("badlines");
     let good = r#"{"kind":"popular","scope":"global","items":["i1"]}"#;
     let item = r#"{"kind":"item","item_id":"i1","title":"러닝화","category":"shoes","url":"u","image_url":"i","price":1000,"currency":"KRW","stock":3}"#;
-    let input = format!("{good}\n{item}\nnot json at all\n\n{{\"kind\":\"user\",\"user_id\":\"../etc\"}}\n");
+    let input = format!(
+        "{good}\n{item}\nnot json at all\n\n{{\"kind\":\"user\",\"user_id\":\"../etc\"}}\n"
+    );
     let mut child = Command::new(sendtime_bin())
-        .args(["data", "load", "--table", &table, "--dynamodb-endpoint", &dynamodb_endpoint()])
+        .args([
+            "data",
+            "load",
+            "--table",
+            &table,
+            "--dynamodb-endpoint",
+            &dynamodb_endpoint(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "bad lines must fail the load: {stderr}");
+    assert!(
+        !out.status.success(),
+        "bad lines must fail the load: {stderr}"
+    );
     assert!(stderr.contains("line 3:"), "{stderr}");
     assert!(stderr.contains("line 5:"), "{stderr}");
     assert!(stderr.contains("loaded 2 of 2 records"), "{stderr}");
@@ -143,7 +189,9 @@ fn reloading_the_same_dataset_is_idempotent() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("data.jsonl");
     let out = Command::new(sendtime_bin())
-        .args(["data", "generate", "--users", "40", "--items", "30", "--seed", "3", "--as-of", AS_OF])
+        .args([
+            "data", "generate", "--users", "40", "--items", "30", "--seed", "3", "--as-of", AS_OF,
+        ])
         .args(["--out", file.to_str().unwrap()])
         .output()
         .unwrap();
