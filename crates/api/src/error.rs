@@ -26,6 +26,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("content is temporarily unavailable")]
     StoreUnavailable(#[source] sendtime_store::StoreError),
+    #[error("content could not be assembled in time")]
+    Deadline,
 }
 
 #[derive(Serialize)]
@@ -48,7 +50,7 @@ impl ApiError {
             | Self::InvalidQuery => StatusCode::BAD_REQUEST,
             Self::UnknownBlock(_) | Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable(_) | Self::Deadline => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -62,6 +64,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::StoreUnavailable(_) => "store_unavailable",
+            Self::Deadline => "deadline_exceeded",
         }
     }
 }
@@ -70,6 +73,7 @@ impl From<crate::service::ServiceError> for ApiError {
     fn from(e: crate::service::ServiceError) -> Self {
         match e {
             crate::service::ServiceError::Store(s) => Self::StoreUnavailable(s),
+            crate::service::ServiceError::Deadline(_) => Self::Deadline,
         }
     }
 }

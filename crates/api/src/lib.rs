@@ -9,3 +9,6 @@ pub mod service;
 pub use error::ApiError;
 pub use router::router;
 pub use service::{BlockService, ServiceError};
+
+/// The router type, so entry points need no direct axum dependency.
+pub use axum::Router;

@@ -9,6 +9,7 @@ use sendtime_domain::{
 use sendtime_store::{BlockStore, StoreError, UserData};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Distinct ids in first-seen order. Collected before any `.await` so no borrowing iterator
 /// lives across one (that would make the handler future non-`Send`).
@@ -30,12 +31,15 @@ fn take_per_list(limit: usize) -> usize {
 pub enum ServiceError {
     #[error("the store could not be read")]
     Store(#[from] StoreError),
+    #[error("no answer within the request budget of {0:?}")]
+    Deadline(Duration),
 }
 
 pub struct BlockService {
     store: Arc<dyn BlockStore>,
     rules: RulesConfig,
     clock: Arc<dyn Clock>,
+    deadline: Option<Duration>,
 }
 
 impl BlockService {
@@ -44,7 +48,15 @@ impl BlockService {
             store,
             rules,
             clock,
+            deadline: None,
         }
+    }
+
+    /// Answers every request within `budget`: past it the request fails with
+    /// [`ServiceError::Deadline`] instead of hanging on a slow store (Braze gives up at 2 s).
+    pub fn with_deadline(mut self, budget: Duration) -> Self {
+        self.deadline = Some(budget);
+        self
     }
 
     pub fn rules(&self) -> &RulesConfig {
@@ -52,6 +64,20 @@ impl BlockService {
     }
 
     pub async fn block(
+        &self,
+        kind: BlockKind,
+        user_id: &UserId,
+        limit: usize,
+    ) -> Result<Block, ServiceError> {
+        match self.deadline {
+            Some(budget) => tokio::time::timeout(budget, self.assemble(kind, user_id, limit))
+                .await
+                .map_err(|_| ServiceError::Deadline(budget))?,
+            None => self.assemble(kind, user_id, limit).await,
+        }
+    }
+
+    async fn assemble(
         &self,
         kind: BlockKind,
         user_id: &UserId,
