@@ -23,5 +23,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cfn-lint template.yaml"
 .tools/venv/bin/cfn-lint template.yaml
 
+step "cargo build --workspace --bins (tests run the real binaries)"
+cargo build --workspace --bins --locked
+
 step "cargo test --workspace"
 cargo test --workspace --locked

@@ -287,7 +287,7 @@ pub fn sendtime_bin() -> std::path::PathBuf {
     let bin = dir.join(format!("sendtime{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.exists(),
-        "{} is missing: run `cargo build -p sendtime-cli` (cargo test --workspace builds it)",
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
         bin.display()
     );
     bin
