@@ -28,6 +28,8 @@ pub enum ApiError {
     StoreUnavailable(#[source] sendtime_store::StoreError),
     #[error("content could not be assembled in time")]
     Deadline,
+    #[error("missing or wrong x-sendtime-key header")]
+    Unauthorized,
 }
 
 #[derive(Serialize)]
@@ -50,6 +52,7 @@ impl ApiError {
             | Self::InvalidQuery => StatusCode::BAD_REQUEST,
             Self::UnknownBlock(_) | Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::StoreUnavailable(_) | Self::Deadline => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -63,6 +66,7 @@ impl ApiError {
             Self::InvalidQuery => "invalid_query",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unauthorized => "unauthorized",
             Self::StoreUnavailable(_) => "store_unavailable",
             Self::Deadline => "deadline_exceeded",
         }

@@ -2,12 +2,17 @@
 
 use crate::error::ApiError;
 use crate::service::BlockService;
+use crate::telemetry::{BlockMeta, TelemetryOptions};
+use crate::{auth, telemetry};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::Uri;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::{Json, Router};
-use sendtime_domain::{Block, BlockKind, InvalidUserId, UserId};
+use sendtime_domain::{BlockKind, InvalidUserId, UserId};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -16,14 +21,35 @@ struct BlockQuery {
     limit: Option<String>,
 }
 
-/// The router every entry point serves. Handlers only parse, delegate and map errors.
+/// How an entry point wants the router: telemetry output and caller authentication.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouterOptions {
+    pub telemetry: TelemetryOptions,
+    /// SHA-256 of the key callers must send in `x-sendtime-key`; `None` disables the check.
+    pub api_key_sha256: Option<[u8; 32]>,
+}
+
+/// The router with default options (no key check, no EMF).
 pub fn router(service: Arc<BlockService>) -> Router {
+    router_with(service, RouterOptions::default())
+}
+
+/// The router every entry point serves. Handlers only parse, delegate and map errors.
+pub fn router_with(service: Arc<BlockService>, options: RouterOptions) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/v1/users/{user_id}/{block}", get(get_block))
         .fallback(unmatched)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(service)
+        .layer(middleware::from_fn_with_state(
+            options.api_key_sha256,
+            auth::require_key,
+        ))
+        .layer(middleware::from_fn_with_state(
+            options.telemetry,
+            telemetry::observe,
+        ))
 }
 
 /// Requests no route matched. Under `/v1/users/` that means the user id segment is empty or
@@ -46,7 +72,7 @@ async fn get_block(
     State(service): State<Arc<BlockService>>,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<BlockQuery>, QueryRejection>,
-) -> Result<Json<Block>, ApiError> {
+) -> Result<Response, ApiError> {
     let Path((raw_user, raw_block)) = path.map_err(|_| ApiError::UndecodableUserId)?;
     let kind: BlockKind = raw_block
         .parse()
@@ -65,5 +91,11 @@ async fn get_block(
             })?,
     };
     let block = service.block(kind, &user_id, limit).await?;
-    Ok(Json(block))
+    let meta = BlockMeta {
+        block: kind,
+        source: block.source,
+        degraded: block.degraded,
+        eligible: block.eligible,
+    };
+    Ok((Extension(meta), Json(block)).into_response())
 }

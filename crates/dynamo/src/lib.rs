@@ -59,5 +59,6 @@ impl DynamoStore {
 
     fn count_round_trip(&self) {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
+        sendtime_store::metrics::record_round_trip();
     }
 }

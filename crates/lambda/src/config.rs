@@ -11,6 +11,8 @@ pub struct LambdaConfig {
     pub cache: CacheConfig,
     /// Longest a request may take end to end before it is answered with a 503.
     pub request_budget: Duration,
+    /// SHA-256 of the caller key (`x-sendtime-key`); `None` turns the check off.
+    pub api_key_sha256: Option<[u8; 32]>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -34,6 +36,7 @@ pub const DYNAMODB_MAX_ATTEMPTS: &str = "SENDTIME_DYNAMODB_MAX_ATTEMPTS";
 pub const CACHE_USER_TTL_SECS: &str = "SENDTIME_CACHE_USER_TTL_SECS";
 pub const CACHE_ITEM_TTL_SECS: &str = "SENDTIME_CACHE_ITEM_TTL_SECS";
 pub const CACHE_POPULAR_TTL_SECS: &str = "SENDTIME_CACHE_POPULAR_TTL_SECS";
+pub const API_KEY_SHA256: &str = "SENDTIME_API_KEY_SHA256";
 
 impl LambdaConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -87,10 +90,21 @@ impl LambdaConfig {
             )?),
             ..defaults
         };
+        let api_key_sha256 = match lookup(API_KEY_SHA256).filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(hex) => Some(sendtime_api::auth::parse_sha256_hex(&hex).ok_or(
+                ConfigError::Invalid {
+                    name: API_KEY_SHA256,
+                    expected: "64 hex digits (sha256sum of the key)",
+                    value: "<hidden>".to_owned(),
+                },
+            )?),
+        };
         Ok(Self {
             dynamo,
             cache,
             request_budget: Duration::from_millis(budget),
+            api_key_sha256,
         })
     }
 }

@@ -6,7 +6,11 @@ pub mod config;
 
 pub use config::{ConfigError, LambdaConfig};
 
-use sendtime_api::{router, BlockService};
+use lambda_http::request::RequestContext;
+use lambda_http::tower::util::MapRequest;
+use lambda_http::tower::ServiceBuilder;
+use lambda_http::RequestExt;
+use sendtime_api::{router_with, BlockService, RequestId, Router, RouterOptions, TelemetryOptions};
 use sendtime_domain::{BlockKind, PopularScope, RulesConfig, SystemClock};
 use sendtime_store::{CachedStore, PopularGet};
 use std::sync::Arc;
@@ -14,7 +18,7 @@ use std::time::Instant;
 
 /// Builds the app for `block`'s function from `config`: the same router `sendtime serve`
 /// uses, over DynamoDB through the cache. Opens the DynamoDB connection before returning.
-pub async fn build_app(config: &LambdaConfig, block: BlockKind) -> axum_router::Router {
+pub async fn build_app(config: &LambdaConfig, block: BlockKind) -> Router {
     let started = Instant::now();
     let dynamo = Arc::new(sendtime_dynamo::connect(&config.dynamo).await);
     let cached = Arc::new(CachedStore::new(dynamo.clone(), &config.cache));
@@ -31,7 +35,59 @@ pub async fn build_app(config: &LambdaConfig, block: BlockKind) -> axum_router::
     );
     let service = BlockService::new(cached, RulesConfig::default(), Arc::new(SystemClock))
         .with_deadline(config.request_budget);
-    router(Arc::new(service))
+    app(Arc::new(service), config)
+}
+
+/// The router as a function serves it: EMF metrics on, the caller key checked.
+pub fn app(service: Arc<BlockService>, config: &LambdaConfig) -> Router {
+    router_with(
+        service,
+        RouterOptions {
+            telemetry: TelemetryOptions { emf: true },
+            api_key_sha256: config.api_key_sha256,
+        },
+    )
+}
+
+/// The service `lambda_http::run` drives: the router behind [`prepare`].
+pub type Handler = MapRequest<Router, fn(lambda_http::Request) -> lambda_http::Request>;
+
+pub fn handler(app: Router) -> Handler {
+    ServiceBuilder::new()
+        .map_request(prepare as fn(lambda_http::Request) -> lambda_http::Request)
+        .service(app)
+}
+
+/// Adapts an API Gateway request to the shared router: copies the Lambda request id where
+/// the router's telemetry finds it, and drops a named stage's `/{stage}` path prefix
+/// (lambda_http keeps it, the router's routes do not have it).
+pub fn prepare(mut request: lambda_http::Request) -> lambda_http::Request {
+    if let Some(id) = request.lambda_context_ref().map(|c| c.request_id.clone()) {
+        request.extensions_mut().insert(RequestId(id));
+    }
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.stage.clone(),
+        _ => None,
+    };
+    if let Some(stage) = stage.filter(|s| s != "$default" && !s.is_empty()) {
+        let prefix = format!("/{stage}");
+        let uri = request.uri();
+        if let Some(rest) = uri
+            .path()
+            .strip_prefix(&prefix)
+            .filter(|r| r.starts_with('/'))
+        {
+            let mut stripped = rest.to_owned();
+            if let Some(q) = uri.query() {
+                stripped.push('?');
+                stripped.push_str(q);
+            }
+            if let Ok(new_uri) = stripped.parse() {
+                *request.uri_mut() = new_uri;
+            }
+        }
+    }
+    request
 }
 
 /// The whole `main` of a function.
@@ -42,7 +98,7 @@ pub async fn run(block: BlockKind) -> Result<(), lambda_http::Error> {
         e
     })?;
     let app = build_app(&config, block).await;
-    lambda_http::run(app).await
+    lambda_http::run(handler(app)).await
 }
 
 /// JSON logs, one object per line, to stdout where Lambda ships them to CloudWatch.
@@ -57,9 +113,4 @@ pub fn init_logging() {
         .without_time()
         .with_env_filter(filter)
         .try_init();
-}
-
-/// Re-export so function crates need no axum dependency of their own.
-pub mod axum_router {
-    pub use sendtime_api::Router;
 }

@@ -58,12 +58,15 @@ impl CacheStats {
     }
     fn hit(&self, n: u64) {
         self.hits.fetch_add(n, Ordering::Relaxed);
+        crate::metrics::record_cache_hits(n);
     }
     fn miss(&self, n: u64) {
         self.misses.fetch_add(n, Ordering::Relaxed);
+        crate::metrics::record_cache_misses(n);
     }
     fn load(&self) {
         self.loads.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::record_store_load();
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod error;
 pub mod memory;
+pub mod metrics;
 pub mod ports;
 pub mod record;
 

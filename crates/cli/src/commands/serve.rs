@@ -5,7 +5,7 @@ use crate::datagen::{self, DatasetSpec};
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::Args;
-use sendtime_api::{router, BlockService};
+use sendtime_api::{router_with, BlockService, RouterOptions};
 use sendtime_domain::{BlockKind, Clock, FixedClock, RulesConfig, SystemClock, UserId};
 use sendtime_dynamo::DynamoConfig;
 use sendtime_store::{BlockStore, CacheConfig, CachedStore, MemoryStore, ParsedRecords, Record};
@@ -44,8 +44,18 @@ pub struct ServeArgs {
     /// Pin the clock to this RFC 3339 instant (reproducible demos and tests).
     #[arg(long, env = "SENDTIME_NOW")]
     pub now: Option<DateTime<Utc>>,
+    /// Require callers to send the key whose SHA-256 (64 hex digits) this is, in the
+    /// `x-sendtime-key` header. Off by default for local use.
+    #[arg(long, env = "SENDTIME_API_KEY_SHA256", value_parser = parse_key_hash, hide_env_values = true)]
+    pub api_key_sha256: Option<[u8; 32]>,
     #[command(flatten)]
     pub cache: CacheArgs,
+}
+
+fn parse_key_hash(hex: &str) -> Result<[u8; 32], String> {
+    sendtime_api::auth::parse_sha256_hex(hex).ok_or_else(|| {
+        "expected 64 hex digits, e.g. the output of `printf %s KEY | sha256sum`".to_owned()
+    })
 }
 
 #[derive(Debug, Args)]
@@ -168,7 +178,14 @@ impl ServeArgs {
             out.flush()?;
         }
         tracing::info!(addr = %local, "serving");
-        axum::serve(listener, router(service))
+        let app = router_with(
+            service,
+            RouterOptions {
+                api_key_sha256: self.api_key_sha256,
+                ..RouterOptions::default()
+            },
+        );
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("server failed")?;

@@ -1,0 +1,156 @@
+//! One structured log line per request, and optionally one CloudWatch Embedded Metric Format
+//! record: route template (never the raw path, which holds the user id), status, latency,
+//! cache hits and misses, store loads and round trips, and the block's `source`/`degraded`.
+//! No headers, no query strings, no bodies.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use sendtime_domain::{BlockKind, ItemSource};
+use sendtime_store::metrics::{self, RequestCounters, RequestCounts};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// The caller's request id (the Lambda request id under Lambda); set by the entry point.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// What the handler tells the telemetry about the block it answered.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockMeta {
+    pub block: BlockKind,
+    pub source: Option<ItemSource>,
+    pub degraded: bool,
+    pub eligible: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TelemetryOptions {
+    /// Print one EMF JSON record per request to stdout (Lambda ships it to CloudWatch).
+    pub emf: bool,
+}
+
+pub(crate) async fn observe(
+    State(options): State<TelemetryOptions>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let counters = Arc::new(RequestCounters::default());
+    let response = metrics::scope(counters.clone(), next.run(request)).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let counts = counters.snapshot();
+    let meta = response.extensions().get::<BlockMeta>().copied();
+    let status = response.status().as_u16();
+    tracing::info!(
+        request_id = request_id.as_deref(),
+        route = %route,
+        block = meta.map(|m| m.block.as_str()),
+        status,
+        latency_ms = (latency_ms * 1000.0).round() / 1000.0,
+        cache_hits = counts.cache_hits,
+        cache_misses = counts.cache_misses,
+        store_loads = counts.store_loads,
+        round_trips = counts.round_trips,
+        store_errors = counts.store_errors,
+        source = meta.and_then(|m| m.source).map(source_name),
+        degraded = meta.map(|m| m.degraded),
+        eligible = meta.map(|m| m.eligible),
+        "request"
+    );
+    if options.emf {
+        println!("{}", emf_record(meta, status, latency_ms, counts));
+    }
+    response
+}
+
+fn source_name(s: ItemSource) -> &'static str {
+    match s {
+        ItemSource::Personalized => "personalized",
+        ItemSource::CategoryPopular => "category_popular",
+        ItemSource::Popular => "popular",
+        ItemSource::Cart => "cart",
+        ItemSource::History => "history",
+    }
+}
+
+/// One EMF record: metrics `latency`, `cache_hits`, `cache_misses`, `fallback` (1 when the
+/// block was served from popular lists only or degraded) and `store_errors`, by `block`.
+/// Hit ratio and fallback rate are metric math over these in CloudWatch.
+pub fn emf_record(
+    meta: Option<BlockMeta>,
+    status: u16,
+    latency_ms: f64,
+    counts: RequestCounts,
+) -> String {
+    let block = meta.map(|m| m.block.as_str()).unwrap_or("none");
+    let fallback = meta
+        .map(|m| m.degraded || m.source == Some(ItemSource::Popular))
+        .unwrap_or(false);
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": "sendtime",
+                "Dimensions": [["block"]],
+                "Metrics": [
+                    {"Name": "latency", "Unit": "Milliseconds"},
+                    {"Name": "cache_hits", "Unit": "Count"},
+                    {"Name": "cache_misses", "Unit": "Count"},
+                    {"Name": "fallback", "Unit": "Count"},
+                    {"Name": "store_errors", "Unit": "Count"}
+                ]
+            }]
+        },
+        "block": block,
+        "status": status,
+        "latency": (latency_ms * 1000.0).round() / 1000.0,
+        "cache_hits": counts.cache_hits,
+        "cache_misses": counts.cache_misses,
+        "fallback": u8::from(fallback),
+        "store_errors": counts.store_errors,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_record_declares_its_metrics_and_carries_their_values() {
+        let meta = BlockMeta {
+            block: BlockKind::Recommendations,
+            source: Some(ItemSource::Popular),
+            degraded: false,
+            eligible: true,
+        };
+        let counts = RequestCounts {
+            cache_hits: 3,
+            cache_misses: 1,
+            ..RequestCounts::default()
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&emf_record(Some(meta), 200, 1.5, counts)).unwrap();
+        let declared = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(declared["Namespace"], "sendtime");
+        for m in declared["Metrics"].as_array().unwrap() {
+            let name = m["Name"].as_str().unwrap();
+            assert!(v.get(name).is_some(), "metric {name} has no value");
+        }
+        assert_eq!(v["block"], "recommendations");
+        assert_eq!(v["cache_hits"], 3);
+        assert_eq!(v["fallback"], 1);
+        assert_eq!(v["latency"], 1.5);
+    }
+}

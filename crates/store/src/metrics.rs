@@ -1,0 +1,68 @@
+//! Per-request counters. The HTTP layer opens a scope around each request; the cache and
+//! the adapters add to it, so one log line can say how many cache hits, misses, store
+//! loads and round trips that one request cost. Outside a scope, recording is a no-op.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+pub struct RequestCounters {
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    store_loads: AtomicU64,
+    round_trips: AtomicU64,
+    store_errors: AtomicU64,
+}
+
+/// A plain copy of the counters, for logs and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub store_loads: u64,
+    pub round_trips: u64,
+    pub store_errors: u64,
+}
+
+impl RequestCounters {
+    pub fn snapshot(&self) -> RequestCounts {
+        RequestCounts {
+            cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            cache_misses: self.cache_misses.load(Ordering::Relaxed),
+            store_loads: self.store_loads.load(Ordering::Relaxed),
+            round_trips: self.round_trips.load(Ordering::Relaxed),
+            store_errors: self.store_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+tokio::task_local! {
+    static CURRENT: Arc<RequestCounters>;
+}
+
+/// Runs `f` with `counters` as the current request's counters.
+pub async fn scope<F: Future>(counters: Arc<RequestCounters>, f: F) -> F::Output {
+    CURRENT.scope(counters, f).await
+}
+
+fn add(pick: impl FnOnce(&RequestCounters) -> &AtomicU64, n: u64) {
+    let _ = CURRENT.try_with(|c| pick(c).fetch_add(n, Ordering::Relaxed));
+}
+
+pub fn record_cache_hits(n: u64) {
+    add(|c| &c.cache_hits, n);
+}
+pub fn record_cache_misses(n: u64) {
+    add(|c| &c.cache_misses, n);
+}
+pub fn record_store_load() {
+    add(|c| &c.store_loads, 1);
+}
+/// Adapters call this once per request sent to their backend.
+pub fn record_round_trip() {
+    add(|c| &c.round_trips, 1);
+}
+pub fn record_store_error() {
+    add(|c| &c.store_errors, 1);
+}
