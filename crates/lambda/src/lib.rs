@@ -109,6 +109,7 @@ pub fn init_logging() {
         .json()
         .flatten_event(true)
         .with_current_span(false)
+        .with_span_list(false)
         .with_ansi(false)
         .without_time()
         .with_env_filter(filter)

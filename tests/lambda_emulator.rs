@@ -1,0 +1,284 @@
+//! The real function binaries under cargo-lambda's local Lambda runtime emulator
+//! (`cargo lambda watch --only-lambda-apis`), against DynamoDB Local loaded with a generated
+//! dataset. Each function answers what `sendtime serve` answers over the same table, bad ids
+//! get 400, unknown users fallback content, and with DynamoDB unreachable a function still
+//! answers inside its request budget.
+
+use sendtime_tests::*;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const FUNCTIONS: [&str; 3] = ["recommendations", "cart", "dormancy"];
+const KEY: &str = "e2e-key";
+
+/// Kills the child process when dropped, so a failing test leaves nothing running.
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn function_bin(name: &str) -> PathBuf {
+    let bin = sendtime_bin().with_file_name(name);
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build --workspace --bins`",
+        bin.display()
+    );
+    bin
+}
+
+fn wait_for_port(port: u16, within: Duration) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < within,
+            "nothing listens on {port} after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `cargo lambda watch --only-lambda-apis` on a free port: the emulator without a build.
+fn start_emulator() -> (Killed, u16) {
+    let port = free_port();
+    let child = Command::new("cargo")
+        .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P"])
+        .arg(port.to_string())
+        .current_dir(workspace_root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cargo lambda is not installed: scripts/install-tools.sh installs it into .tools/venv (add .tools/venv/bin to PATH)");
+    wait_for_port(port, Duration::from_secs(60));
+    (Killed(child), port)
+}
+
+fn key_hash() -> String {
+    sendtime_api::auth::sha256(KEY)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Starts one function binary against the emulator, as Lambda would start `bootstrap`.
+fn start_function(name: &str, port: u16, table: &str, endpoint: &str, budget_ms: u64) -> Killed {
+    let child = Command::new(function_bin(name))
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{port}/.rt/{name}"),
+        )
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("SENDTIME_TABLE", table)
+        .env("SENDTIME_DYNAMODB_ENDPOINT", endpoint)
+        .env("SENDTIME_REQUEST_BUDGET_MS", budget_ms.to_string())
+        .env("SENDTIME_API_KEY_SHA256", key_hash())
+        .env("SENDTIME_LOG", "warn")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start function binary");
+    Killed(child)
+}
+
+fn load_dataset(table: &str, as_of: &str) {
+    let mut generate = Command::new(sendtime_bin())
+        .args([
+            "data", "generate", "--users", "120", "--items", "80", "--seed", "11", "--as-of", as_of,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = Command::new(sendtime_bin())
+        .args([
+            "data",
+            "load",
+            "--table",
+            table,
+            "--dynamodb-endpoint",
+            &dynamodb_endpoint(),
+        ])
+        .stdin(Stdio::from(generate.stdout.take().unwrap()))
+        .output()
+        .unwrap();
+    assert!(generate.wait().unwrap().success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn get(client: &reqwest::Client, url: &str, key: bool) -> (u16, serde_json::Value) {
+    let mut req = client.get(url).timeout(Duration::from_secs(30));
+    if key {
+        req = req.header("x-sendtime-key", KEY);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = resp.status().as_u16();
+    let body = resp
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: not JSON: {e}"));
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_under_the_emulator_answer_like_the_router() {
+    // GIVEN DynamoDB Local with a generated dataset, as of now (the functions use the real clock)
+    let as_of = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let table = unique_table("emulator");
+    load_dataset(&table, &as_of);
+    let (_emulator, port) = start_emulator();
+    let _functions: Vec<Killed> = FUNCTIONS
+        .iter()
+        .map(|f| start_function(f, port, &table, &dynamodb_endpoint(), 1_000))
+        .collect();
+    // AND the local server over the same table, the reference the router tests pin down
+    let serve = ServeProcess::start(&[
+        "--table",
+        &table,
+        "--dynamodb-endpoint",
+        &dynamodb_endpoint(),
+        "--now",
+        &as_of,
+    ])
+    .await;
+    let client = reqwest::Client::new();
+
+    // WHEN each function is called through the emulator THEN it answers what serve answers
+    for function in FUNCTIONS {
+        let mut paths: Vec<String> = (1..=40)
+            .map(|n| format!("/v1/users/u{n:06}/{function}"))
+            .collect();
+        paths.push(format!("/v1/users/u000005/{function}?limit=2"));
+        paths.push(format!("/v1/users/nobody-known/{function}"));
+        for path in paths {
+            let (status, via_lambda) = get(
+                &client,
+                &format!("http://127.0.0.1:{port}/lambda-url/{function}{path}"),
+                true,
+            )
+            .await;
+            let (ref_status, via_serve) =
+                get(&client, &format!("{}{path}", serve.base_url), false).await;
+            assert_eq!(
+                (status, &via_lambda),
+                (ref_status, &via_serve),
+                "{function}{path}"
+            );
+        }
+        // bad ids: 400 with the stable code
+        for bad in ["a%0Ab", "..%2F..%2Fetc", "%00", &"x".repeat(129)] {
+            let url =
+                format!("http://127.0.0.1:{port}/lambda-url/{function}/v1/users/{bad}/{function}");
+            let (status, body) = get(&client, &url, true).await;
+            assert_eq!(status, 400, "{url}: {body}");
+            assert_eq!(body["error"]["code"], "invalid_user_id");
+        }
+        // the caller key is enforced by the function
+        let url =
+            format!("http://127.0.0.1:{port}/lambda-url/{function}/v1/users/u000001/{function}");
+        let (status, body) = get(&client, &url, false).await;
+        assert_eq!(
+            (status, body["error"]["code"].clone()),
+            (401, "unauthorized".into())
+        );
+    }
+    // unknown users: fallback content, not an error
+    let url = format!(
+        "http://127.0.0.1:{port}/lambda-url/recommendations/v1/users/nobody-known/recommendations"
+    );
+    let (status, body) = get(&client, &url, true).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["source"], "popular");
+    assert!(!body["items"].as_array().unwrap().is_empty());
+}
+
+/// A TCP server that accepts connections and never answers: DynamoDB hanging.
+fn black_hole() -> (u16, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(90) {
+            if let Ok((stream, _)) = listener.accept() {
+                held.push(stream);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    (port, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_dynamodb_unreachable_functions_answer_within_the_budget() {
+    const BUDGET_MS: u64 = 500;
+    let (hole, _hole) = black_hole();
+    let refused = free_port(); // nothing listens here: connections are refused
+    let (_emulator, port) = start_emulator();
+    let _hanging = start_function(
+        "recommendations",
+        port,
+        "t",
+        &format!("http://127.0.0.1:{hole}"),
+        BUDGET_MS,
+    );
+    let _refusing = start_function(
+        "cart",
+        port,
+        "t",
+        &format!("http://127.0.0.1:{refused}"),
+        BUDGET_MS,
+    );
+    let client = reqwest::Client::new();
+    // Let both finish init (their warm-up call fails within the SDK's own timeouts).
+    std::thread::sleep(Duration::from_secs(3));
+
+    for (function, path) in [
+        ("recommendations", "/v1/users/u000001/recommendations"),
+        ("cart", "/v1/users/u000001/cart"),
+        ("recommendations", "/v1/users/u000002/recommendations"),
+    ] {
+        let url = format!("http://127.0.0.1:{port}/lambda-url/{function}{path}");
+        let started = Instant::now();
+        let (status, body) = get(&client, &url, true).await;
+        let elapsed = started.elapsed();
+        // Fails fast and says so: a 503 with a stable code, never a hang past Braze's 2 s.
+        assert_eq!(status, 503, "{url}: {body}");
+        let code = body["error"]["code"].as_str().unwrap_or_default();
+        assert!(
+            ["deadline_exceeded", "store_unavailable"].contains(&code),
+            "{body}"
+        );
+        assert!(
+            elapsed < Duration::from_millis(2_000),
+            "{url} took {elapsed:?} with a {BUDGET_MS} ms budget"
+        );
+        eprintln!("{function} with DynamoDB unreachable: {status} {code} in {elapsed:?}");
+    }
+}
