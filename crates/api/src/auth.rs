@@ -1,6 +1,7 @@
-//! Caller authentication for the block routes: the caller sends a key in `x-sendtime-key`
-//! (Braze keeps it as a stored connected-content credential, so it never appears in a URL);
-//! we keep only its SHA-256. Without a configured hash the check is off (local use).
+//! Caller authentication for the block routes: the caller sends a key in `x-sendtime-key`,
+//! or as `Authorization: Bearer <key>` (Braze keeps it as a stored connected-content
+//! credential, so it never appears in a URL or a template); we keep only its SHA-256.
+//! Without a configured hash the check is off (local use).
 
 use crate::error::ApiError;
 use axum::extract::{Request, State};
@@ -38,10 +39,16 @@ pub(crate) async fn require_key(
     if request.uri().path() == "/health" {
         return next.run(request).await;
     }
-    let presented = request
-        .headers()
+    let headers = request.headers();
+    let presented = headers
         .get(KEY_HEADER)
         .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        })
         .map(sha256);
     // Comparing digests, not keys: timing reveals nothing useful about the key.
     if presented == Some(expected) {
