@@ -1,0 +1,185 @@
+//! Adaptive concurrency (AIMD): the number of requests in flight grows by one per window of
+//! successes and halves on overload signals (429, 503, timeouts, connection failures, and
+//! latency above a threshold), never below 1 nor above the cap. Halving happens at most once
+//! per cool-down so one burst of 429s counts as one signal.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Copy)]
+pub struct LimiterConfig {
+    pub initial: f64,
+    pub max: f64,
+    /// A success slower than this counts as an overload signal.
+    pub slow: Duration,
+    pub cooldown: Duration,
+}
+
+struct State {
+    limit: f64,
+    in_flight: usize,
+    last_decrease: Option<Instant>,
+    timeline: Vec<(Duration, f64)>,
+}
+
+pub struct Limiter {
+    config: LimiterConfig,
+    state: Mutex<State>,
+    notify: Notify,
+    started: Instant,
+}
+
+/// A slot of concurrency; released on drop.
+pub struct Permit {
+    limiter: Arc<Limiter>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        {
+            let mut s = self.limiter.lock();
+            s.in_flight = s.in_flight.saturating_sub(1);
+        }
+        self.limiter.notify.notify_waiters();
+    }
+}
+
+const TIMELINE_MAX: usize = 10_000;
+
+impl Limiter {
+    pub fn new(config: LimiterConfig) -> Arc<Self> {
+        let limit = config.initial.clamp(1.0, config.max.max(1.0));
+        Arc::new(Self {
+            config,
+            state: Mutex::new(State {
+                limit,
+                in_flight: 0,
+                last_decrease: None,
+                timeline: vec![(Duration::ZERO, limit)],
+            }),
+            notify: Notify::new(),
+            started: Instant::now(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub async fn acquire(self: &Arc<Self>) -> Permit {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let mut s = self.lock();
+                if (s.in_flight as f64) < s.limit.floor().max(1.0) {
+                    s.in_flight += 1;
+                    return Permit {
+                        limiter: self.clone(),
+                    };
+                }
+            }
+            notified.await;
+        }
+    }
+
+    pub fn limit(&self) -> f64 {
+        self.lock().limit
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.lock().in_flight
+    }
+
+    pub fn on_success(&self, latency: Duration) {
+        if latency > self.config.slow {
+            self.on_overload();
+            return;
+        }
+        let changed = {
+            let mut s = self.lock();
+            let before = s.limit.floor();
+            s.limit = (s.limit + 1.0 / s.limit).min(self.config.max);
+            let after = s.limit;
+            if after.floor() != before {
+                let at = self.started.elapsed();
+                if s.timeline.len() < TIMELINE_MAX {
+                    s.timeline.push((at, after));
+                }
+                true
+            } else {
+                false
+            }
+        };
+        if changed {
+            self.notify.notify_waiters();
+        }
+    }
+
+    pub fn on_overload(&self) {
+        let mut s = self.lock();
+        let now = Instant::now();
+        if s.last_decrease
+            .is_some_and(|t| now - t < self.config.cooldown)
+        {
+            return;
+        }
+        s.last_decrease = Some(now);
+        s.limit = (s.limit / 2.0).max(1.0);
+        let entry = (self.started.elapsed(), s.limit);
+        if s.timeline.len() < TIMELINE_MAX {
+            s.timeline.push(entry);
+        }
+    }
+
+    /// (time since start, limit) at every change of the whole-number limit.
+    pub fn timeline(&self) -> Vec<(Duration, f64)> {
+        self.lock().timeline.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter() -> Arc<Limiter> {
+        Limiter::new(LimiterConfig {
+            initial: 8.0,
+            max: 16.0,
+            slow: Duration::from_millis(500),
+            cooldown: Duration::ZERO,
+        })
+    }
+
+    #[tokio::test]
+    async fn halves_on_overload_grows_on_success_within_bounds() {
+        let l = limiter();
+        l.on_overload();
+        assert_eq!(l.limit(), 4.0);
+        for _ in 0..10 {
+            l.on_overload();
+        }
+        assert_eq!(l.limit(), 1.0);
+        for _ in 0..1_000 {
+            l.on_success(Duration::from_millis(1));
+        }
+        assert_eq!(l.limit(), 16.0);
+        l.on_success(Duration::from_secs(1)); // slow = overload
+        assert_eq!(l.limit(), 8.0);
+    }
+
+    #[tokio::test]
+    async fn permits_never_exceed_the_limit() {
+        let l = limiter();
+        let permits: Vec<Permit> = futures::future::join_all((0..8).map(|_| l.acquire())).await;
+        assert_eq!(l.in_flight(), 8);
+        let blocked = tokio::time::timeout(Duration::from_millis(50), l.acquire()).await;
+        assert!(blocked.is_err());
+        drop(permits);
+        assert_eq!(l.in_flight(), 0);
+        let _p = tokio::time::timeout(Duration::from_millis(50), l.acquire())
+            .await
+            .unwrap();
+    }
+}

@@ -1,0 +1,173 @@
+//! The result log is also the checkpoint: one JSON line per (recipient, block), appended
+//! once its outcome is final. `--resume` reads it back, drops a torn last line (the process
+//! was killed mid-write), and skips every key already there — so across any number of
+//! crashes the log ends with every recipient exactly once.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    pub user_id: String,
+    pub block: String,
+    /// `ok` (2xx), `client_error` (4xx other than 429: not retried), `failed` (gave up).
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub attempts: u32,
+    /// Latency of the last attempt, ms.
+    pub latency_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligible: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("{0} already exists: pass --resume to continue that send, or choose another --out")]
+    Exists(String),
+    #[error("cannot use --out {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct ResultLog {
+    file: std::io::BufWriter<File>,
+    since_sync: usize,
+}
+
+/// Opens the log; with `resume`, returns the keys already done.
+pub fn open(
+    path: &Path,
+    resume: bool,
+) -> Result<(ResultLog, HashSet<(String, String)>), OutputError> {
+    let shown = path.display().to_string();
+    let io = |source| OutputError::Io {
+        path: shown.clone(),
+        source,
+    };
+    let mut done = HashSet::new();
+    if path.exists() && !resume {
+        return Err(OutputError::Exists(shown));
+    }
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
+        .map_err(io)?;
+    if resume {
+        // Keep complete lines only; a line cut by a crash is dropped and its key redone.
+        let mut good_len: u64 = 0;
+        let mut reader = BufReader::new(&file);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            if !line.ends_with('\n') {
+                break;
+            }
+            match serde_json::from_str::<ResultRecord>(line.trim_end()) {
+                Ok(r) => {
+                    done.insert((r.user_id, r.block));
+                    good_len += n as u64;
+                }
+                Err(_) => break,
+            }
+        }
+        drop(reader);
+        file.set_len(good_len).map_err(io)?;
+        file.seek(SeekFrom::End(0)).map_err(io)?;
+    }
+    Ok((
+        ResultLog {
+            file: std::io::BufWriter::new(file),
+            since_sync: 0,
+        },
+        done,
+    ))
+}
+
+impl ResultLog {
+    /// Appends one record and hands it to the OS at once (a `kill -9` loses nothing
+    /// written); syncs to disk every 1,000 records.
+    pub fn append(&mut self, record: &ResultRecord) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.file, record)?;
+        self.file.write_all(b"\n")?;
+        self.file.flush()?;
+        self.since_sync += 1;
+        if self.since_sync >= 1_000 {
+            self.file.get_ref().sync_data()?;
+            self.since_sync = 0;
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.file.flush()?;
+        self.file.get_ref().sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(user: &str) -> ResultRecord {
+        ResultRecord {
+            user_id: user.into(),
+            block: "cart".into(),
+            outcome: "ok".into(),
+            status: Some(200),
+            attempts: 1,
+            latency_ms: 1.0,
+            eligible: Some(true),
+            stage: None,
+            source: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn resume_drops_a_torn_line_and_returns_done_keys() {
+        let dir = std::env::temp_dir().join(format!("sendtime-out-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let (mut log, done) = open(&path, false).unwrap();
+        assert!(done.is_empty());
+        log.append(&rec("u1")).unwrap();
+        log.append(&rec("u2")).unwrap();
+        log.finish().unwrap();
+        // a crash mid-write
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"user_id\":\"u3\",\"blo").unwrap();
+        drop(f);
+        assert!(matches!(open(&path, false), Err(OutputError::Exists(_))));
+        let (mut log, done) = open(&path, true).unwrap();
+        assert_eq!(done.len(), 2);
+        assert!(done.contains(&("u2".to_string(), "cart".to_string())));
+        log.append(&rec("u3")).unwrap();
+        log.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 3);
+        assert!(text
+            .lines()
+            .all(|l| serde_json::from_str::<ResultRecord>(l).is_ok()));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

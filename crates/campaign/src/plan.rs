@@ -1,0 +1,520 @@
+//! Sizing a campaign (BRIEF §3–4, seed 001): audience × calls per recipient × rate gives
+//! the request rate, Braze's front-loaded burst, Lambda concurrency (Little's law), DynamoDB
+//! reads, cost and duration, checked against default AWS quotas and Braze's 72 h horizon.
+
+use serde::Serialize;
+
+/// Prices in USD (us-east-1, on-demand, published list prices; no free tier).
+pub mod price {
+    /// API Gateway HTTP API, per million requests (first 300 M a month).
+    pub const HTTP_API_PER_MILLION: f64 = 1.00;
+    /// Lambda requests, per million.
+    pub const LAMBDA_REQUESTS_PER_MILLION: f64 = 0.20;
+    /// Lambda arm64 compute, per GB-second.
+    pub const LAMBDA_ARM_GB_SECOND: f64 = 0.000_013_333_4;
+    /// DynamoDB on-demand, per million read request units.
+    pub const DYNAMODB_PER_MILLION_RRU: f64 = 0.125;
+}
+
+/// Default AWS quotas per region/account (BRIEF §4).
+pub mod quota {
+    pub const API_GATEWAY_RPS: f64 = 10_000.0;
+    pub const LAMBDA_CONCURRENCY: f64 = 1_000.0;
+    /// New execution environments per function per 10 s.
+    pub const LAMBDA_SCALE_PER_10S: f64 = 1_000.0;
+    /// Read request units a new on-demand table serves at once.
+    pub const DYNAMODB_NEW_TABLE_RRU: f64 = 12_000.0;
+    /// Braze aborts messages still queued after this many minutes (72 h).
+    pub const BRAZE_HORIZON_MINUTES: f64 = 72.0 * 60.0;
+    /// Braze's campaign rate limit ceiling (messages per minute).
+    pub const BRAZE_MAX_RATE: f64 = 500_000.0;
+}
+
+/// Calls a message causes per block, by channel: an email renders HTML, plain text and AMP
+/// separately; push, SMS and KakaoTalk render once.
+pub fn calls_per_message(channel: Channel) -> f64 {
+    match channel {
+        Channel::Email => 3.0,
+        Channel::Push | Channel::Sms | Channel::Kakao => 1.0,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Push,
+    Sms,
+    Kakao,
+}
+
+impl std::str::FromStr for Channel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "email" => Ok(Self::Email),
+            "push" => Ok(Self::Push),
+            "sms" => Ok(Self::Sms),
+            "kakao" => Ok(Self::Kakao),
+            other => Err(format!(
+                "unknown channel '{other}' (email, push, sms, kakao)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanInput {
+    pub audience: u64,
+    /// (channel, share of the audience); shares sum to 1.
+    pub channels: Vec<(Channel, f64)>,
+    /// Blocks (connected-content calls) per rendered message.
+    pub blocks: u32,
+    /// Braze rate limit, messages per minute.
+    pub rate_per_minute: f64,
+    /// Mean Lambda duration per call, ms (measured with `sendtime loadtest` or assumed).
+    pub latency_ms: f64,
+    /// Peak-to-average ratio inside a minute (Braze sends as fast as it can early on).
+    pub burst_factor: f64,
+    pub lambda_memory_mb: u32,
+    /// Read request units per call (one eventually consistent Query of ≤ 4 KB = 0.5).
+    pub rru_per_call: f64,
+    /// Share of calls answered from the function's cache without a DynamoDB read.
+    pub cache_hit_ratio: f64,
+}
+
+impl PlanInput {
+    /// The defaults behind `sendtime campaign plan` (a warm function reading one partition).
+    pub fn new(audience: u64, channels: Vec<(Channel, f64)>, rate_per_minute: f64) -> Self {
+        Self {
+            audience,
+            channels,
+            blocks: 1,
+            rate_per_minute,
+            latency_ms: 20.0,
+            burst_factor: 2.0,
+            lambda_memory_mb: 256,
+            rru_per_call: 0.5,
+            cache_hit_ratio: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub input: PlanInput,
+    pub calls_per_message: f64,
+    pub total_calls: f64,
+    pub minutes_to_finish: f64,
+    pub average_rps: f64,
+    pub burst_rps: f64,
+    pub lambda_concurrency_average: f64,
+    pub lambda_concurrency_burst: f64,
+    /// Seconds Lambda needs to scale one function from zero to its burst concurrency.
+    pub lambda_scale_up_seconds: f64,
+    pub dynamodb_rru_per_second_burst: f64,
+    pub dynamodb_rru_total: f64,
+    pub cost_api_gateway: f64,
+    pub cost_lambda: f64,
+    pub cost_dynamodb: f64,
+    pub cost_total: f64,
+    /// Lowest rate that finishes inside Braze's 72 h horizon.
+    pub minimum_rate_per_minute: f64,
+    /// Highest rate whose burst stays inside every default quota.
+    pub maximum_safe_rate_per_minute: f64,
+    /// What to set in Braze: the requested rate if safe, else the safe maximum, rounded down.
+    pub recommended_rate_per_minute: f64,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error("--audience must be above zero")]
+    EmptyAudience,
+    #[error("--rate must be above zero (messages per minute)")]
+    NoRate,
+    #[error("--channel shares must be positive and sum to 1 (got {0})")]
+    Shares(f64),
+    #[error("--latency-ms must be above zero")]
+    NoLatency,
+}
+
+pub fn plan(input: PlanInput) -> Result<Plan, PlanError> {
+    if input.audience == 0 {
+        return Err(PlanError::EmptyAudience);
+    }
+    if input.rate_per_minute.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return Err(PlanError::NoRate);
+    }
+    if input.latency_ms.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return Err(PlanError::NoLatency);
+    }
+    let share_sum: f64 = input.channels.iter().map(|(_, s)| s).sum();
+    if input.channels.is_empty()
+        || input.channels.iter().any(|(_, s)| *s <= 0.0)
+        || (share_sum - 1.0).abs() > 1e-6
+    {
+        return Err(PlanError::Shares(share_sum));
+    }
+    let calls_per_message = input
+        .channels
+        .iter()
+        .map(|(c, s)| calls_per_message(*c) * s)
+        .sum::<f64>()
+        * f64::from(input.blocks.max(1));
+    let audience = input.audience as f64;
+    let total_calls = audience * calls_per_message;
+    let minutes_to_finish = audience / input.rate_per_minute;
+    let average_rps = input.rate_per_minute / 60.0 * calls_per_message;
+    let burst_rps = average_rps * input.burst_factor;
+    let latency_s = input.latency_ms / 1000.0;
+    let lambda_concurrency_average = average_rps * latency_s;
+    let lambda_concurrency_burst = burst_rps * latency_s;
+    let lambda_scale_up_seconds =
+        ((lambda_concurrency_burst / quota::LAMBDA_SCALE_PER_10S).ceil() - 1.0).max(0.0) * 10.0;
+    let reads_per_call = input.rru_per_call * (1.0 - input.cache_hit_ratio.clamp(0.0, 1.0));
+    let dynamodb_rru_per_second_burst = burst_rps * reads_per_call;
+    let dynamodb_rru_total = total_calls * reads_per_call;
+
+    let millions = total_calls / 1e6;
+    let cost_api_gateway = millions * price::HTTP_API_PER_MILLION;
+    let gb_seconds = total_calls * latency_s * f64::from(input.lambda_memory_mb) / 1024.0;
+    let cost_lambda =
+        millions * price::LAMBDA_REQUESTS_PER_MILLION + gb_seconds * price::LAMBDA_ARM_GB_SECOND;
+    let cost_dynamodb = dynamodb_rru_total / 1e6 * price::DYNAMODB_PER_MILLION_RRU;
+
+    let minimum_rate_per_minute = audience / quota::BRAZE_HORIZON_MINUTES;
+    // The largest burst every quota allows, turned back into messages per minute.
+    let mut max_burst_rps = quota::API_GATEWAY_RPS.min(quota::LAMBDA_CONCURRENCY / latency_s);
+    if reads_per_call > 0.0 {
+        max_burst_rps = max_burst_rps.min(quota::DYNAMODB_NEW_TABLE_RRU / reads_per_call);
+    }
+    let maximum_safe_rate_per_minute =
+        (max_burst_rps / input.burst_factor / calls_per_message * 60.0).min(quota::BRAZE_MAX_RATE);
+    let wanted = input.rate_per_minute.min(maximum_safe_rate_per_minute);
+    let recommended_rate_per_minute = round_down_nicely(wanted).max(minimum_rate_per_minute.ceil());
+
+    let checks = vec![
+        Check {
+            name: "API Gateway 10,000 rps",
+            ok: burst_rps <= quota::API_GATEWAY_RPS,
+            detail: format!("burst {burst_rps:.0} rps"),
+        },
+        Check {
+            name: "Lambda 1,000 concurrent",
+            ok: lambda_concurrency_burst <= quota::LAMBDA_CONCURRENCY,
+            detail: format!("burst {lambda_concurrency_burst:.0} concurrent"),
+        },
+        Check {
+            name: "Lambda scaling (+1,000 per 10 s)",
+            ok: lambda_scale_up_seconds == 0.0,
+            detail: if lambda_scale_up_seconds == 0.0 {
+                "burst concurrency reachable at once".to_owned()
+            } else {
+                format!("{lambda_scale_up_seconds:.0} s to scale to the burst: early calls queue or throttle")
+            },
+        },
+        Check {
+            name: "DynamoDB new on-demand table 12,000 RRU/s",
+            ok: dynamodb_rru_per_second_burst <= quota::DYNAMODB_NEW_TABLE_RRU,
+            detail: format!("burst {dynamodb_rru_per_second_burst:.0} RRU/s"),
+        },
+        Check {
+            name: "Braze 72 h horizon",
+            ok: minutes_to_finish <= quota::BRAZE_HORIZON_MINUTES,
+            detail: format!(
+                "finishes in {}; needs at least {:.0} msgs/min",
+                human_minutes(minutes_to_finish),
+                minimum_rate_per_minute.ceil()
+            ),
+        },
+        Check {
+            name: "Braze rate limit ≤ 500,000 msgs/min",
+            ok: input.rate_per_minute <= quota::BRAZE_MAX_RATE,
+            detail: format!("{:.0} msgs/min", input.rate_per_minute),
+        },
+    ];
+    Ok(Plan {
+        calls_per_message,
+        total_calls,
+        minutes_to_finish,
+        average_rps,
+        burst_rps,
+        lambda_concurrency_average,
+        lambda_concurrency_burst,
+        lambda_scale_up_seconds,
+        dynamodb_rru_per_second_burst,
+        dynamodb_rru_total,
+        cost_api_gateway,
+        cost_lambda,
+        cost_dynamodb,
+        cost_total: cost_api_gateway + cost_lambda + cost_dynamodb,
+        minimum_rate_per_minute,
+        maximum_safe_rate_per_minute,
+        recommended_rate_per_minute,
+        checks,
+        input,
+    })
+}
+
+/// Rounds down to two significant digits (123,456 → 120,000) so the number is one a person
+/// types into Braze.
+fn round_down_nicely(x: f64) -> f64 {
+    if x < 100.0 {
+        return x.floor();
+    }
+    let magnitude = 10f64.powi(x.log10().floor() as i32 - 1);
+    (x / magnitude).floor() * magnitude
+}
+
+pub fn human_minutes(minutes: f64) -> String {
+    if minutes < 60.0 {
+        format!("{minutes:.1} min")
+    } else if minutes < 48.0 * 60.0 {
+        format!("{:.1} h", minutes / 60.0)
+    } else {
+        format!("{:.1} days", minutes / 1440.0)
+    }
+}
+
+/// The human-readable table `sendtime campaign plan` prints.
+pub fn render(plan: &Plan) -> String {
+    let i = &plan.input;
+    let mix: Vec<String> = i
+        .channels
+        .iter()
+        .map(|(c, s)| {
+            format!(
+                "{} {:.0}%",
+                serde_json::to_value(c)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                s * 100.0
+            )
+        })
+        .collect();
+    let mut out = String::new();
+    let mut row = |k: &str, v: String| out.push_str(&format!("  {k:<34} {v}\n"));
+    row(
+        "audience",
+        format!(
+            "{} recipients ({})",
+            group(i.audience as f64),
+            mix.join(", ")
+        ),
+    );
+    row("rate", format!("{} msgs/min", group(i.rate_per_minute)));
+    row(
+        "calls per message",
+        format!("{:.2} ({} block(s))", plan.calls_per_message, i.blocks),
+    );
+    row("total calls", group(plan.total_calls));
+    row("time to finish", human_minutes(plan.minutes_to_finish));
+    row(
+        "average request rate",
+        format!("{} rps", group(plan.average_rps)),
+    );
+    row(
+        "burst request rate",
+        format!(
+            "{} rps (×{} front-loaded minute)",
+            group(plan.burst_rps),
+            i.burst_factor
+        ),
+    );
+    row(
+        "Lambda concurrency",
+        format!(
+            "{} average, {} burst (at {} ms)",
+            group(plan.lambda_concurrency_average.ceil()),
+            group(plan.lambda_concurrency_burst.ceil()),
+            i.latency_ms
+        ),
+    );
+    row(
+        "DynamoDB reads",
+        format!(
+            "{} RRU/s burst, {} RRU total",
+            group(plan.dynamodb_rru_per_second_burst),
+            group(plan.dynamodb_rru_total)
+        ),
+    );
+    row(
+        "cost: API Gateway (HTTP API)",
+        format!("${:.2}", plan.cost_api_gateway),
+    );
+    row("cost: Lambda (arm64)", format!("${:.2}", plan.cost_lambda));
+    row(
+        "cost: DynamoDB (on-demand)",
+        format!("${:.2}", plan.cost_dynamodb),
+    );
+    row("cost: total", format!("${:.2}", plan.cost_total));
+    out.push_str("\n  checks\n");
+    for c in &plan.checks {
+        out.push_str(&format!(
+            "  {} {:<42} {}\n",
+            if c.ok { "ok  " } else { "FAIL" },
+            c.name,
+            c.detail
+        ));
+    }
+    out.push_str(&format!(
+        "\n  recommended Braze rate limit: {} msgs/min (safe maximum {}, 72 h minimum {})\n",
+        group(plan.recommended_rate_per_minute),
+        group(plan.maximum_safe_rate_per_minute.floor()),
+        group(plan.minimum_rate_per_minute.ceil())
+    ));
+    out
+}
+
+fn group(x: f64) -> String {
+    let n = x.round() as i64;
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-6 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn ten_million_emails_at_100k_per_minute_by_hand() {
+        // 10M × 3 calls = 30M calls; 100,000/60 × 3 = 5,000 rps, burst 10,000 (BRIEF §4);
+        // concurrency 10,000 × 0.020 s = 200; 100 minutes;
+        // HTTP API 30 × $1 = $30; Lambda 30 × $0.20 + 30M × 0.02 s × 0.25 GB × $0.0000133334
+        // = $6 + $2.00001; DynamoDB 30M × 0.5 RRU = 15M RRU × $0.125/M = $1.875.
+        let p = plan(PlanInput::new(
+            10_000_000,
+            vec![(Channel::Email, 1.0)],
+            100_000.0,
+        ))
+        .unwrap();
+        assert!(close(p.calls_per_message, 3.0));
+        assert!(close(p.total_calls, 30_000_000.0));
+        assert!(close(p.average_rps, 5_000.0));
+        assert!(close(p.burst_rps, 10_000.0));
+        assert!(close(p.lambda_concurrency_burst, 200.0));
+        assert!(close(p.lambda_concurrency_average, 100.0));
+        assert!(close(p.minutes_to_finish, 100.0));
+        assert!(close(p.dynamodb_rru_total, 15_000_000.0));
+        assert!(close(p.dynamodb_rru_per_second_burst, 5_000.0));
+        assert!(close(p.cost_api_gateway, 30.0));
+        assert!(close(p.cost_lambda, 6.0 + 150_000.0 * 0.000_013_333_4));
+        assert!(close(p.cost_dynamodb, 1.875));
+        assert!(p.checks.iter().all(|c| c.ok), "{:#?}", p.checks);
+        // 72 h minimum: 10M / 4,320 = 2,314.8 msgs/min
+        assert!(close(p.minimum_rate_per_minute, 10_000_000.0 / 4_320.0));
+        // Safe maximum: API Gateway's 10,000 rps is the binding quota → 100,000 msgs/min.
+        assert!(close(p.maximum_safe_rate_per_minute, 100_000.0));
+        assert!(close(p.recommended_rate_per_minute, 100_000.0));
+    }
+
+    #[test]
+    fn braze_maximum_rate_breaks_the_default_quotas() {
+        // 500,000 msgs/min × 3 / 60 = 25,000 rps, burst 50,000 (BRIEF §4).
+        let p = plan(PlanInput::new(
+            10_000_000,
+            vec![(Channel::Email, 1.0)],
+            500_000.0,
+        ))
+        .unwrap();
+        assert!(close(p.average_rps, 25_000.0));
+        assert!(close(p.burst_rps, 50_000.0));
+        assert!(close(p.lambda_concurrency_burst, 1_000.0));
+        let failed: Vec<&str> = p.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+        assert_eq!(
+            failed,
+            [
+                "API Gateway 10,000 rps",
+                "DynamoDB new on-demand table 12,000 RRU/s"
+            ]
+        );
+        assert!(close(p.recommended_rate_per_minute, 100_000.0));
+    }
+
+    #[test]
+    fn a_low_rate_risks_brazes_72_hour_abort() {
+        // 10M at 2,000/min takes 5,000 min > 4,320 min.
+        let p = plan(PlanInput::new(
+            10_000_000,
+            vec![(Channel::Push, 1.0)],
+            2_000.0,
+        ))
+        .unwrap();
+        let horizon = p
+            .checks
+            .iter()
+            .find(|c| c.name == "Braze 72 h horizon")
+            .unwrap();
+        assert!(!horizon.ok);
+        assert!(close(p.minutes_to_finish, 5_000.0));
+        assert_eq!(p.recommended_rate_per_minute, 2_315.0);
+    }
+
+    #[test]
+    fn channel_mix_and_blocks_multiply_calls() {
+        // 60% email (3) + 40% push (1) = 2.2 calls per block; 2 blocks = 4.4.
+        let mut input = PlanInput::new(
+            1_000_000,
+            vec![(Channel::Email, 0.6), (Channel::Push, 0.4)],
+            60_000.0,
+        );
+        input.blocks = 2;
+        let p = plan(input).unwrap();
+        assert!(close(p.calls_per_message, 4.4));
+        assert!(close(p.average_rps, 4_400.0));
+        assert!(close(p.total_calls, 4_400_000.0));
+    }
+
+    #[test]
+    fn slow_functions_hit_the_lambda_concurrency_quota() {
+        // burst 10,000 rps × 0.25 s = 2,500 concurrent > 1,000; 20 s to scale to it.
+        let mut input = PlanInput::new(10_000_000, vec![(Channel::Email, 1.0)], 100_000.0);
+        input.latency_ms = 250.0;
+        let p = plan(input).unwrap();
+        assert!(close(p.lambda_concurrency_burst, 2_500.0));
+        assert!(close(p.lambda_scale_up_seconds, 20.0));
+        // 1,000 / 0.25 = 4,000 rps burst → 2,000 avg → 40,000 msgs/min
+        assert!(close(p.maximum_safe_rate_per_minute, 40_000.0));
+    }
+
+    #[test]
+    fn bad_inputs_name_their_flag() {
+        let err = plan(PlanInput::new(0, vec![(Channel::Email, 1.0)], 1.0)).unwrap_err();
+        assert!(err.to_string().contains("--audience"));
+        let err = plan(PlanInput::new(1, vec![(Channel::Email, 0.5)], 1.0)).unwrap_err();
+        assert!(err.to_string().contains("--channel"));
+        let err = plan(PlanInput::new(1, vec![(Channel::Email, 1.0)], 0.0)).unwrap_err();
+        assert!(err.to_string().contains("--rate"));
+    }
+
+    #[test]
+    fn rounding_is_to_two_significant_digits() {
+        assert_eq!(round_down_nicely(123_456.0), 120_000.0);
+        assert_eq!(round_down_nicely(99_999.0), 99_000.0);
+        assert_eq!(round_down_nicely(57.9), 57.0);
+    }
+}

@@ -1,0 +1,371 @@
+//! The send engine: one GET per (recipient, block), paced by the campaign rate, limited by
+//! an adaptive concurrency window, retried with jittered exponential backoff on 5xx,
+//! timeouts and connection errors, honouring `Retry-After` on 429/503, and ending with one
+//! result per key in the result log.
+
+use crate::limiter::{Limiter, LimiterConfig};
+use crate::output::{ResultLog, ResultRecord};
+use crate::pacer::Pacer;
+use hdrhistogram::Histogram;
+use rand::Rng;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct SendConfig {
+    /// e.g. `https://api.example.com` — requests go to `{base_url}/v1/users/{id}/{block}`.
+    pub base_url: String,
+    pub blocks: Vec<String>,
+    /// Extra headers (the API key); never logged.
+    pub headers: Vec<(String, String)>,
+    /// Braze-style campaign rate: recipients (messages) per minute.
+    pub rate_per_minute: f64,
+    /// Per-attempt timeout (Braze waits 2 s).
+    pub timeout: Duration,
+    /// Attempts per key, the first included.
+    pub max_attempts: u32,
+    pub initial_concurrency: usize,
+    pub max_concurrency: usize,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// A success slower than this shrinks the concurrency window.
+    pub slow: Duration,
+}
+
+impl SendConfig {
+    pub fn new(base_url: impl Into<String>, blocks: Vec<String>, rate_per_minute: f64) -> Self {
+        Self {
+            base_url: base_url.into(),
+            blocks,
+            headers: Vec::new(),
+            rate_per_minute,
+            timeout: Duration::from_secs(2),
+            max_attempts: 4,
+            initial_concurrency: 16,
+            max_concurrency: 256,
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_secs(5),
+            slow: Duration::from_millis(1_000),
+        }
+    }
+
+    /// HTTP attempts per second the pacer allows: messages/min × blocks / 60.
+    pub fn requests_per_second(&self) -> f64 {
+        self.rate_per_minute * self.blocks.len().max(1) as f64 / 60.0
+    }
+}
+
+/// Live counters for a progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub total: AtomicU64,
+    pub done: AtomicU64,
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
+    pub attempts: AtomicU64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub recipients: usize,
+    pub keys_total: usize,
+    pub keys_skipped_resumed: usize,
+    pub keys_this_run: usize,
+    pub outcomes: BTreeMap<String, u64>,
+    pub statuses: BTreeMap<String, u64>,
+    pub attempts: u64,
+    pub retries: u64,
+    pub seconds: f64,
+    pub requests_per_second: f64,
+    pub messages_per_minute: f64,
+    pub target_requests_per_second: f64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p95: f64,
+    pub latency_ms_p99: f64,
+    pub latency_ms_max: f64,
+    pub concurrency_min: f64,
+    pub concurrency_max: f64,
+    pub concurrency_final: f64,
+    /// (seconds since start, concurrency limit) at every change.
+    pub concurrency_timeline: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("could not build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("writing the result log failed: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("--header {0:?} is not a valid HTTP header")]
+    Header(String),
+}
+
+struct Attempted {
+    record: ResultRecord,
+    latency: Duration,
+}
+
+/// Sends every (recipient, block) not in `done`, appending results to `log`.
+pub async fn run(
+    config: SendConfig,
+    recipients: &[String],
+    done: &HashSet<(String, String)>,
+    mut log: ResultLog,
+    progress: Arc<Progress>,
+) -> Result<Summary, SendError> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (k, v) in &config.headers {
+        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| SendError::Header(k.clone()))?;
+        let value =
+            reqwest::header::HeaderValue::from_str(v).map_err(|_| SendError::Header(k.clone()))?;
+        headers.insert(name, value);
+    }
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(config.timeout)
+        .pool_max_idle_per_host(config.max_concurrency)
+        .build()?;
+    let config = Arc::new(config);
+    let pacer = Arc::new(Pacer::new(config.requests_per_second()));
+    let limiter = Limiter::new(LimiterConfig {
+        initial: config.initial_concurrency as f64,
+        max: config.max_concurrency as f64,
+        slow: config.slow,
+        cooldown: Duration::from_millis(200),
+    });
+
+    let keys: Vec<(String, String)> = recipients
+        .iter()
+        .flat_map(|u| config.blocks.iter().map(move |b| (u.clone(), b.clone())))
+        .collect();
+    let todo: Vec<(String, String)> = keys
+        .iter()
+        .filter(|k| !done.contains(*k))
+        .cloned()
+        .collect();
+    progress.total.store(keys.len() as u64, Ordering::Relaxed);
+    progress
+        .done
+        .store((keys.len() - todo.len()) as u64, Ordering::Relaxed);
+
+    let started = Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Attempted>(1024);
+    let dispatcher = {
+        let (limiter, pacer, client, config, progress) = (
+            limiter.clone(),
+            pacer.clone(),
+            client.clone(),
+            config.clone(),
+            progress.clone(),
+        );
+        let todo = todo.clone();
+        tokio::spawn(async move {
+            for (user, block) in todo {
+                let permit = limiter.acquire().await;
+                let (limiter, pacer, client, config, tx, progress) = (
+                    limiter.clone(),
+                    pacer.clone(),
+                    client.clone(),
+                    config.clone(),
+                    tx.clone(),
+                    progress.clone(),
+                );
+                tokio::spawn(async move {
+                    let result =
+                        fetch(&client, &config, &pacer, &limiter, &progress, user, block).await;
+                    drop(permit);
+                    let _ = tx.send(result).await;
+                });
+            }
+        })
+    };
+
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()));
+    let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    let mut received = 0usize;
+    while received < todo.len() {
+        let Some(a) = rx.recv().await else { break };
+        received += 1;
+        log.append(&a.record)?;
+        *outcomes.entry(a.record.outcome.clone()).or_default() += 1;
+        let status = a
+            .record
+            .status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| a.record.error.clone().unwrap_or_else(|| "none".into()));
+        *statuses.entry(status).or_default() += 1;
+        if a.record.outcome == "ok" {
+            let _ = histogram.record((a.latency.as_micros() as u64).max(1));
+            progress.ok.fetch_add(1, Ordering::Relaxed);
+        } else {
+            progress.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        progress.done.fetch_add(1, Ordering::Relaxed);
+    }
+    let _ = dispatcher.await;
+    log.finish()?;
+    let seconds = started.elapsed().as_secs_f64();
+    let attempts = progress.attempts.load(Ordering::Relaxed);
+    let timeline: Vec<(f64, f64)> = limiter
+        .timeline()
+        .into_iter()
+        .map(|(t, l)| (t.as_secs_f64(), l))
+        .collect();
+    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    Ok(Summary {
+        recipients: recipients.len(),
+        keys_total: keys.len(),
+        keys_skipped_resumed: keys.len() - todo.len(),
+        keys_this_run: received,
+        outcomes,
+        statuses,
+        attempts,
+        retries: attempts.saturating_sub(received as u64),
+        seconds,
+        requests_per_second: attempts as f64 / seconds.max(1e-9),
+        messages_per_minute: received as f64
+            / config.blocks.len().max(1) as f64
+            / seconds.max(1e-9)
+            * 60.0,
+        target_requests_per_second: config.requests_per_second(),
+        latency_ms_p50: ms(0.50),
+        latency_ms_p95: ms(0.95),
+        latency_ms_p99: ms(0.99),
+        latency_ms_max: histogram.max() as f64 / 1000.0,
+        concurrency_min: timeline.iter().map(|t| t.1).fold(f64::INFINITY, f64::min),
+        concurrency_max: timeline.iter().map(|t| t.1).fold(0.0, f64::max),
+        concurrency_final: limiter.limit(),
+        concurrency_timeline: timeline,
+    })
+}
+
+fn backoff(config: &SendConfig, attempt: u32) -> Duration {
+    let cap = config
+        .backoff_base
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(config.backoff_cap);
+    Duration::from_micros(rand::rng().random_range(0..=cap.as_micros() as u64))
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare for APIs; treated as absent).
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    resp.headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(300.0)))
+}
+
+async fn fetch(
+    client: &reqwest::Client,
+    config: &SendConfig,
+    pacer: &Pacer,
+    limiter: &Limiter,
+    progress: &Progress,
+    user: String,
+    block: String,
+) -> Attempted {
+    let url = format!(
+        "{}/v1/users/{}/{}",
+        config.base_url.trim_end_matches('/'),
+        user,
+        block
+    );
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        pacer.acquire().await;
+        progress.attempts.fetch_add(1, Ordering::Relaxed);
+        let t0 = Instant::now();
+        let result = client.get(&url).send().await;
+        let last = attempt >= config.max_attempts;
+        let record =
+            |outcome: &str, status: Option<u16>, error: Option<String>, latency: Duration| {
+                ResultRecord {
+                    user_id: user.clone(),
+                    block: block.clone(),
+                    outcome: outcome.into(),
+                    status,
+                    attempts: attempt,
+                    latency_ms: (latency.as_secs_f64() * 1e6).round() / 1e3,
+                    eligible: None,
+                    stage: None,
+                    source: None,
+                    error,
+                }
+            };
+        let wait = match result {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                if resp.status().is_success() {
+                    let body = resp.json::<serde_json::Value>().await;
+                    let latency = t0.elapsed();
+                    limiter.on_success(latency);
+                    let mut r = record("ok", Some(status), None, latency);
+                    if let Ok(v) = body {
+                        r.eligible = v.get("eligible").and_then(|x| x.as_bool());
+                        r.stage = v.get("stage").and_then(|x| x.as_str()).map(str::to_owned);
+                        r.source = v.get("source").and_then(|x| x.as_str()).map(str::to_owned);
+                    }
+                    return Attempted { record: r, latency };
+                }
+                let latency = t0.elapsed();
+                if status == 429 || status == 503 {
+                    limiter.on_overload();
+                }
+                let after = retry_after(&resp);
+                let retryable = status == 429 || status >= 500;
+                if !retryable || last {
+                    let code = resp
+                        .json::<serde_json::Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
+                        .unwrap_or_else(|| format!("http_{status}"));
+                    let outcome = if retryable { "failed" } else { "client_error" };
+                    return Attempted {
+                        record: record(outcome, Some(status), Some(code), latency),
+                        latency,
+                    };
+                }
+                match after {
+                    Some(d) => {
+                        pacer.pause_until(Instant::now() + d);
+                        d
+                    }
+                    None => backoff(config, attempt),
+                }
+            }
+            Err(e) => {
+                let latency = t0.elapsed();
+                limiter.on_overload();
+                let kind = if e.is_timeout() {
+                    "timeout"
+                } else if e.is_connect() {
+                    "connect_error"
+                } else {
+                    "transport_error"
+                };
+                if last {
+                    return Attempted {
+                        record: record("failed", None, Some(kind.into()), latency),
+                        latency,
+                    };
+                }
+                backoff(config, attempt)
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
