@@ -1,5 +1,5 @@
 //! The `sendtime` command line: `serve` (the local server, embedded demo data by default or
-//! DynamoDB), `data generate` and `data load`. Each subcommand is a clap `Args` struct that
+//! DynamoDB), `data generate` and `data load`, `campaign send` and `campaign plan`. Each subcommand is a clap `Args` struct that
 //! owns its `run()`.
 
 pub mod commands;
@@ -34,6 +34,9 @@ pub enum Command {
     /// Generate or load datasets.
     #[command(subcommand)]
     Data(commands::data::DataCommand),
+    /// Send-time campaign tools: send to an audience, plan a send.
+    #[command(subcommand)]
+    Campaign(commands::campaign::CampaignCommand),
 }
 
 impl Cli {
@@ -41,6 +44,7 @@ impl Cli {
         match self.command {
             Command::Serve(args) => args.run().await,
             Command::Data(cmd) => cmd.run().await,
+            Command::Campaign(cmd) => cmd.run().await,
         }
     }
 }

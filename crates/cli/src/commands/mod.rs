@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
+pub mod campaign;
 pub mod data;
 pub mod serve;

@@ -1,0 +1,302 @@
+//! `sendtime campaign send` and `sendtime campaign plan`.
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use sendtime_campaign::audience::{self, Format};
+use sendtime_campaign::plan::{self, Channel, PlanInput};
+use sendtime_campaign::send::{self, Progress, SendConfig};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignCommand {
+    /// Fetch blocks for a whole audience at send time, paced and adaptive; resumable.
+    Send(SendArgs),
+    /// Size a campaign against Braze's and AWS's limits before sending it.
+    Plan(PlanArgs),
+}
+
+impl CampaignCommand {
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self {
+            Self::Send(a) => a.run().await,
+            Self::Plan(a) => a.run(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Base URL of the API, e.g. https://abc.execute-api.ap-northeast-2.amazonaws.com
+    #[arg(long, env = "SENDTIME_API_URL")]
+    pub base_url: String,
+    /// Audience file: CSV (user id in the first column) or JSON Lines (.jsonl, {"user_id":…}).
+    #[arg(
+        long,
+        conflicts_with = "synthetic",
+        required_unless_present = "synthetic"
+    )]
+    pub audience: Option<PathBuf>,
+    /// Instead of a file, the synthetic audience u000001…uN (what `data generate` creates).
+    #[arg(long)]
+    pub synthetic: Option<usize>,
+    /// Blocks to fetch per recipient, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "recommendations")]
+    pub blocks: Vec<String>,
+    /// Campaign rate in messages (recipients) per minute, as in Braze.
+    #[arg(long)]
+    pub rate: f64,
+    /// Result log (JSON Lines, one line per recipient and block); also the checkpoint.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Continue the send recorded in --out after a crash: done keys are skipped.
+    #[arg(long)]
+    pub resume: bool,
+    /// API key, sent as x-sendtime-key (never logged, never in the URL).
+    #[arg(long, env = "SENDTIME_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Per-call timeout in ms (Braze waits 2,000).
+    #[arg(long, default_value_t = 2_000)]
+    pub timeout_ms: u64,
+    /// Attempts per call, the first included.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_attempts: u32,
+    /// Largest number of calls in flight.
+    #[arg(long, default_value_t = 256)]
+    pub max_concurrency: usize,
+    /// Calls in flight at the start (adapts from there).
+    #[arg(long, default_value_t = 16)]
+    pub initial_concurrency: usize,
+    /// Write the summary as JSON to this file too.
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+}
+
+impl SendArgs {
+    pub async fn run(self) -> anyhow::Result<()> {
+        if !(self.rate.is_finite() && self.rate > 0.0) {
+            bail!("--rate must be a positive number of messages per minute");
+        }
+        if self.blocks.iter().any(|b| b.is_empty() || b.contains('/')) {
+            bail!("--blocks must be block names like recommendations,cart,dormancy");
+        }
+        if self.max_concurrency == 0 || self.initial_concurrency == 0 {
+            bail!("--max-concurrency and --initial-concurrency must be at least 1");
+        }
+        let url = self.base_url.trim_end_matches('/').to_owned();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("--base-url must start with http:// or https://");
+        }
+        let audience = match (&self.audience, self.synthetic) {
+            (_, Some(n)) => audience::synthetic(n),
+            (Some(path), None) => {
+                let file = std::fs::File::open(path)
+                    .with_context(|| format!("cannot open --audience {}", path.display()))?;
+                let format = Format::from_path(&path.to_string_lossy());
+                match audience::read(std::io::BufReader::new(file), format) {
+                    Ok(a) => a,
+                    Err(errors) => {
+                        for e in errors.iter().take(20) {
+                            eprintln!("--audience {}: {e}", path.display());
+                        }
+                        bail!(
+                            "--audience {}: {} unusable line(s); fix them and run again",
+                            path.display(),
+                            errors.len()
+                        );
+                    }
+                }
+            }
+            (None, None) => bail!("give --audience FILE or --synthetic N"),
+        };
+        if audience.users.is_empty() {
+            bail!("the audience is empty");
+        }
+        if audience.duplicates > 0 {
+            eprintln!(
+                "{} duplicate recipient(s) in the audience: each is sent once",
+                audience.duplicates
+            );
+        }
+        let (log, done) = sendtime_campaign::output::open(&self.out, self.resume)?;
+        if self.resume {
+            eprintln!(
+                "resuming: {} result(s) already in {}",
+                done.len(),
+                self.out.display()
+            );
+        }
+        let mut config = SendConfig::new(url, self.blocks.clone(), self.rate);
+        config.timeout = Duration::from_millis(self.timeout_ms.max(1));
+        config.max_attempts = self.max_attempts;
+        config.max_concurrency = self.max_concurrency;
+        config.initial_concurrency = self.initial_concurrency.min(self.max_concurrency);
+        config.slow = config.timeout / 2;
+        if let Some(key) = &self.api_key {
+            config.headers.push(("x-sendtime-key".into(), key.clone()));
+        }
+        let progress = Arc::new(Progress::default());
+        let reporter = tokio::spawn(report_progress(progress.clone()));
+        let summary = send::run(config, &audience.users, &done, log, progress).await?;
+        reporter.abort();
+        let _ = reporter.await;
+
+        eprintln!(
+            "sent {} call(s) for {} recipient(s) × {} block(s) in {:.1} s ({} skipped as already done)",
+            summary.keys_this_run, summary.recipients, self.blocks.len(), summary.seconds, summary.keys_skipped_resumed
+        );
+        eprintln!(
+            "achieved {:.0} requests/s ({:.0} msgs/min) of {:.0} requests/s targeted; {} attempt(s), {} retr(ies)",
+            summary.requests_per_second, summary.messages_per_minute, summary.target_requests_per_second, summary.attempts, summary.retries
+        );
+        eprintln!(
+            "latency of successful calls: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            summary.latency_ms_p50,
+            summary.latency_ms_p95,
+            summary.latency_ms_p99,
+            summary.latency_ms_max
+        );
+        eprintln!(
+            "outcomes: {}; by status: {}; concurrency {:.0}..{:.0}, final {:.0}",
+            fmt_map(&summary.outcomes),
+            fmt_map(&summary.statuses),
+            summary.concurrency_min,
+            summary.concurrency_max,
+            summary.concurrency_final
+        );
+        if let Some(path) = &self.summary {
+            std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+                .with_context(|| format!("cannot write --summary {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn fmt_map(m: &std::collections::BTreeMap<String, u64>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A progress bar with rate and ETA on a terminal; a plain line every 5 s otherwise.
+async fn report_progress(progress: Arc<Progress>) {
+    let tty = std::io::stderr().is_terminal();
+    let bar = tty.then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} calls ({per_sec}, eta {eta}) {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar
+    });
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(if tty {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(5)
+    });
+    loop {
+        tick.tick().await;
+        let (total, done) = (
+            progress.total.load(Ordering::Relaxed),
+            progress.done.load(Ordering::Relaxed),
+        );
+        let (ok, failed) = (
+            progress.ok.load(Ordering::Relaxed),
+            progress.failed.load(Ordering::Relaxed),
+        );
+        match &bar {
+            Some(bar) => {
+                bar.set_length(total);
+                bar.set_position(done);
+                bar.set_message(format!("ok {ok}, failed {failed}"));
+            }
+            None if started.elapsed() > Duration::from_secs(1) => {
+                eprintln!(
+                    "progress: {done}/{total} calls, ok {ok}, failed {failed}, {:.0} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            None => {}
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Recipients in the audience.
+    #[arg(long)]
+    pub audience: u64,
+    /// Channel mix as name=share, e.g. email=0.7,push=0.3 (email 3 calls per message, push/sms/kakao 1).
+    #[arg(long, default_value = "email=1", value_delimiter = ',')]
+    pub channel: Vec<String>,
+    /// Blocks (connected-content calls) per message.
+    #[arg(long, default_value_t = 1)]
+    pub blocks: u32,
+    /// Braze rate limit in messages per minute.
+    #[arg(
+        long,
+        conflicts_with = "window_hours",
+        required_unless_present = "window_hours"
+    )]
+    pub rate: Option<f64>,
+    /// Or: the send window in hours; the rate is audience / window.
+    #[arg(long)]
+    pub window_hours: Option<f64>,
+    /// Mean function duration per call in ms (measure with a load test; 20 is a warm Rust Lambda).
+    #[arg(long, default_value_t = 20.0)]
+    pub latency_ms: f64,
+    /// Peak-to-average ratio inside a minute (Braze front-loads each minute).
+    #[arg(long, default_value_t = 2.0)]
+    pub burst_factor: f64,
+    /// Lambda memory in MB (cost).
+    #[arg(long, default_value_t = 256)]
+    pub memory_mb: u32,
+    /// Share of calls served from the function cache without a DynamoDB read.
+    #[arg(long, default_value_t = 0.0)]
+    pub cache_hit_ratio: f64,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl PlanArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let mut channels = Vec::new();
+        for part in &self.channel {
+            let (name, share) = part.split_once('=').unwrap_or((part.as_str(), "1"));
+            let channel: Channel = name
+                .trim()
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--channel: {e}"))?;
+            let share: f64 = share.trim().parse().map_err(|_| {
+                anyhow::anyhow!("--channel {part}: the share must be a number like 0.7")
+            })?;
+            channels.push((channel, share));
+        }
+        let rate = match (self.rate, self.window_hours) {
+            (Some(r), _) => r,
+            (None, Some(h)) if h > 0.0 => (self.audience as f64 / (h * 60.0)).ceil(),
+            _ => bail!("--window-hours must be above zero (or give --rate)"),
+        };
+        let mut input = PlanInput::new(self.audience, channels, rate);
+        input.blocks = self.blocks;
+        input.latency_ms = self.latency_ms;
+        input.burst_factor = self.burst_factor;
+        input.lambda_memory_mb = self.memory_mb;
+        input.cache_hit_ratio = self.cache_hit_ratio;
+        let plan = plan::plan(input)?;
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+        } else {
+            print!("{}", plan::render(&plan));
+        }
+        Ok(())
+    }
+}
