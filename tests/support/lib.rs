@@ -5,6 +5,8 @@
 //! which exports `SENDTIME_TEST_DYNAMODB_ENDPOINT`. Tests that need it fail, loudly, when it
 //! is missing: they are never skipped.
 
+pub mod fault;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sendtime_domain::{
