@@ -14,7 +14,7 @@ Needs: scripts/install-tools.sh done, `cargo lambda build --release --arm64` don
 `cargo build --release --bins`. Starts DynamoDB Local and the emulator itself; loopback only.
 Usage: scripts/bench-lambda.py [--runs 5] [--warm 300]
 """
-import argparse, json, os, socket, statistics, subprocess, sys, tempfile, time, urllib.request, zipfile
+import argparse, json, os, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request, zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FUNCTIONS = ["recommendations", "cart", "dormancy"]
@@ -99,6 +99,8 @@ def main():
                         inits.append((time.perf_counter() - t0) * 1000)
                         self_inits.append(json.loads(line).get("init_ms", 0))
                         break
+                # Keep reading its logs so a full pipe never blocks the function.
+                threading.Thread(target=lambda out=p.stdout: [None for _ in out], daemon=True).start()
                 base = f"http://127.0.0.1:{port}/lambda-url/{f}"
                 # First request after init: the user partition and items are cold; the
                 # connection was opened in init.
