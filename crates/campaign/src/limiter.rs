@@ -1,5 +1,6 @@
 //! Adaptive concurrency (AIMD): the number of requests in flight grows by one per window of
-//! successes and halves on overload signals (429, 503, timeouts, connection failures, and
+//! successes — only while at least half the window is in use, so an idle window does not
+//! inflate — and halves on overload signals (429, 503, timeouts, connection failures, and
 //! latency above a threshold), never below 1 nor above the cap. Halving happens at most once
 //! per cool-down so one burst of 429s counts as one signal.
 
@@ -99,6 +100,9 @@ impl Limiter {
         }
         let changed = {
             let mut s = self.lock();
+            if (s.in_flight as f64) < s.limit / 2.0 {
+                return;
+            }
             let before = s.limit.floor();
             s.limit = (s.limit + 1.0 / s.limit).min(self.config.max);
             let after = s.limit;
@@ -161,7 +165,17 @@ mod tests {
             l.on_overload();
         }
         assert_eq!(l.limit(), 1.0);
+        // An unused window does not grow...
+        for _ in 0..100 {
+            l.on_success(Duration::from_millis(1));
+        }
+        assert_eq!(l.limit(), 1.0);
+        // ...a busy one does.
+        let mut held = Vec::new();
         for _ in 0..1_000 {
+            while (l.in_flight() as f64) < l.limit().floor() {
+                held.push(l.acquire().await);
+            }
             l.on_success(Duration::from_millis(1));
         }
         assert_eq!(l.limit(), 16.0);
