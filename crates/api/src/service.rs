@@ -21,6 +21,15 @@ fn distinct<'a>(ids: impl IntoIterator<Item = &'a ItemId>) -> Vec<ItemId> {
         .collect()
 }
 
+/// The head of every popular list: the ids worth fetching for a fallback.
+fn popular_heads(popular: &PopularLists, per_list: usize) -> impl Iterator<Item = &ItemId> {
+    popular
+        .global
+        .iter()
+        .chain(popular.by_category.values())
+        .flat_map(move |l| l.items.iter().take(per_list))
+}
+
 /// Ids taken from one list for the catalog read: enough to survive the filters, bounded so a
 /// long list cannot blow up the `BatchGetItem`.
 fn take_per_list(limit: usize) -> usize {
@@ -128,11 +137,7 @@ impl BlockService {
             .map(|r| r.items.iter().take(per_list * 2))
             .into_iter()
             .flatten();
-        let from_popular = popular
-            .global
-            .iter()
-            .chain(popular.by_category.values())
-            .flat_map(|l| l.items.iter().take(per_list));
+        let from_popular = popular_heads(&popular, per_list);
         let catalog = self.items(distinct(personal.chain(from_popular))).await?;
         let facts = Facts {
             catalog: &catalog,
@@ -195,12 +200,7 @@ impl BlockService {
                 popular = self.popular(scopes).await?;
                 let per_list = take_per_list(limit);
                 let ids = distinct(
-                    popular
-                        .global
-                        .iter()
-                        .chain(popular.by_category.values())
-                        .flat_map(|l| l.items.iter().take(per_list))
-                        .filter(|id| !catalog.contains_key(*id)),
+                    popular_heads(&popular, per_list).filter(|id| !catalog.contains_key(*id)),
                 );
                 catalog.extend(self.items(ids).await?);
             }
@@ -240,11 +240,7 @@ impl BlockService {
                     .into_iter()
                     .flatten()
                     .take(per_list * 2);
-                let listed = popular
-                    .global
-                    .iter()
-                    .chain(popular.by_category.values())
-                    .flat_map(|l| l.items.iter().take(per_list));
+                let listed = popular_heads(&popular, per_list);
                 let catalog = self.items(distinct(history.chain(listed))).await?;
                 (catalog, popular)
             }
