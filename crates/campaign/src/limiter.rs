@@ -1,8 +1,10 @@
 //! Adaptive concurrency (AIMD): the number of requests in flight grows by one per window of
 //! successes — only while at least half the window is in use, so an idle window does not
-//! inflate — and halves on overload signals (429, 503, timeouts, connection failures, and
-//! latency above a threshold), never below 1 nor above the cap. Halving happens at most once
-//! per cool-down so one burst of 429s counts as one signal.
+//! inflate — and halves on overload signals, never below 1 nor above the cap: 429, 503,
+//! timeouts, connection failures, an answer slower than `slow`, and rising latency (an
+//! answer slower than 4× and 20 ms above the fastest of the last ~10 s, i.e. the server is
+//! queueing). Halving happens at most once per cool-down so one burst of 429s counts as one
+//! signal.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +25,30 @@ struct State {
     in_flight: usize,
     last_decrease: Option<Instant>,
     timeline: Vec<(Duration, f64)>,
+    /// Fastest answer in the current and the previous 5 s bucket: the no-load latency.
+    floor_current: Option<Duration>,
+    floor_previous: Option<Duration>,
+    bucket_started: Instant,
+}
+
+/// Width of one bucket of the windowed minimum latency.
+const FLOOR_BUCKET: Duration = Duration::from_secs(5);
+
+impl State {
+    /// Records `latency` and says whether it is far above the recent no-load latency.
+    fn latency_is_rising(&mut self, latency: Duration, now: Instant) -> bool {
+        if now - self.bucket_started >= FLOOR_BUCKET {
+            self.floor_previous = self.floor_current.take();
+            self.bucket_started = now;
+        }
+        self.floor_current = Some(self.floor_current.map_or(latency, |f| f.min(latency)));
+        let floor = match (self.floor_current, self.floor_previous) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => latency,
+        };
+        latency > floor * 4 && latency > floor + Duration::from_millis(20)
+    }
 }
 
 pub struct Limiter {
@@ -59,6 +85,9 @@ impl Limiter {
                 in_flight: 0,
                 last_decrease: None,
                 timeline: vec![(Duration::ZERO, limit)],
+                floor_current: None,
+                floor_previous: None,
+                bucket_started: Instant::now(),
             }),
             notify: Notify::new(),
             started: Instant::now(),
@@ -94,7 +123,8 @@ impl Limiter {
     }
 
     pub fn on_success(&self, latency: Duration) {
-        if latency > self.config.slow {
+        let rising = self.lock().latency_is_rising(latency, Instant::now());
+        if latency > self.config.slow || rising {
             self.on_overload();
             return;
         }
@@ -181,6 +211,23 @@ mod tests {
         assert_eq!(l.limit(), 16.0);
         l.on_success(Duration::from_secs(1)); // slow = overload
         assert_eq!(l.limit(), 8.0);
+    }
+
+    #[tokio::test]
+    async fn rising_latency_halves_the_window() {
+        let l = limiter();
+        let _held: Vec<Permit> = futures::future::join_all((0..8).map(|_| l.acquire())).await;
+        for _ in 0..50 {
+            l.on_success(Duration::from_millis(2));
+        }
+        let before = l.limit();
+        // 4× and 20 ms above the 2 ms floor: the server is queueing
+        l.on_success(Duration::from_millis(30));
+        assert_eq!(l.limit(), before / 2.0);
+        // a little slower than the floor is not a signal
+        let after = l.limit();
+        l.on_success(Duration::from_millis(5));
+        assert!(l.limit() >= after);
     }
 
     #[tokio::test]
