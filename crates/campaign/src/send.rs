@@ -166,6 +166,9 @@ pub async fn run(
         let todo = todo.clone();
         tokio::spawn(async move {
             for (user, block) in todo {
+                // The pacing slot first, then a permit: waiting for the schedule must not
+                // count as being in flight, or the window would look busy when it is idle.
+                pacer.acquire().await;
                 let permit = limiter.acquire().await;
                 let (limiter, pacer, client, config, tx, progress) = (
                     limiter.clone(),
@@ -285,7 +288,10 @@ async fn fetch(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        pacer.acquire().await;
+        if attempt > 1 {
+            // Retries take a pacing slot too (the first attempt's was taken by the dispatcher).
+            pacer.acquire().await;
+        }
         progress.attempts.fetch_add(1, Ordering::Relaxed);
         let t0 = Instant::now();
         let result = client.get(&url).send().await;
