@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 const TIMER_TICK: Duration = Duration::from_millis(1);
+const CATCH_UP: Duration = Duration::from_millis(2);
 
 pub struct Pacer {
     interval: Duration,
@@ -28,13 +29,15 @@ impl Pacer {
 
     /// Waits for this caller's slot. A slot less than one timer tick (1 ms) away is taken at
     /// once: sleeping would round up to the next tick and cap a serial caller at 1,000 slots
-    /// per second. Slots still advance by the exact interval, so any 1 s window holds at most
-    /// `rate × 1.001 + 1` attempts.
+    /// per second. A caller woken late by the timer may take slots up to `CATCH_UP` in the
+    /// past, so timer lateness does not lower the rate; beyond that, missed slots are gone
+    /// (no bursts after a stall). Any 1 s window holds at most `rate × 1.003 + 1` attempts.
     pub async fn acquire(&self) {
         let now = Instant::now();
         let slot = {
             let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let slot = (*next).max(now);
+            let earliest = now.checked_sub(CATCH_UP).unwrap_or(now);
+            let slot = (*next).max(earliest);
             *next = slot + self.interval;
             slot
         };
@@ -66,6 +69,23 @@ mod tests {
         // 4,000 slots at 20,000/s take 0.2 s; a 1 ms timer per slot would take 4 s.
         assert!(
             started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stalled_caller_gets_no_burst_of_missed_slots() {
+        let pacer = Pacer::new(1_000.0);
+        pacer.acquire().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // 100 slots were missed; at most CATCH_UP (2 ms, 2 slots) plus a tick come at once.
+        let started = std::time::Instant::now();
+        for _ in 0..10 {
+            pacer.acquire().await;
+        }
+        assert!(
+            started.elapsed() >= Duration::from_millis(5),
             "{:?}",
             started.elapsed()
         );
