@@ -13,6 +13,7 @@ mod write;
 
 pub use client::{connect, DynamoConfig};
 pub use keys::{record_key, TTL_ATTRIBUTE};
+pub use write::is_expired;
 
 use aws_sdk_dynamodb::Client;
 use sendtime_domain::{Clock, SystemClock};

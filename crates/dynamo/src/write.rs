@@ -17,6 +17,11 @@ pub const BATCH_WRITE_MAX: usize = 25;
 /// Attempts per batch before its leftovers are reported as failed.
 const WRITE_ATTEMPTS: u32 = 8;
 
+/// Whether DynamoDB's TTL may already delete this record.
+pub fn is_expired(record: &Record, now: chrono::DateTime<chrono::Utc>) -> bool {
+    matches!(record, Record::Recs(r) if !r.is_live(now))
+}
+
 /// Full-jitter exponential backoff: uniform in [0, min(2 s, 50 ms · 2^attempt)].
 pub(crate) fn backoff(attempt: u32) -> Duration {
     let cap = Duration::from_millis(50)
@@ -163,10 +168,12 @@ impl DynamoStore {
     }
 
     /// Reads back the keys of `records` and returns the descriptions of those not found:
-    /// how `sendtime data load` proves it wrote what it says.
+    /// how `sendtime data load` proves it wrote what it says. Recommendation lists already
+    /// expired are not checked: DynamoDB's TTL may delete them at any moment after the write.
     pub async fn missing_records(&self, records: &[Record]) -> Result<Vec<String>, StoreError> {
+        let now = self.clock.now();
         let mut wanted: HashMap<(String, String), String> = HashMap::new();
-        for r in records {
+        for r in records.iter().filter(|r| !is_expired(r, now)) {
             let (pk, sk) = record_key(r);
             wanted.insert((pk, sk.to_owned()), r.describe());
         }

@@ -114,6 +114,8 @@ pub struct LoadSummary {
     pub duplicates: usize,
     pub report: PutReport,
     pub missing: Vec<String>,
+    /// Records already past their TTL when loaded (not read back).
+    pub expired: usize,
 }
 
 impl LoadArgs {
@@ -172,6 +174,12 @@ impl LoadArgs {
                 String::new()
             }
         );
+        if summary.expired > 0 {
+            eprintln!(
+                "{} recommendation list(s) were already expired: written, but TTL may delete them, so they are not read back",
+                summary.expired
+            );
+        }
         if !self.no_verify && summary.missing.is_empty() && summary.report.failed.is_empty() {
             eprintln!("verified: every written key reads back");
         }
@@ -213,6 +221,11 @@ pub async fn load(
         .map(|(_, r)| r)
         .collect();
     let duplicates = parsed_count - records.len();
+    let now = chrono::Utc::now();
+    let expired = records
+        .iter()
+        .filter(|r| sendtime_dynamo::is_expired(r, now))
+        .count();
 
     let bar = ProgressBar::new(records.len() as u64);
     bar.set_style(
@@ -263,5 +276,6 @@ pub async fn load(
         duplicates,
         report,
         missing,
+        expired,
     })
 }
