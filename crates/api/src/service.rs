@@ -160,51 +160,13 @@ impl BlockService {
         let data = self.store.user_data(user_id).await?;
         let now = self.clock.now();
         let profile = data.profile.as_ref();
-        let stage = match cart::assess(profile, data.cart.as_ref(), now, &self.rules.cart) {
-            cart::CartAssessment::Eligible { stage, .. } => stage,
-            cart::CartAssessment::NotEligible(_) => {
-                let empty = HashMap::new();
-                let facts = Facts {
-                    catalog: &empty,
-                    popular: &PopularLists::default(),
-                    now,
-                };
-                return Ok(cart::cart_block(
-                    user_id,
-                    profile,
-                    data.cart.as_ref(),
-                    &facts,
-                    &self.rules.cart,
-                    limit,
-                ));
+        let cart = data.cart.as_ref();
+        let (catalog, popular) = match (cart::assess(profile, cart, now, &self.rules.cart), cart) {
+            (cart::CartAssessment::Eligible { stage, .. }, Some(cart)) => {
+                self.cart_facts(cart, stage, limit).await?
             }
+            _ => (HashMap::new(), PopularLists::default()),
         };
-        let cart_lines = data
-            .cart
-            .as_ref()
-            .map(|c| c.lines.as_slice())
-            .unwrap_or_default();
-        let mut catalog = self
-            .items(distinct(cart_lines.iter().map(|l| &l.item_id)))
-            .await?;
-        let mut popular = PopularLists::default();
-        if stage == Stage::Alternatives {
-            if let Some(c) = data.cart.as_ref() {
-                let scopes = std::iter::once(PopularScope::Global)
-                    .chain(
-                        cart::cart_categories(c, &catalog)
-                            .into_iter()
-                            .map(PopularScope::Category),
-                    )
-                    .collect();
-                popular = self.popular(scopes).await?;
-                let per_list = take_per_list(limit);
-                let ids = distinct(
-                    popular_heads(&popular, per_list).filter(|id| !catalog.contains_key(*id)),
-                );
-                catalog.extend(self.items(ids).await?);
-            }
-        }
         let facts = Facts {
             catalog: &catalog,
             popular: &popular,
@@ -213,11 +175,40 @@ impl BlockService {
         Ok(cart::cart_block(
             user_id,
             profile,
-            data.cart.as_ref(),
+            cart,
             &facts,
             &self.rules.cart,
             limit,
         ))
+    }
+
+    /// What an eligible cart's stage needs: its items, and for `alternatives` the popular
+    /// lists of its categories with their items.
+    async fn cart_facts(
+        &self,
+        cart: &sendtime_domain::Cart,
+        stage: Stage,
+        limit: usize,
+    ) -> Result<(HashMap<ItemId, Item>, PopularLists), StoreError> {
+        let mut catalog = self
+            .items(distinct(cart.lines.iter().map(|l| &l.item_id)))
+            .await?;
+        if stage != Stage::Alternatives {
+            return Ok((catalog, PopularLists::default()));
+        }
+        let scopes = std::iter::once(PopularScope::Global)
+            .chain(
+                cart::cart_categories(cart, &catalog)
+                    .into_iter()
+                    .map(PopularScope::Category),
+            )
+            .collect();
+        let popular = self.popular(scopes).await?;
+        let ids = distinct(
+            popular_heads(&popular, take_per_list(limit)).filter(|id| !catalog.contains_key(*id)),
+        );
+        catalog.extend(self.items(ids).await?);
+        Ok((catalog, popular))
     }
 
     async fn dormancy(&self, user_id: &UserId, limit: usize) -> Result<Block, ServiceError> {

@@ -110,6 +110,34 @@ impl<S> CachedStore<S> {
         &self.inner
     }
 
+    /// One cache entry: concurrent misses for `key` share one `load`; a failed load is not
+    /// cached; hits, misses and loads are counted.
+    async fn coalesced<K, V>(
+        &self,
+        cache: &Cache<K, V>,
+        key: &K,
+        load: impl std::future::Future<Output = Result<V, StoreError>> + Send,
+    ) -> Result<V, StoreError>
+    where
+        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        let entry = cache
+            .entry_by_ref(key)
+            .or_try_insert_with(async {
+                self.stats.load();
+                load.await
+            })
+            .await
+            .map_err(|e| (*e).clone())?;
+        if entry.is_fresh() {
+            self.stats.miss(1);
+        } else {
+            self.stats.hit(1);
+        }
+        Ok(entry.into_value())
+    }
+
     /// Drops every cached user record (keeps catalog and popular lists).
     pub fn invalidate_users(&self) {
         if let Some(users) = &self.users {
@@ -126,20 +154,12 @@ impl<S: UserDataGet + 'static> UserDataGet for CachedStore<S> {
             self.stats.load();
             return self.inner.user_data(user_id).await;
         };
-        let entry = cache
-            .entry_by_ref(user_id)
-            .or_try_insert_with(async {
-                self.stats.load();
+        let data = self
+            .coalesced(cache, user_id, async {
                 self.inner.user_data(user_id).await.map(Arc::new)
             })
-            .await
-            .map_err(|e| (*e).clone())?;
-        if entry.is_fresh() {
-            self.stats.miss(1);
-        } else {
-            self.stats.hit(1);
-        }
-        Ok(entry.into_value().as_ref().clone())
+            .await?;
+        Ok(data.as_ref().clone())
     }
 }
 
@@ -191,19 +211,11 @@ impl<S: PopularGet + 'static> PopularGet for CachedStore<S> {
             self.stats.load();
             return self.inner.popular(scope).await;
         };
-        let entry = cache
-            .entry_by_ref(scope)
-            .or_try_insert_with(async {
-                self.stats.load();
+        let list = self
+            .coalesced(cache, scope, async {
                 self.inner.popular(scope).await.map(|p| p.map(Arc::new))
             })
-            .await
-            .map_err(|e| (*e).clone())?;
-        if entry.is_fresh() {
-            self.stats.miss(1);
-        } else {
-            self.stats.hit(1);
-        }
-        Ok(entry.into_value().map(|p| p.as_ref().clone()))
+            .await?;
+        Ok(list.map(|p| p.as_ref().clone()))
     }
 }
