@@ -1,25 +1,30 @@
 #!/usr/bin/env python3
 """Lambda packaging and start-up figures, for docs/benchmarks.md.
 
-Prints, as a Markdown table:
-  - each arm64 `bootstrap` (cargo lambda build --release --arm64): size, and zipped size;
-  - for the same functions built for this machine (x86_64 release, since arm64 cannot run
-    here): init time under cargo-lambda's emulator, from process start until the function
-    logs "init complete" (SDK config + DynamoDB connection + warm-up GetItem included), and
-    the init_ms the function measures itself;
+Every block function runs the one `blocks` binary, told its block by SENDTIME_BLOCK (as in
+template.yaml). Prints, as a Markdown table:
+  - the arm64 `bootstrap` every function deploys (`sam build`, i.e. cargo lambda build
+    --release --arm64 --bin blocks): size, and zipped size;
+  - for each block function, the same binary built for this machine (x86_64 release, since
+    arm64 cannot run here) with its SENDTIME_BLOCK: init time under cargo-lambda's emulator,
+    from process start until the function logs "init complete" (SDK config + DynamoDB
+    connection + warm-up GetItem included), and the init_ms the function measures itself;
   - first-request and warm-request latency through the emulator, with /health (no store
     access) measured in the same run as the baseline, and their ratio.
 
-Needs: scripts/install-tools.sh done, `cargo lambda build --release --arm64` done, and
-`cargo build --release --bins`. Starts DynamoDB Local and the emulator itself; loopback only.
+Needs: scripts/install-tools.sh done, `sam build` (or `cargo lambda build --release --arm64
+--bin blocks`) done, and `cargo build --release --bins`. Starts DynamoDB Local and the
+emulator itself; loopback only.
 Usage: scripts/bench-lambda.py [--runs 5] [--warm 300]
 """
 import argparse, json, os, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request, zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FUNCTIONS = ["recommendations", "cart", "dormancy"]
+# One binary; each function is it with SENDTIME_BLOCK=<block>.
+BINARY = "blocks"
+FUNCTIONS = ["recommendations", "cart", "dormancy", "onboarding"]
 PATHS = {"recommendations": "/v1/users/u000001/recommendations", "cart": "/v1/users/u000001/cart",
-         "dormancy": "/v1/users/u000002/dormancy"}
+         "dormancy": "/v1/users/u000002/dormancy", "onboarding": "/v1/users/u000003/onboarding"}
 
 
 def free_port():
@@ -48,17 +53,15 @@ def pct(xs, p):
 
 
 def sizes():
-    rows = []
-    for f in FUNCTIONS:
-        path = os.path.join(ROOT, "target", "lambda", f, "bootstrap")
-        if not os.path.exists(path):
-            sys.exit(f"{path} missing: run `cargo lambda build --release --arm64` first")
-        with tempfile.TemporaryDirectory() as d:
-            z = os.path.join(d, "f.zip")
-            with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-                zf.write(path, "bootstrap")
-            rows.append((f, os.path.getsize(path), os.path.getsize(z)))
-    return rows
+    # `sam build` and `cargo lambda build` both leave it here (the workspace's target/).
+    path = os.path.join(ROOT, "target", "lambda", BINARY, "bootstrap")
+    if not os.path.exists(path):
+        sys.exit(f"{path} missing: run `sam build` (or `cargo lambda build --release --arm64 --bin {BINARY}`) first")
+    with tempfile.TemporaryDirectory() as d:
+        z = os.path.join(d, "f.zip")
+        with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+            zf.write(path, "bootstrap")
+        return [(f"{BINARY} (all {len(FUNCTIONS)} functions)", os.path.getsize(path), os.path.getsize(z))]
 
 
 def main():
@@ -88,11 +91,14 @@ def main():
             for run in range(args.runs):
                 fenv = dict(env, AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{port}/.rt/{f}",
                             AWS_LAMBDA_FUNCTION_NAME=f, AWS_LAMBDA_FUNCTION_VERSION="1",
-                            AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256", SENDTIME_TABLE=table,
+                            AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256", SENDTIME_BLOCK=f, SENDTIME_TABLE=table,
                             SENDTIME_DYNAMODB_ENDPOINT=endpoint, SENDTIME_LOG="info")
                 fenv.pop("AWS_ACCESS_KEY_ID", None)
+                # The rules file the deployed functions read from the layer (/opt/rules.toml).
+                if os.path.exists(os.path.join(ROOT, "config/rules.toml")):
+                    fenv["SENDTIME_RULES_FILE"] = os.path.join(ROOT, "config/rules.toml")
                 t0 = time.perf_counter()
-                p = subprocess.Popen([os.path.join(ROOT, "target/release", f)], env=fenv,
+                p = subprocess.Popen([os.path.join(ROOT, "target/release", BINARY)], env=fenv,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                 for line in p.stdout:
                     if '"init complete"' in line:

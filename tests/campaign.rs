@@ -6,6 +6,7 @@
 use sendtime_campaign::audience::synthetic;
 use sendtime_campaign::output::{self, ResultRecord};
 use sendtime_campaign::send::{self, Progress, SendConfig, Summary};
+use sendtime_domain::UserId;
 use sendtime_tests::fault::{max_in_window, FaultServer, Faults};
 use sendtime_tests::*;
 use std::collections::{HashMap, HashSet};
@@ -28,7 +29,7 @@ fn read_results(path: &PathBuf) -> Vec<ResultRecord> {
 }
 
 /// Every (user, block) exactly once.
-fn assert_exactly_once(records: &[ResultRecord], users: &[String], blocks: &[&str]) {
+fn assert_exactly_once(records: &[ResultRecord], users: &[UserId], blocks: &[&str]) {
     let mut count: HashMap<(String, String), usize> = HashMap::new();
     for r in records {
         *count
@@ -37,7 +38,7 @@ fn assert_exactly_once(records: &[ResultRecord], users: &[String], blocks: &[&st
     }
     for u in users {
         for b in blocks {
-            let n = count.remove(&(u.clone(), b.to_string())).unwrap_or(0);
+            let n = count.remove(&(u.to_string(), b.to_string())).unwrap_or(0);
             assert_eq!(n, 1, "{u}/{b} appears {n} times");
         }
     }
@@ -46,7 +47,7 @@ fn assert_exactly_once(records: &[ResultRecord], users: &[String], blocks: &[&st
 
 async fn send_to(
     server: &FaultServer,
-    users: &[String],
+    users: &[UserId],
     blocks: &[&str],
     tweak: impl FnOnce(&mut SendConfig),
 ) -> (Summary, Vec<ResultRecord>) {
@@ -197,7 +198,7 @@ async fn retry_after_is_honoured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_stop_at_the_bound_and_every_failure_is_recorded() {
     // GIVEN 10 users whose calls always fail, and a mix of every fault for the rest
-    let doomed: HashSet<String> = synthetic(10).users.into_iter().collect();
+    let doomed: HashSet<String> = synthetic(10).users.iter().map(|u| u.to_string()).collect();
     let server = FaultServer::start(Faults {
         always_500: doomed.clone(),
         p500: 0.15,

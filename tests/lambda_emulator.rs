@@ -1,4 +1,4 @@
-//! The real function binaries under cargo-lambda's local Lambda runtime emulator
+//! The real function binary under cargo-lambda's local Lambda runtime emulator
 //! (`cargo lambda watch --only-lambda-apis`), against DynamoDB Local loaded with a generated
 //! dataset. Each function answers what `sendtime serve` answers over the same table, bad ids
 //! get 400, unknown users fallback content, and with DynamoDB unreachable a function still
@@ -10,7 +10,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const FUNCTIONS: [&str; 3] = ["recommendations", "cart", "dormancy"];
+/// Every block's function: the one `blocks` binary told its block by `SENDTIME_BLOCK`.
+fn functions() -> Vec<&'static str> {
+    sendtime_domain::BlockKind::ALL.map(|k| k.as_str()).to_vec()
+}
 const KEY: &str = "e2e-key";
 
 /// Kills the child process when dropped, so a failing test leaves nothing running.
@@ -36,8 +39,9 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn function_bin(name: &str) -> PathBuf {
-    let bin = sendtime_bin().with_file_name(name);
+/// The functions' one binary.
+fn function_bin() -> PathBuf {
+    let bin = sendtime_bin().with_file_name("blocks");
     assert!(
         bin.exists(),
         "{} missing: run `cargo build --workspace --bins`",
@@ -79,14 +83,37 @@ fn key_hash() -> String {
         .collect()
 }
 
-/// Starts one function binary against the emulator, as Lambda would start `bootstrap`.
-fn start_function(name: &str, port: u16, table: &str, endpoint: &str, budget_ms: u64) -> Killed {
-    let child = Command::new(function_bin(name))
+/// One block's function: the `blocks` binary (told its block by `SENDTIME_BLOCK`) behind an
+/// emulator of its own. The emulator only knows the project's binary names, so each function
+/// gets one, as each Lambda function has its own runtime API.
+struct Function {
+    /// `http://127.0.0.1:<port>/lambda-url/blocks`: append the request path.
+    base: String,
+    _process: Killed,
+    _emulator: Killed,
+}
+
+/// Starts `block`'s function as Lambda would start `bootstrap`.
+fn start_function(block: &str, table: &str, endpoint: &str, budget_ms: u64) -> Function {
+    start_function_with(block, table, endpoint, budget_ms, &[])
+}
+
+/// [`start_function`] with extra environment variables.
+fn start_function_with(
+    block: &str,
+    table: &str,
+    endpoint: &str,
+    budget_ms: u64,
+    env: &[(&str, &str)],
+) -> Function {
+    let (emulator, port) = start_emulator();
+    let child = Command::new(function_bin())
         .env(
             "AWS_LAMBDA_RUNTIME_API",
-            format!("http://127.0.0.1:{port}/.rt/{name}"),
+            format!("http://127.0.0.1:{port}/.rt/blocks"),
         )
-        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "blocks")
+        .env("SENDTIME_BLOCK", block)
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
         .env("SENDTIME_TABLE", table)
@@ -94,12 +121,17 @@ fn start_function(name: &str, port: u16, table: &str, endpoint: &str, budget_ms:
         .env("SENDTIME_REQUEST_BUDGET_MS", budget_ms.to_string())
         .env("SENDTIME_API_KEY_SHA256", key_hash())
         .env("SENDTIME_LOG", "warn")
+        .envs(env.iter().copied())
         .env_remove("AWS_ACCESS_KEY_ID")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start function binary");
-    Killed(child)
+    Function {
+        base: format!("http://127.0.0.1:{port}/lambda-url/blocks"),
+        _process: Killed(child),
+        _emulator: emulator,
+    }
 }
 
 fn load_dataset(table: &str, as_of: &str) {
@@ -151,10 +183,9 @@ async fn functions_under_the_emulator_answer_like_the_router() {
     let as_of = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let table = unique_table("emulator");
     load_dataset(&table, &as_of);
-    let (_emulator, port) = start_emulator();
-    let _functions: Vec<Killed> = FUNCTIONS
-        .iter()
-        .map(|f| start_function(f, port, &table, &dynamodb_endpoint(), 1_000))
+    let functions: Vec<(&str, Function)> = functions()
+        .into_iter()
+        .map(|f| (f, start_function(f, &table, &dynamodb_endpoint(), 1_000)))
         .collect();
     // AND the local server over the same table, the reference the router tests pin down
     let serve = ServeProcess::start(&[
@@ -169,19 +200,15 @@ async fn functions_under_the_emulator_answer_like_the_router() {
     let client = reqwest::Client::new();
 
     // WHEN each function is called through the emulator THEN it answers what serve answers
-    for function in FUNCTIONS {
+    for (function, lambda) in &functions {
+        let base = &lambda.base;
         let mut paths: Vec<String> = (1..=40)
             .map(|n| format!("/v1/users/u{n:06}/{function}"))
             .collect();
         paths.push(format!("/v1/users/u000005/{function}?limit=2"));
         paths.push(format!("/v1/users/nobody-known/{function}"));
         for path in paths {
-            let (status, via_lambda) = get(
-                &client,
-                &format!("http://127.0.0.1:{port}/lambda-url/{function}{path}"),
-                true,
-            )
-            .await;
+            let (status, via_lambda) = get(&client, &format!("{base}{path}"), true).await;
             let (ref_status, via_serve) =
                 get(&client, &format!("{}{path}", serve.base_url), false).await;
             assert_eq!(
@@ -192,29 +219,95 @@ async fn functions_under_the_emulator_answer_like_the_router() {
         }
         // bad ids: 400 with the stable code
         for bad in ["a%0Ab", "..%2F..%2Fetc", "%00", &"x".repeat(129)] {
-            let url =
-                format!("http://127.0.0.1:{port}/lambda-url/{function}/v1/users/{bad}/{function}");
+            let url = format!("{base}/v1/users/{bad}/{function}");
             let (status, body) = get(&client, &url, true).await;
             assert_eq!(status, 400, "{url}: {body}");
             assert_eq!(body["error"]["code"], "invalid_user_id");
         }
         // the caller key is enforced by the function
-        let url =
-            format!("http://127.0.0.1:{port}/lambda-url/{function}/v1/users/u000001/{function}");
+        let url = format!("{base}/v1/users/u000001/{function}");
         let (status, body) = get(&client, &url, false).await;
         assert_eq!(
             (status, body["error"]["code"].clone()),
             (401, "unauthorized".into())
         );
+        // a function serves its own block only (a Function URL accepts any path)
+        let other = if *function == "cart" {
+            "dormancy"
+        } else {
+            "cart"
+        };
+        let (status, body) = get(&client, &format!("{base}/v1/users/u000001/{other}"), true).await;
+        assert_eq!(
+            (status, body["error"]["code"].clone()),
+            (404, "unknown_block".into()),
+            "{function} asked for {other}"
+        );
     }
     // unknown users: fallback content, not an error
-    let url = format!(
-        "http://127.0.0.1:{port}/lambda-url/recommendations/v1/users/nobody-known/recommendations"
-    );
+    let recs = &functions[0].1.base;
+    let url = format!("{recs}/v1/users/nobody-known/recommendations");
     let (status, body) = get(&client, &url, true).await;
     assert_eq!(status, 200);
     assert_eq!(body["source"], "popular");
     assert!(!body["items"].as_array().unwrap().is_empty());
+
+    // A rules file (SENDTIME_RULES_FILE) that stretches the reminder stage over every age:
+    // the same carts answer `reminder` where the default rules answer later stages.
+    let dir = std::env::temp_dir().join(unique_table("sendtime-lambda-rules"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[cart]\nreminder_from_days = 0\nsocial_proof_from_days = 100\n\
+         urgency_from_days = 101\nalternatives_from_days = 102\n",
+    )
+    .unwrap();
+    let moved = start_function_with(
+        "cart",
+        &table,
+        &dynamodb_endpoint(),
+        1_000,
+        &[("SENDTIME_RULES_FILE", rules.to_str().unwrap())],
+    );
+    let cart = &functions.iter().find(|(f, _)| *f == "cart").unwrap().1.base;
+    let mut moved_stages = 0;
+    for n in 1..=40 {
+        let path = format!("/v1/users/u{n:06}/cart");
+        let (_, default) = get(&client, &format!("{cart}{path}"), true).await;
+        let (_, with_rules) = get(&client, &format!("{}{path}", moved.base), true).await;
+        if default["stage"].is_string() {
+            assert_eq!(
+                with_rules["stage"], "reminder",
+                "{path}: was {}",
+                default["stage"]
+            );
+            moved_stages += usize::from(default["stage"] != "reminder");
+        }
+    }
+    assert!(moved_stages > 0, "no cart in a later stage among 40 users");
+
+    // A bad key stops the function at init, naming the key.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[cart]\nreminder_days = 2\n").unwrap();
+    let out = Command::new(function_bin())
+        .env("SENDTIME_TABLE", &table)
+        .env("SENDTIME_BLOCK", "cart")
+        .env("SENDTIME_RULES_FILE", &bad)
+        .env("AWS_LAMBDA_RUNTIME_API", "http://127.0.0.1:9/.rt/blocks")
+        .output()
+        .unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "started with a bad rules file: {printed}"
+    );
+    assert!(printed.contains("reminder_days"), "{printed}");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A TCP server that accepts connections and never answers: DynamoDB hanging.
@@ -240,17 +333,14 @@ async fn with_dynamodb_unreachable_functions_answer_within_the_budget() {
     const BUDGET_MS: u64 = 500;
     let (hole, _hole) = black_hole();
     let refused = free_port(); // nothing listens here: connections are refused
-    let (_emulator, port) = start_emulator();
-    let _hanging = start_function(
+    let hanging = start_function(
         "recommendations",
-        port,
         "t",
         &format!("http://127.0.0.1:{hole}"),
         BUDGET_MS,
     );
-    let _refusing = start_function(
+    let refusing = start_function(
         "cart",
-        port,
         "t",
         &format!("http://127.0.0.1:{refused}"),
         BUDGET_MS,
@@ -259,12 +349,20 @@ async fn with_dynamodb_unreachable_functions_answer_within_the_budget() {
     // Let both finish init (their warm-up call fails within the SDK's own timeouts).
     std::thread::sleep(Duration::from_secs(3));
 
-    for (function, path) in [
-        ("recommendations", "/v1/users/u000001/recommendations"),
-        ("cart", "/v1/users/u000001/cart"),
-        ("recommendations", "/v1/users/u000002/recommendations"),
+    for (function, lambda, path) in [
+        (
+            "recommendations",
+            &hanging,
+            "/v1/users/u000001/recommendations",
+        ),
+        ("cart", &refusing, "/v1/users/u000001/cart"),
+        (
+            "recommendations",
+            &hanging,
+            "/v1/users/u000002/recommendations",
+        ),
     ] {
-        let url = format!("http://127.0.0.1:{port}/lambda-url/{function}{path}");
+        let url = format!("{}{path}", lambda.base);
         let started = Instant::now();
         let (status, body) = get(&client, &url, true).await;
         let elapsed = started.elapsed();

@@ -85,7 +85,7 @@ async fn generate_load_serve_matches_the_embedded_store() {
     let client = reqwest::Client::new();
     let mut paths: Vec<String> = Vec::new();
     for n in 1..=USERS {
-        for block in ["recommendations", "cart", "dormancy"] {
+        for block in sendtime_domain::BlockKind::ALL {
             paths.push(format!("/v1/users/u{n:06}/{block}"));
         }
     }
@@ -96,6 +96,7 @@ async fn generate_load_serve_matches_the_embedded_store() {
             "/v1/users/not-in-dataset/recommendations",
             "/v1/users/not-in-dataset/cart",
             "/v1/users/not-in-dataset/dormancy",
+            "/v1/users/not-in-dataset/onboarding",
             "/v1/users/..%2F/cart",
             "/v1/users/u000001/nope",
             "/v1/users/u000001/cart?limit=0",
@@ -136,6 +137,9 @@ async fn generate_load_serve_matches_the_embedded_store() {
         "dormancy:last_interest",
         "dormancy:personal_offer",
         "dormancy:feedback",
+        "onboarding:welcome",
+        "onboarding:guide",
+        "onboarding:incentive",
     ] {
         assert!(stages.contains(expected), "no {expected} in {stages:?}");
     }

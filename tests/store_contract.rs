@@ -115,6 +115,32 @@ mod cases {
         assert!(again.recs.is_some() && again.cart.is_some());
     }
 
+    pub async fn onboarding_fields_round_trip<S: BlockStore>(store: &S) {
+        // GIVEN erin, a newcomer WHEN read THEN what onboarding reads comes back intact
+        let erin = store
+            .user_data(&uid("erin"))
+            .await
+            .unwrap()
+            .profile
+            .unwrap();
+        assert!(!erin.activated);
+        assert_eq!(erin.features_used, ["wishlist"]);
+        assert_eq!(erin.preferred_categories, ["bags"]);
+        let expected = fixture().into_iter().find_map(|r| match r {
+            Record::User(u) if u.user_id.as_str() == "erin" => Some(u),
+            _ => None,
+        });
+        assert_eq!(Some(erin), expected);
+        // an empty list comes back empty (not absent, not an error)
+        let fran = store
+            .user_data(&uid("fran"))
+            .await
+            .unwrap()
+            .profile
+            .unwrap();
+        assert!(fran.features_used.is_empty());
+    }
+
     pub async fn user_ids_are_exact_keys<S: BlockStore>(store: &S) {
         // Ids that differ only in case or by a prefix are different users.
         for id in ["Alice", "alic", "alice2"] {
@@ -173,6 +199,10 @@ macro_rules! contract_for {
             async fn writes_overwrite_by_key_so_reloads_are_idempotent() {
                 cases::writes_overwrite_by_key_so_reloads_are_idempotent(&super::$adapter().await)
                     .await
+            }
+            #[tokio::test]
+            async fn onboarding_fields_round_trip() {
+                cases::onboarding_fields_round_trip(&super::$adapter().await).await
             }
             #[tokio::test]
             async fn user_ids_are_exact_keys() {

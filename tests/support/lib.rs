@@ -109,6 +109,7 @@ fn user(id: &str, last_active_days: i64) -> User {
         purchased_items: vec![],
         recent_views: vec![],
         winback_unanswered: 0,
+        features_used: vec![],
     }
 }
 
@@ -133,6 +134,8 @@ fn cart(id: &str, days: i64, items: &[&str]) -> Cart {
 /// - `carol`: no list (unknown to the model), cart 8 days ago (alternatives), dormant with
 ///   0 unanswered (last_interest).
 /// - `dave`: dormant with 3 unanswered (feedback), bought after his cart changed (purchased).
+/// - `erin`: signed up 2 days ago, not activated, tried the wishlist (onboarding welcome).
+/// - `fran`: signed up 6 days ago, not activated, prefers bags (onboarding incentive).
 /// - items `s1..s4` shoes, `b1..b3` bags, `t1` toys; `s4` out of stock; `b2` low stock and
 ///   on sale; plus `k01..k60` filler (so multi-batch reads are exercised).
 pub fn fixture() -> Vec<Record> {
@@ -200,7 +203,21 @@ pub fn fixture() -> Vec<Record> {
     dave.last_purchase_at = Some(now() - Duration::days(1));
     records.push(Record::User(dave));
     records.push(Record::Cart(cart("dave", 2, &["t1"])));
+
+    records.push(Record::User(newcomer("erin", 2, &["wishlist"])));
+    records.push(Record::User(newcomer("fran", 6, &[])));
     records
+}
+
+/// A user who signed up `days` ago and has not made the first key action yet.
+fn newcomer(id: &str, days: i64, features_used: &[&str]) -> User {
+    let mut u = user(id, 0);
+    u.signed_up_at = now() - Duration::days(days) - Duration::hours(1);
+    u.last_active_at = now() - Duration::hours(3);
+    u.activated = false;
+    u.preferred_categories = vec!["bags".into()];
+    u.features_used = features_used.iter().map(|f| f.to_string()).collect();
+    u
 }
 
 /// Wraps a store and counts calls to each read, optionally delaying them so concurrent

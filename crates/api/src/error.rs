@@ -5,29 +5,44 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use sendtime_domain::InvalidUserId;
+use sendtime_domain::{BlockKind, InvalidUserId};
 use serde::Serialize;
 
+/// Every way a request can fail, each mapped to one status and one stable code.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The user id segment is not a valid id.
     #[error("invalid user id: {0}")]
     InvalidUserId(#[from] InvalidUserId),
+    /// The user id segment does not decode to UTF-8.
     #[error("user id is not valid UTF-8 after percent-decoding")]
     UndecodableUserId,
-    #[error("unknown block '{0}'; known blocks: recommendations, cart, dormancy")]
-    UnknownBlock(String),
+    /// The block segment names no block. The message lists the registry's blocks and never
+    /// echoes the raw segment (it may be junk).
+    #[error("unknown block; known blocks: {}", BlockKind::names())]
+    UnknownBlock,
+    /// A function of one block was asked for another.
+    #[error("this endpoint serves only the {0} block")]
+    OtherBlock(BlockKind),
+    /// `limit` is not a whole number within the block's bounds.
     #[error("limit must be an integer from 1 to {max}")]
     InvalidLimit { max: usize },
+    /// The query string is malformed.
     #[error("the query string could not be parsed")]
     InvalidQuery,
+    /// No route matches.
     #[error("no such route")]
     NotFound,
+    /// A method other than GET.
     #[error("only GET is supported")]
     MethodNotAllowed,
+    /// The store failed and the block has no fallback.
     #[error("content is temporarily unavailable")]
     StoreUnavailable(#[source] sendtime_store::StoreError),
+    /// The request budget ran out.
     #[error("content could not be assembled in time")]
     Deadline,
+    /// The caller key is missing or wrong.
     #[error("missing or wrong x-sendtime-key header")]
     Unauthorized,
 }
@@ -44,13 +59,14 @@ struct ErrorDetail<'a> {
 }
 
 impl ApiError {
+    /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidUserId(_)
             | Self::UndecodableUserId
             | Self::InvalidLimit { .. }
             | Self::InvalidQuery => StatusCode::BAD_REQUEST,
-            Self::UnknownBlock(_) | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::UnknownBlock | Self::OtherBlock(_) | Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::StoreUnavailable(_) | Self::Deadline => StatusCode::SERVICE_UNAVAILABLE,
@@ -61,7 +77,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidUserId(_) | Self::UndecodableUserId => "invalid_user_id",
-            Self::UnknownBlock(_) => "unknown_block",
+            Self::UnknownBlock | Self::OtherBlock(_) => "unknown_block",
             Self::InvalidLimit { .. } => "invalid_limit",
             Self::InvalidQuery => "invalid_query",
             Self::NotFound => "not_found",
@@ -93,13 +109,8 @@ impl IntoResponse for ApiError {
                 "request failed"
             );
         }
-        // The block name and the message never echo the raw user id back: it may be junk.
-        let message = match &self {
-            Self::UnknownBlock(_) => {
-                "unknown block; known blocks: recommendations, cart, dormancy".to_owned()
-            }
-            other => other.to_string(),
-        };
+        // Messages never echo the raw user id or block segment back: they may be junk.
+        let message = self.to_string();
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code(),

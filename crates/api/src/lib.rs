@@ -5,11 +5,12 @@
 pub mod auth;
 pub mod error;
 pub mod router;
+pub mod rules_file;
 pub mod service;
 pub mod telemetry;
 
 pub use error::ApiError;
-pub use router::{router, router_with, RouterOptions};
+pub use router::{router, router_with, RouterOptions, BLOCK_ROUTE};
 pub use service::{BlockService, ServiceError};
 pub use telemetry::{RequestId, TelemetryOptions};
 

@@ -21,12 +21,24 @@ struct BlockQuery {
     limit: Option<String>,
 }
 
+/// The route of every block: the user id is a path segment because Braze caches by URL.
+pub const BLOCK_ROUTE: &str = "/v1/users/{user_id}/{block}";
+
 /// How an entry point wants the router: telemetry output and caller authentication.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RouterOptions {
+    /// Where request logs and metrics go.
     pub telemetry: TelemetryOptions,
     /// SHA-256 of the key callers must send in `x-sendtime-key`; `None` disables the check.
     pub api_key_sha256: Option<[u8; 32]>,
+    /// Serve only this block (a Lambda function of one block); `None` serves every block.
+    pub only_block: Option<BlockKind>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    service: Arc<BlockService>,
+    only_block: Option<BlockKind>,
 }
 
 /// The router with default options (no key check, no EMF).
@@ -38,10 +50,13 @@ pub fn router(service: Arc<BlockService>) -> Router {
 pub fn router_with(service: Arc<BlockService>, options: RouterOptions) -> Router {
     Router::new()
         .route("/health", get(health))
-        .route("/v1/users/{user_id}/{block}", get(get_block))
+        .route(BLOCK_ROUTE, get(get_block))
         .fallback(unmatched)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(service)
+        .with_state(AppState {
+            service,
+            only_block: options.only_block,
+        })
         .layer(middleware::from_fn_with_state(
             options.api_key_sha256,
             auth::require_key,
@@ -69,25 +84,27 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 async fn get_block(
-    State(service): State<Arc<BlockService>>,
+    State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<BlockQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let service = &state.service;
     let Path((raw_user, raw_block)) = path.map_err(|_| ApiError::UndecodableUserId)?;
-    let kind: BlockKind = raw_block
-        .parse()
-        .map_err(|()| ApiError::UnknownBlock(raw_block.clone()))?;
+    let kind: BlockKind = raw_block.parse().map_err(|_| ApiError::UnknownBlock)?;
+    if let Some(only) = state.only_block.filter(|only| *only != kind) {
+        return Err(ApiError::OtherBlock(only));
+    }
     let user_id = UserId::parse(&raw_user)?;
     let Query(query) = query.map_err(|_| ApiError::InvalidQuery)?;
-    let rules = &service.rules().recommendations;
+    let limits = kind.rule().limits(service.rules());
     let limit = match query.limit.as_deref() {
-        None => rules.default_limit,
+        None => limits.default_limit,
         Some(raw) => raw
             .parse::<usize>()
             .ok()
-            .filter(|n| (1..=rules.max_limit).contains(n))
+            .filter(|n| (1..=limits.max_limit).contains(n))
             .ok_or(ApiError::InvalidLimit {
-                max: rules.max_limit,
+                max: limits.max_limit,
             })?,
     };
     let block = service.block(kind, &user_id, limit).await?;

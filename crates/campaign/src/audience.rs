@@ -13,10 +13,12 @@ pub struct AudienceError {
     pub reason: String,
 }
 
+/// The recipients of a send.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Audience {
     /// Distinct user ids in first-seen order.
-    pub users: Vec<String>,
+    pub users: Vec<UserId>,
+    /// Lines that repeated an earlier id (sent once).
     pub duplicates: usize,
 }
 
@@ -40,7 +42,7 @@ impl Format {
 /// `u000001` … `u{n}`: the ids `sendtime data generate` gives its users.
 pub fn synthetic(n: usize) -> Audience {
     Audience {
-        users: (1..=n).map(|i| format!("u{i:06}")).collect(),
+        users: (1..=n).map(UserId::demo).collect(),
         duplicates: 0,
     }
 }
@@ -101,8 +103,8 @@ pub fn read(input: impl BufRead, format: Format) -> Result<Audience, Vec<Audienc
         };
         match UserId::parse(&raw) {
             Ok(id) => {
-                if seen.insert(id.as_str().to_owned()) {
-                    audience.users.push(id.as_str().to_owned());
+                if seen.insert(id.clone()) {
+                    audience.users.push(id);
                 } else {
                     audience.duplicates += 1;
                 }

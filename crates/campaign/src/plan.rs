@@ -8,6 +8,8 @@ use serde::Serialize;
 pub mod price {
     /// API Gateway HTTP API, per million requests (first 300 M a month).
     pub const HTTP_API_PER_MILLION: f64 = 1.00;
+    /// Lambda Function URLs: no charge beyond the function's own requests and duration.
+    pub const FUNCTION_URL_PER_MILLION: f64 = 0.0;
     /// Lambda requests, per million.
     pub const LAMBDA_REQUESTS_PER_MILLION: f64 = 0.20;
     /// Lambda arm64 compute, per GB-second.
@@ -18,8 +20,14 @@ pub mod price {
 
 /// Default AWS quotas per region/account (BRIEF §4).
 pub mod quota {
+    /// API Gateway requests per second per account and region.
     pub const API_GATEWAY_RPS: f64 = 10_000.0;
+    /// Lambda concurrent executions per account and region.
     pub const LAMBDA_CONCURRENCY: f64 = 1_000.0;
+    /// Synchronous requests per second Lambda allows per unit of concurrency quota: a
+    /// Function URL's request-rate ceiling is 10 × 1,000 = 10,000 rps by default, raised with
+    /// the concurrency quota (behind API Gateway its own 10,000 rps binds first).
+    pub const LAMBDA_RPS_PER_CONCURRENCY: f64 = 10.0;
     /// New execution environments per function per 10 s.
     pub const LAMBDA_SCALE_PER_10S: f64 = 1_000.0;
     /// Read request units a new on-demand table serves at once.
@@ -36,6 +44,61 @@ pub fn calls_per_message(channel: Channel) -> f64 {
     match channel {
         Channel::Email => 3.0,
         Channel::Push | Channel::Sms | Channel::Kakao => 1.0,
+    }
+}
+
+/// What fronts the functions (template.yaml's `FrontDoor`): it sets the per-call price and
+/// the request-rate quota that binds first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Front {
+    /// API Gateway HTTP API: $1.00 per million calls, 10,000 rps per account by default.
+    #[default]
+    HttpApi,
+    /// Lambda Function URLs: no per-call charge; Lambda's 10 rps per unit of concurrency
+    /// quota; our key check is the only gate.
+    FunctionUrl,
+}
+
+impl std::str::FromStr for Front {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "http-api" => Ok(Self::HttpApi),
+            "function-url" => Ok(Self::FunctionUrl),
+            other => Err(format!(
+                "unknown front door '{other}' (http-api, function-url)"
+            )),
+        }
+    }
+}
+
+impl Front {
+    /// Price per million calls of the front itself.
+    pub fn price_per_million(self) -> f64 {
+        match self {
+            Self::HttpApi => price::HTTP_API_PER_MILLION,
+            Self::FunctionUrl => price::FUNCTION_URL_PER_MILLION,
+        }
+    }
+
+    /// The request-rate quota the front hits first, and its name in the checks.
+    pub fn rps_quota(self) -> (&'static str, f64) {
+        match self {
+            Self::HttpApi => ("API Gateway 10,000 rps", quota::API_GATEWAY_RPS),
+            Self::FunctionUrl => (
+                "Lambda 10,000 rps (10 × concurrency)",
+                quota::LAMBDA_RPS_PER_CONCURRENCY * quota::LAMBDA_CONCURRENCY,
+            ),
+        }
+    }
+
+    /// The cost line's label.
+    pub fn cost_label(self) -> &'static str {
+        match self {
+            Self::HttpApi => "cost: API Gateway (HTTP API)",
+            Self::FunctionUrl => "cost: Function URL (no charge)",
+        }
     }
 }
 
@@ -81,6 +144,8 @@ pub struct PlanInput {
     pub rru_per_call: f64,
     /// Share of calls answered from the function's cache without a DynamoDB read.
     pub cache_hit_ratio: f64,
+    /// What fronts the functions.
+    pub front: Front,
 }
 
 impl PlanInput {
@@ -96,6 +161,7 @@ impl PlanInput {
             lambda_memory_mb: 256,
             rru_per_call: 0.5,
             cache_hit_ratio: 0.0,
+            front: Front::HttpApi,
         }
     }
 }
@@ -121,6 +187,7 @@ pub struct Plan {
     pub lambda_scale_up_seconds: f64,
     pub dynamodb_rru_per_second_burst: f64,
     pub dynamodb_rru_total: f64,
+    /// The front door's cost (API Gateway, or nothing for Function URLs).
     pub cost_api_gateway: f64,
     pub cost_lambda: f64,
     pub cost_dynamodb: f64,
@@ -184,7 +251,7 @@ pub fn plan(input: PlanInput) -> Result<Plan, PlanError> {
     let dynamodb_rru_total = total_calls * reads_per_call;
 
     let millions = total_calls / 1e6;
-    let cost_api_gateway = millions * price::HTTP_API_PER_MILLION;
+    let cost_api_gateway = millions * input.front.price_per_million();
     let gb_seconds = total_calls * latency_s * f64::from(input.lambda_memory_mb) / 1024.0;
     let cost_lambda =
         millions * price::LAMBDA_REQUESTS_PER_MILLION + gb_seconds * price::LAMBDA_ARM_GB_SECOND;
@@ -192,7 +259,8 @@ pub fn plan(input: PlanInput) -> Result<Plan, PlanError> {
 
     let minimum_rate_per_minute = audience / quota::BRAZE_HORIZON_MINUTES;
     // The largest burst every quota allows, turned back into messages per minute.
-    let mut max_burst_rps = quota::API_GATEWAY_RPS.min(quota::LAMBDA_CONCURRENCY / latency_s);
+    let (rps_quota_name, rps_quota) = input.front.rps_quota();
+    let mut max_burst_rps = rps_quota.min(quota::LAMBDA_CONCURRENCY / latency_s);
     if reads_per_call > 0.0 {
         max_burst_rps = max_burst_rps.min(quota::DYNAMODB_NEW_TABLE_RRU / reads_per_call);
     }
@@ -203,8 +271,8 @@ pub fn plan(input: PlanInput) -> Result<Plan, PlanError> {
 
     let checks = vec![
         Check {
-            name: "API Gateway 10,000 rps",
-            ok: burst_rps <= quota::API_GATEWAY_RPS,
+            name: rps_quota_name,
+            ok: burst_rps <= rps_quota,
             detail: format!("burst {burst_rps:.0} rps"),
         },
         Check {
@@ -348,7 +416,7 @@ pub fn render(plan: &Plan) -> String {
         ),
     );
     row(
-        "cost: API Gateway (HTTP API)",
+        i.front.cost_label(),
         format!("${:.2}", plan.cost_api_gateway),
     );
     row("cost: Lambda (arm64)", format!("${:.2}", plan.cost_lambda));
@@ -509,6 +577,49 @@ mod tests {
         assert!(err.to_string().contains("--channel"));
         let err = plan(PlanInput::new(1, vec![(Channel::Email, 1.0)], 0.0)).unwrap_err();
         assert!(err.to_string().contains("--rate"));
+    }
+
+    #[test]
+    fn ten_million_emails_behind_function_urls_by_hand() {
+        // Same campaign as above without API Gateway: the $30 of HTTP API goes; Lambda
+        // $6 + 150,000 GB-s × $0.0000133334 = $8.00001, DynamoDB $1.875: $9.87501 in all,
+        // per million calls 9.87501 / 30 = $0.32917.
+        let mut input = PlanInput::new(10_000_000, vec![(Channel::Email, 1.0)], 100_000.0);
+        input.front = Front::FunctionUrl;
+        let p = plan(input).unwrap();
+        assert!(close(p.cost_api_gateway, 0.0));
+        assert!(close(p.cost_lambda, 6.0 + 150_000.0 * 0.000_013_333_4));
+        assert!(close(
+            p.cost_total,
+            6.0 + 150_000.0 * 0.000_013_333_4 + 1.875
+        ));
+        assert!(close(p.cost_total / 30.0, 0.329_167));
+        // The binding request-rate quota is Lambda's 10 rps × 1,000 concurrency = 10,000
+        // rps: the burst of 10,000 fits exactly, so 100,000 msgs/min stays the safe maximum.
+        assert_eq!(p.checks[0].name, "Lambda 10,000 rps (10 × concurrency)");
+        assert!(p.checks.iter().all(|c| c.ok), "{:#?}", p.checks);
+        assert!(close(p.maximum_safe_rate_per_minute, 100_000.0));
+        assert!(render(&p).contains("cost: Function URL (no charge)"));
+
+        // At Braze's maximum: Lambda's request rate and DynamoDB fail, API Gateway is gone.
+        let mut input = PlanInput::new(10_000_000, vec![(Channel::Email, 1.0)], 500_000.0);
+        input.front = Front::FunctionUrl;
+        let p = plan(input).unwrap();
+        let failed: Vec<&str> = p.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+        assert_eq!(
+            failed,
+            [
+                "Lambda 10,000 rps (10 × concurrency)",
+                "DynamoDB new on-demand table 12,000 RRU/s"
+            ]
+        );
+    }
+
+    #[test]
+    fn front_doors_parse_by_their_template_names() {
+        assert_eq!("http-api".parse::<Front>(), Ok(Front::HttpApi));
+        assert_eq!("function-url".parse::<Front>(), Ok(Front::FunctionUrl));
+        assert!("alb".parse::<Front>().unwrap_err().contains("function-url"));
     }
 
     #[test]

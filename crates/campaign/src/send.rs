@@ -8,6 +8,7 @@ use crate::output::{ResultLog, ResultRecord};
 use crate::pacer::Pacer;
 use hdrhistogram::Histogram;
 use rand::Rng;
+use sendtime_domain::UserId;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,7 +113,7 @@ struct Attempted {
 /// Sends every (recipient, block) not in `done`, appending results to `log`.
 pub async fn run(
     config: SendConfig,
-    recipients: &[String],
+    recipients: &[UserId],
     done: &HashSet<(String, String)>,
     mut log: ResultLog,
     progress: Arc<Progress>,
@@ -141,7 +142,12 @@ pub async fn run(
 
     let keys: Vec<(String, String)> = recipients
         .iter()
-        .flat_map(|u| config.blocks.iter().map(move |b| (u.clone(), b.clone())))
+        .flat_map(|u| {
+            config
+                .blocks
+                .iter()
+                .map(move |b| (u.as_str().to_owned(), b.clone()))
+        })
         .collect();
     let todo: Vec<(String, String)> = keys
         .iter()

@@ -7,7 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sendtime_domain::{
-    Cart, CartLine, Discount, Item, ItemId, PopularList, PopularScope, RecList, User, UserId,
+    Cart, CartLine, Discount, Item, ItemId, OnboardingRules, PopularList, PopularScope, RecList,
+    User, UserId,
 };
 use sendtime_store::Record;
 use std::collections::BTreeMap;
@@ -20,6 +21,9 @@ pub struct DatasetSpec {
     /// The instant ages are measured from; serve with the same `now` to see the same stages.
     pub as_of: DateTime<Utc>,
 }
+
+/// Share of users who signed up in the last 10 days (the onboarding block's audience).
+pub const NEWCOMER_SHARE: f64 = 0.15;
 
 /// How many items each popular list holds.
 pub const GLOBAL_POPULAR_LEN: usize = 50;
@@ -142,9 +146,9 @@ impl Popularity {
     }
 }
 
+/// The `n`th generated user's id.
 pub fn user_id(n: usize) -> UserId {
-    // Generated ids are always valid: letters and digits only.
-    UserId::parse(&format!("u{n:06}")).unwrap_or_else(|_| unreachable!())
+    UserId::demo(n)
 }
 
 pub fn item_id(n: usize) -> ItemId {
@@ -245,7 +249,15 @@ fn gen_user(
     out: &mut Vec<Record>,
 ) {
     let id = user_id(n);
-    let signed_up_at = now - Duration::hours(rng.random_range(1..=720 * 24));
+    // Newcomers signed up in the last 10 days: every onboarding stage, day 0 and just past
+    // the window included; everyone else long ago.
+    let newcomer = rng.random_bool(NEWCOMER_SHARE);
+    let signed_up_hours = if newcomer {
+        rng.random_range(1..=10 * 24)
+    } else {
+        rng.random_range(10 * 24..=720 * 24)
+    };
+    let signed_up_at = now - Duration::hours(signed_up_hours);
     let dormant = rng.random_bool(0.35);
     let idle_hours = if dormant {
         rng.random_range(30 * 24..=180 * 24)
@@ -336,6 +348,13 @@ fn gen_user(
             lines,
         }
     });
+    // Key features tried so far (the keys of the default onboarding content).
+    let features_used: Vec<String> = OnboardingRules::default()
+        .features
+        .into_iter()
+        .filter(|_| rng.random_bool(0.3))
+        .map(|f| f.key)
+        .collect();
     // Some carts were checked out after their last change.
     if let Some(c) = &cart {
         if rng.random_bool(0.15) {
@@ -347,13 +366,14 @@ fn gen_user(
         user_id: id,
         signed_up_at,
         last_active_at,
-        activated: rng.random_bool(0.8),
+        activated: rng.random_bool(if newcomer { 0.3 } else { 0.8 }),
         last_purchase_at,
         preferred_categories: preferred,
         category_purchases,
         purchased_items,
         recent_views,
         winback_unanswered: if dormant { rng.random_range(0..=4) } else { 0 },
+        features_used,
     }));
     out.extend(recs.map(Record::Recs));
     out.extend(cart.map(Record::Cart));
@@ -370,6 +390,32 @@ mod tests {
             items: 120,
             seed,
             as_of: Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn every_onboarding_stage_and_reason_is_in_the_data() {
+        use sendtime_domain::rules::onboarding::{assess, OnboardingAssessment};
+        let spec = spec(42);
+        let rules = OnboardingRules::default();
+        let mut seen = std::collections::BTreeSet::new();
+        for r in generate(&spec) {
+            if let Record::User(u) = r {
+                seen.insert(match assess(Some(&u), spec.as_of, &rules) {
+                    OnboardingAssessment::Eligible { stage, .. } => format!("{stage:?}"),
+                    OnboardingAssessment::NotEligible(reason) => format!("{reason:?}"),
+                });
+            }
+        }
+        for expected in [
+            "Welcome",
+            "Guide",
+            "Incentive",
+            "TooEarly",
+            "Activated",
+            "Expired",
+        ] {
+            assert!(seen.contains(expected), "no {expected} in {seen:?}");
         }
     }
 

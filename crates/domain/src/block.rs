@@ -4,44 +4,12 @@
 use crate::ids::{ItemId, UserId};
 use crate::model::Item;
 use crate::money::{discounted, display_price};
+use crate::rules::onboarding::OnboardingContent;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::fmt;
-use std::str::FromStr;
+use std::io;
 
-/// The blocks we serve, one per URL segment (`/v1/users/{id}/{block}`) and one Lambda each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BlockKind {
-    Recommendations,
-    Cart,
-    Dormancy,
-}
-
-impl BlockKind {
-    pub const ALL: [BlockKind; 3] = [Self::Recommendations, Self::Cart, Self::Dormancy];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Recommendations => "recommendations",
-            Self::Cart => "cart",
-            Self::Dormancy => "dormancy",
-        }
-    }
-}
-
-impl fmt::Display for BlockKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for BlockKind {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or(())
-    }
-}
+pub use crate::rules::{BlockKind, UnknownBlock};
 
 /// Where a block's items came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -74,6 +42,12 @@ pub enum Stage {
     LastInterest,
     PersonalOffer,
     Feedback,
+    /// Onboarding, first days after sign-up: the key features.
+    Welcome,
+    /// Onboarding, a few days in: how-to and FAQ links.
+    Guide,
+    /// Onboarding, the last days: a first-use benefit and popular items.
+    Incentive,
 }
 
 /// Why a block is not eligible; the template should `abort_message` on these.
@@ -87,6 +61,10 @@ pub enum Reason {
     UnknownUser,
     /// Nothing at all could be shown (empty catalog): better to send nothing.
     NoItems,
+    /// Onboarding: the user has made the first key action already.
+    Activated,
+    /// Onboarding: the onboarding window is over (the dormancy flow takes over).
+    Expired,
 }
 
 /// What made the urgency stage urgent.
@@ -120,6 +98,8 @@ pub struct BlockItem {
     pub currency: String,
     pub display_price: String,
     pub source: ItemSource,
+    /// 1-based place in the block, for click attribution (set when the block is sealed).
+    pub position: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quantity: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -155,6 +135,7 @@ impl BlockItem {
             currency: item.currency.clone(),
             display_price: display_price(item.price, &item.currency),
             source,
+            position: 0,
             quantity: None,
             rating: None,
             review_count: None,
@@ -225,6 +206,10 @@ fn snippet(text: &str, max_chars: usize) -> String {
 /// is true.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Block {
+    /// Attribution id: the same for the same user, block and shown content (Braze renders
+    /// one email's HTML, text and AMP parts separately: they agree), different when what is
+    /// shown changes. Set by [`Block::sealed`].
+    pub rec_id: String,
     pub user_id: UserId,
     pub block: BlockKind,
     pub eligible: bool,
@@ -239,14 +224,19 @@ pub struct Block {
     pub offer: Option<Offer>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub urgency: Option<UrgencyKind>,
-    /// Whole days since the cart changed (cart) or since the last activity (dormancy).
+    /// Whole days since the cart changed (cart), the last activity (dormancy) or sign-up
+    /// (onboarding).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub days: Option<i64>,
+    /// The onboarding stages' content (features, guide links, benefit); empty elsewhere.
+    #[serde(flatten)]
+    pub onboarding: OnboardingContent,
 }
 
 impl Block {
     pub fn not_eligible(user_id: UserId, block: BlockKind, reason: Reason) -> Self {
         Self {
+            rec_id: String::new(),
             user_id,
             block,
             eligible: false,
@@ -258,6 +248,7 @@ impl Block {
             offer: None,
             urgency: None,
             days: None,
+            onboarding: OnboardingContent::default(),
         }
     }
 
@@ -268,6 +259,7 @@ impl Block {
         items: Vec<BlockItem>,
     ) -> Self {
         Self {
+            rec_id: String::new(),
             user_id,
             block,
             eligible: true,
@@ -279,12 +271,43 @@ impl Block {
             offer: None,
             urgency: None,
             days: None,
+            onboarding: OnboardingContent::default(),
         }
     }
 
+    /// Sets the whole days the stage was judged by.
     pub fn with_days(mut self, days: i64) -> Self {
         self.days = Some(days);
         self
+    }
+
+    /// Finishes a block for answering: numbers the items from 1 and sets `rec_id` to a hash
+    /// of everything the answer shows (so equal answers share it and any change of content,
+    /// stage or user gives a new one).
+    pub fn sealed(mut self) -> Self {
+        for (index, item) in self.items.iter_mut().enumerate() {
+            item.position = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        }
+        self.rec_id.clear();
+        let mut hasher = ContentHasher(xxhash_rust::xxh3::Xxh3::new());
+        // Writing into a hasher cannot fail, and the block serializes without error (plain
+        // data, string keys); an error would only weaken the id, never fail the answer.
+        let _ = serde_json::to_writer(&mut hasher, &self);
+        self.rec_id = format!("{:016x}", hasher.0.digest());
+        self
+    }
+}
+
+/// Feeds serialized bytes to the hash without building the string.
+struct ContentHasher(xxhash_rust::xxh3::Xxh3);
+
+impl io::Write for ContentHasher {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

@@ -27,6 +27,13 @@ pub enum InvalidUserId {
 }
 
 impl UserId {
+    /// The id of the `n`th user of a generated dataset (`u000001`, …): the one place this
+    /// format is written (`data generate`, `serve`'s demo data, `campaign send --synthetic`).
+    pub fn demo(n: usize) -> Self {
+        Self(format!("u{n:06}"))
+    }
+
+    /// Validates a raw id from a URL, a file or a dataset.
     pub fn parse(raw: &str) -> Result<Self, InvalidUserId> {
         if raw.is_empty() {
             return Err(InvalidUserId::Empty);
@@ -55,6 +62,18 @@ fn is_user_id_byte(b: u8) -> bool {
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for UserId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for UserId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
     }
 }
 
@@ -115,6 +134,15 @@ mod tests {
         assert_eq!(UserId::parse(".."), Err(InvalidUserId::LeadingDot));
         assert_eq!(UserId::parse("."), Err(InvalidUserId::LeadingDot));
         assert_eq!(UserId::parse("%2e%2e"), Err(InvalidUserId::BadCharacter));
+    }
+
+    #[test]
+    fn demo_ids_are_valid_ids() {
+        for n in [1, 42, 999_999, 12_345_678] {
+            let id = UserId::demo(n);
+            assert_eq!(UserId::parse(id.as_str()), Ok(id));
+        }
+        assert_eq!(UserId::demo(7).as_str(), "u000007");
     }
 
     #[test]

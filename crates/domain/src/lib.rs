@@ -13,8 +13,14 @@ pub mod model;
 pub mod money;
 pub mod rules;
 
-pub use block::{Block, BlockItem, BlockKind, ItemSource, Offer, Reason, Stage, UrgencyKind};
+pub use block::{Block, BlockItem, ItemSource, Offer, Reason, Stage, UrgencyKind};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use config::{CartRules, DormancyRules, RecommendationRules, RulesConfig};
+pub use config::{
+    CartRules, DormancyRules, ItemLimits, RecommendationRules, RulesConfig, RulesError, RulesFormat,
+};
 pub use ids::{InvalidUserId, ItemId, UserId};
-pub use model::{Cart, CartLine, Discount, Item, PopularList, PopularScope, RecList, User};
+pub use model::{
+    Cart, CartLine, Discount, Item, PopularList, PopularScope, RecList, User, UserData,
+};
+pub use rules::onboarding::OnboardingRules;
+pub use rules::{BlockKind, BlockRule, UnknownBlock};

@@ -32,9 +32,14 @@ pub struct User {
     /// Win-back messages sent since the user went dormant without any response.
     #[serde(default)]
     pub winback_unanswered: u32,
+    /// Keys of the key features the user has tried (onboarding's welcome stage shows the
+    /// others first).
+    #[serde(default)]
+    pub features_used: Vec<String>,
 }
 
 impl User {
+    /// Whether the user bought this item already.
     pub fn has_purchased(&self, id: &ItemId) -> bool {
         self.purchased_items.contains(id)
     }
@@ -48,6 +53,17 @@ impl User {
             .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
             .map(|(c, _)| c.as_str())
     }
+}
+
+/// Everything stored under one user, read together in one round trip.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserData {
+    /// The profile; `None` for a user we know nothing about.
+    pub profile: Option<User>,
+    /// Absent when the model has no list for this user or the list has expired.
+    pub recs: Option<RecList>,
+    /// The cart, if the user has one.
+    pub cart: Option<Cart>,
 }
 
 /// A time-limited discount on an item.

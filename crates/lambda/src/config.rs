@@ -1,13 +1,22 @@
 //! The functions' configuration, read once from the environment. Variable names are the ones
 //! `template.yaml` sets; an error names the variable that fixes it.
 
+use sendtime_domain::{BlockKind, RulesConfig};
 use sendtime_dynamo::DynamoConfig;
 use sendtime_store::CacheConfig;
+use std::path::Path;
 use std::time::Duration;
 
+/// Everything a function reads from its environment at init.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LambdaConfig {
+    /// The block this function serves (`SENDTIME_BLOCK`); `None` serves every block.
+    pub block: Option<BlockKind>,
+    /// Thresholds and content (`SENDTIME_RULES_FILE`, else the defaults).
+    pub rules: RulesConfig,
+    /// The table and the SDK's timeouts.
     pub dynamo: DynamoConfig,
+    /// Cache TTLs.
     pub cache: CacheConfig,
     /// Longest a request may take end to end before it is answered with a 503.
     pub request_budget: Duration,
@@ -15,18 +24,32 @@ pub struct LambdaConfig {
     pub api_key_sha256: Option<[u8; 32]>,
 }
 
+/// A configuration a function cannot start with; the message names the variable.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
+    /// A required variable is unset.
     #[error("{0} is not set (template.yaml sets it for every function)")]
     Missing(&'static str),
+    /// A variable's value is unusable.
     #[error("{name} must be {expected}, got '{value}'")]
     Invalid {
+        /// The variable.
         name: &'static str,
-        expected: &'static str,
+        /// What it must be.
+        expected: String,
+        /// What it was (hidden for secrets).
         value: String,
     },
+    /// The rules file is unreadable or invalid.
+    #[error("{RULES_FILE}: {0}")]
+    Rules(String),
 }
 
+/// The block a function serves.
+pub const BLOCK: &str = "SENDTIME_BLOCK";
+/// Path of the rules file (TOML or JSON).
+pub const RULES_FILE: &str = "SENDTIME_RULES_FILE";
+/// The DynamoDB table.
 pub const TABLE: &str = "SENDTIME_TABLE";
 pub const DYNAMODB_ENDPOINT: &str = "SENDTIME_DYNAMODB_ENDPOINT";
 pub const REQUEST_BUDGET_MS: &str = "SENDTIME_REQUEST_BUDGET_MS";
@@ -39,6 +62,7 @@ pub const CACHE_POPULAR_TTL_SECS: &str = "SENDTIME_CACHE_POPULAR_TTL_SECS";
 pub const API_KEY_SHA256: &str = "SENDTIME_API_KEY_SHA256";
 
 impl LambdaConfig {
+    /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -53,7 +77,7 @@ impl LambdaConfig {
                 None => Ok(default),
                 Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
                     name,
-                    expected: "a whole number",
+                    expected: "a whole number".into(),
                     value: v,
                 }),
             }
@@ -64,7 +88,7 @@ impl LambdaConfig {
         if operation == 0 || attempt == 0 || budget == 0 {
             return Err(ConfigError::Invalid {
                 name: REQUEST_BUDGET_MS,
-                expected: "above zero (as are the DynamoDB timeouts)",
+                expected: "above zero (as are the DynamoDB timeouts)".into(),
                 value: budget.to_string(),
             });
         }
@@ -95,12 +119,31 @@ impl LambdaConfig {
             Some(hex) => Some(sendtime_api::auth::parse_sha256_hex(&hex).ok_or(
                 ConfigError::Invalid {
                     name: API_KEY_SHA256,
-                    expected: "64 hex digits (sha256sum of the key)",
+                    expected: "64 hex digits (sha256sum of the key)".into(),
                     value: "<hidden>".to_owned(),
                 },
             )?),
         };
+        let block = match lookup(BLOCK).filter(|b| !b.trim().is_empty()) {
+            None => None,
+            Some(name) => {
+                Some(
+                    name.trim()
+                        .parse::<BlockKind>()
+                        .map_err(|_| ConfigError::Invalid {
+                            name: BLOCK,
+                            expected: format!("one of {}", BlockKind::names()),
+                            value: name.clone(),
+                        })?,
+                )
+            }
+        };
+        let rules_file = lookup(RULES_FILE).filter(|p| !p.trim().is_empty());
+        let rules = sendtime_api::rules_file::load_or_default(rules_file.as_deref().map(Path::new))
+            .map_err(|e| ConfigError::Rules(e.to_string()))?;
         Ok(Self {
+            block,
+            rules,
             dynamo,
             cache,
             request_budget: Duration::from_millis(budget),
@@ -138,6 +181,55 @@ mod tests {
         assert_eq!(c.request_budget, Duration::from_millis(1_000));
         assert!(c.dynamo.operation_timeout < c.request_budget);
         assert_eq!(c.dynamo.endpoint, None);
+    }
+
+    #[test]
+    fn the_block_is_read_and_a_wrong_one_names_the_variable_and_the_choices() {
+        let c = from(&[("SENDTIME_TABLE", "t"), ("SENDTIME_BLOCK", "onboarding")]).unwrap();
+        assert_eq!(c.block, Some(BlockKind::Onboarding));
+        assert_eq!(from(&[("SENDTIME_TABLE", "t")]).unwrap().block, None);
+        let err = from(&[("SENDTIME_TABLE", "t"), ("SENDTIME_BLOCK", "carts")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SENDTIME_BLOCK") && err.contains("recommendations, cart"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_rules_file_moves_a_boundary_and_a_bad_key_names_itself() {
+        let dir =
+            std::env::temp_dir().join(format!("sendtime-lambda-rules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("rules.toml");
+        std::fs::write(&good, "[cart]\nsocial_proof_from_days = 2\n").unwrap();
+        let c = from(&[
+            ("SENDTIME_TABLE", "t"),
+            ("SENDTIME_RULES_FILE", good.to_str().unwrap()),
+        ])
+        .unwrap();
+        assert_eq!(c.rules.cart.social_proof_from_days, 2);
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, r#"{"cart": {"social_proof_days": 2}}"#).unwrap();
+        let err = from(&[
+            ("SENDTIME_TABLE", "t"),
+            ("SENDTIME_RULES_FILE", bad.to_str().unwrap()),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("SENDTIME_RULES_FILE") && err.contains("social_proof_days"),
+            "{err}"
+        );
+        let missing = dir.join("missing.toml");
+        let err = from(&[
+            ("SENDTIME_TABLE", "t"),
+            ("SENDTIME_RULES_FILE", missing.to_str().unwrap()),
+        ])
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::Rules(_)), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

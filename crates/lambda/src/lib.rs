@@ -11,14 +11,15 @@ use lambda_http::tower::util::MapRequest;
 use lambda_http::tower::ServiceBuilder;
 use lambda_http::RequestExt;
 use sendtime_api::{router_with, BlockService, RequestId, Router, RouterOptions, TelemetryOptions};
-use sendtime_domain::{BlockKind, PopularScope, RulesConfig, SystemClock};
+use sendtime_domain::{PopularScope, SystemClock};
 use sendtime_store::{CachedStore, PopularGet};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Builds the app for `block`'s function from `config`: the same router `sendtime serve`
-/// uses, over DynamoDB through the cache. Opens the DynamoDB connection before returning.
-pub async fn build_app(config: &LambdaConfig, block: BlockKind) -> Router {
+/// Builds a function's app from `config`: the same router `sendtime serve` uses, over
+/// DynamoDB through the cache, limited to the function's block. Opens the DynamoDB
+/// connection before returning.
+pub async fn build_app(config: &LambdaConfig) -> Router {
     let started = Instant::now();
     let dynamo = Arc::new(sendtime_dynamo::connect(&config.dynamo).await);
     let cached = Arc::new(CachedStore::new(dynamo.clone(), &config.cache));
@@ -27,13 +28,13 @@ pub async fn build_app(config: &LambdaConfig, block: BlockKind) -> Router {
     // every block's fallback needs. Failure is not fatal: requests degrade instead.
     let warm = cached.popular(&PopularScope::Global).await;
     tracing::info!(
-        block = block.as_str(),
+        block = config.block.map(|b| b.as_str()).unwrap_or("all"),
         table = %config.dynamo.table,
         warm_up_ok = warm.is_ok(),
         init_ms = started.elapsed().as_millis() as u64,
         "init complete"
     );
-    let service = BlockService::new(cached, RulesConfig::default(), Arc::new(SystemClock))
+    let service = BlockService::new(cached, config.rules.clone(), Arc::new(SystemClock))
         .with_deadline(config.request_budget);
     app(Arc::new(service), config)
 }
@@ -45,6 +46,7 @@ pub fn app(service: Arc<BlockService>, config: &LambdaConfig) -> Router {
         RouterOptions {
             telemetry: TelemetryOptions { emf: true },
             api_key_sha256: config.api_key_sha256,
+            only_block: config.block,
         },
     )
 }
@@ -52,6 +54,7 @@ pub fn app(service: Arc<BlockService>, config: &LambdaConfig) -> Router {
 /// The service `lambda_http::run` drives: the router behind [`prepare`].
 pub type Handler = MapRequest<Router, fn(lambda_http::Request) -> lambda_http::Request>;
 
+/// Wraps the router for `lambda_http`.
 pub fn handler(app: Router) -> Handler {
     ServiceBuilder::new()
         .map_request(prepare as fn(lambda_http::Request) -> lambda_http::Request)
@@ -90,14 +93,14 @@ pub fn prepare(mut request: lambda_http::Request) -> lambda_http::Request {
     request
 }
 
-/// The whole `main` of a function.
-pub async fn run(block: BlockKind) -> Result<(), lambda_http::Error> {
+/// The whole `main` of the functions' one binary.
+pub async fn run() -> Result<(), lambda_http::Error> {
     init_logging();
     let config = LambdaConfig::from_env().map_err(|e| {
         tracing::error!(error = %e, "invalid configuration");
         e
     })?;
-    let app = build_app(&config, block).await;
+    let app = build_app(&config).await;
     lambda_http::run(handler(app)).await
 }
 

@@ -2,26 +2,35 @@
 //! and are shared by every user, so they live long; per-user data (carts!) lives briefly.
 //!
 //! Contract: concurrent misses for one key cause one load (moka's `or_try_insert_with`
-//! coalesces them); failed loads are not cached; unknown items are cached as absent so a
-//! stale recommendation list does not hit the store on every call. A TTL of zero disables
-//! caching for that kind of data.
+//! coalesces users and popular lists; catalog items, read in batches, go through an
+//! in-flight table so an id being loaded by one request is awaited, not loaded again, by
+//! the others); failed loads are not cached; unknown items are cached as absent so a stale
+//! recommendation list does not hit the store on every call. A TTL of zero disables caching
+//! for that kind of data.
 
 use crate::error::StoreError;
 use crate::ports::{ItemsGet, PopularGet, UserData, UserDataGet};
 use async_trait::async_trait;
+use futures::future::{BoxFuture, FutureExt, Shared};
 use moka::future::Cache;
 use sendtime_domain::{Item, ItemId, PopularList, PopularScope, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How long each kind of data stays cached, and how much of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheConfig {
+    /// A user's profile, list and cart (short: carts change).
     pub user_ttl: Duration,
+    /// A catalog item.
     pub item_ttl: Duration,
+    /// A popular list.
     pub popular_ttl: Duration,
+    /// Users held at most.
     pub max_users: u64,
+    /// Items held at most.
     pub max_items: u64,
 }
 
@@ -70,10 +79,18 @@ impl CacheStats {
     }
 }
 
+/// One batch load of catalog items, awaited by every request that needs one of its ids.
+type ItemBatch = Shared<BoxFuture<'static, Result<Arc<HashMap<ItemId, Item>>, StoreError>>>;
+
+/// Item ids being loaded right now, and the batch loading each.
+type InFlight = Arc<Mutex<HashMap<ItemId, ItemBatch>>>;
+
+/// Any store, behind per-kind caches with the contract above.
 pub struct CachedStore<S> {
     inner: Arc<S>,
     users: Option<Cache<UserId, Arc<UserData>>>,
     items: Option<Cache<ItemId, Option<Arc<Item>>>>,
+    items_in_flight: InFlight,
     popular: Option<Cache<PopularScope, Option<Arc<PopularList>>>>,
     stats: Arc<CacheStats>,
 }
@@ -92,20 +109,24 @@ where
 }
 
 impl<S> CachedStore<S> {
+    /// Caches in front of `inner`.
     pub fn new(inner: Arc<S>, config: &CacheConfig) -> Self {
         Self {
             inner,
             users: build(config.user_ttl, config.max_users),
             items: build(config.item_ttl, config.max_items),
+            items_in_flight: Arc::default(),
             popular: build(config.popular_ttl, 10_000),
             stats: Arc::new(CacheStats::default()),
         }
     }
 
+    /// Counters since start-up.
     pub fn stats(&self) -> Arc<CacheStats> {
         self.stats.clone()
     }
 
+    /// The store behind the cache.
     pub fn inner(&self) -> &Arc<S> {
         &self.inner
     }
@@ -188,19 +209,77 @@ impl<S: ItemsGet + 'static> ItemsGet for CachedStore<S> {
             return Ok(found);
         }
         self.stats.miss(missing.len() as u64);
-        self.stats.load();
-        let mut loaded = self.inner.items(&missing).await?;
-        for id in missing {
-            match loaded.remove(&id) {
-                Some(item) => {
-                    cache.insert(id.clone(), Some(Arc::new(item.clone()))).await;
-                    found.insert(id, item);
-                }
-                None => cache.insert(id, None).await,
+        for (id, batch) in self.join_or_start_loads(cache, missing) {
+            if let Some(item) = batch.await?.get(&id) {
+                found.insert(id, item.clone());
             }
         }
         Ok(found)
     }
+}
+
+impl<S: ItemsGet + 'static> CachedStore<S> {
+    /// For each missing id, the batch that loads it: one already in flight (another request
+    /// asked first), or one new batch for all the ids nobody is loading. The new batch fills
+    /// the cache and clears its ids from the in-flight table when it finishes, whoever polls
+    /// it; a failed batch caches nothing, so the next request tries again.
+    fn join_or_start_loads(
+        &self,
+        cache: &Cache<ItemId, Option<Arc<Item>>>,
+        missing: Vec<ItemId>,
+    ) -> Vec<(ItemId, ItemBatch)> {
+        // A poisoned lock only means a panic while holding plain map data: keep using it.
+        let mut in_flight = self
+            .items_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (joined, new): (Vec<ItemId>, Vec<ItemId>) = missing
+            .into_iter()
+            .partition(|id| in_flight.contains_key(id));
+        let mut out: Vec<(ItemId, ItemBatch)> = joined
+            .into_iter()
+            .filter_map(|id| in_flight.get(&id).cloned().map(|b| (id, b)))
+            .collect();
+        if !new.is_empty() {
+            self.stats.load();
+            let batch = load_batch(
+                self.inner.clone(),
+                cache.clone(),
+                self.items_in_flight.clone(),
+                new.clone(),
+            );
+            for id in new {
+                in_flight.insert(id.clone(), batch.clone());
+                out.push((id, batch.clone()));
+            }
+        }
+        out
+    }
+}
+
+fn load_batch<S: ItemsGet + 'static>(
+    inner: Arc<S>,
+    cache: Cache<ItemId, Option<Arc<Item>>>,
+    in_flight: InFlight,
+    ids: Vec<ItemId>,
+) -> ItemBatch {
+    async move {
+        let loaded = inner.items(&ids).await;
+        if let Ok(items) = &loaded {
+            for id in &ids {
+                let value = items.get(id).map(|item| Arc::new(item.clone()));
+                cache.insert(id.clone(), value).await;
+            }
+        }
+        let mut table = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        for id in &ids {
+            table.remove(id);
+        }
+        drop(table);
+        loaded.map(Arc::new)
+    }
+    .boxed()
+    .shared()
 }
 
 #[async_trait]

@@ -4,17 +4,10 @@
 use crate::error::StoreError;
 use crate::record::Record;
 use async_trait::async_trait;
-use sendtime_domain::{Cart, Item, ItemId, PopularList, PopularScope, RecList, User, UserId};
+use sendtime_domain::{Item, ItemId, PopularList, PopularScope, UserId};
 use std::collections::HashMap;
 
-/// Everything stored under one user: read together in one round trip.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct UserData {
-    pub profile: Option<User>,
-    /// Absent when the model has no list for this user or the list has expired.
-    pub recs: Option<RecList>,
-    pub cart: Option<Cart>,
-}
+pub use sendtime_domain::UserData;
 
 /// Reads a user's profile, recommendation list and cart (DynamoDB `Query`).
 ///

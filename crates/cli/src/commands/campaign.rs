@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use sendtime_campaign::audience::{self, Format};
-use sendtime_campaign::plan::{self, Channel, PlanInput};
+use sendtime_campaign::plan::{self, Channel, Front, PlanInput};
 use sendtime_campaign::send::{self, Progress, SendConfig};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -261,9 +261,17 @@ pub struct PlanArgs {
     /// Share of calls served from the function cache without a DynamoDB read.
     #[arg(long, default_value_t = 0.0)]
     pub cache_hit_ratio: f64,
+    /// What fronts the functions (template.yaml's FrontDoor): http-api ($1.00 per million
+    /// calls, 10,000 rps) or function-url (no per-call charge, Lambda's 10 rps per concurrency).
+    #[arg(long, default_value = "http-api", value_parser = parse_front)]
+    pub front: Front,
     /// Print JSON instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_front(s: &str) -> Result<Front, String> {
+    s.parse()
 }
 
 impl PlanArgs {
@@ -291,6 +299,7 @@ impl PlanArgs {
         input.burst_factor = self.burst_factor;
         input.lambda_memory_mb = self.memory_mb;
         input.cache_hit_ratio = self.cache_hit_ratio;
+        input.front = self.front;
         let plan = plan::plan(input)?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&plan)?);

@@ -31,14 +31,37 @@ impl DataCommand {
     }
 }
 
-#[derive(Debug, Args)]
-pub struct GenerateArgs {
+/// The size and seed of a synthetic dataset: shared by `data generate` and `serve`'s demo data.
+#[derive(Debug, Clone, Args)]
+pub struct DatasetArgs {
+    /// Number of users to generate.
     #[arg(long, default_value_t = 1_000)]
     pub users: usize,
+    /// Number of catalog items to generate.
     #[arg(long, default_value_t = 400)]
     pub items: usize,
+    /// Random seed: the same seed and sizes give the same dataset.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+}
+
+impl DatasetArgs {
+    /// The dataset these flags describe, with ages measured from `as_of`.
+    pub fn spec(&self, as_of: DateTime<Utc>) -> DatasetSpec {
+        DatasetSpec {
+            users: self.users,
+            items: self.items,
+            seed: self.seed,
+            as_of,
+        }
+    }
+}
+
+/// `sendtime data generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
     /// Instant the ages are measured from (RFC 3339); default: now. Pass the same value to
     /// `sendtime serve --now` to see the same stages.
     #[arg(long)]
@@ -50,12 +73,9 @@ pub struct GenerateArgs {
 
 impl GenerateArgs {
     pub fn run(self) -> anyhow::Result<()> {
-        let spec = DatasetSpec {
-            users: self.users,
-            items: self.items,
-            seed: self.seed,
-            as_of: self.as_of.unwrap_or_else(|| Utc::now().trunc_subsecs(0)),
-        };
+        let spec = self
+            .dataset
+            .spec(self.as_of.unwrap_or_else(|| Utc::now().trunc_subsecs(0)));
         let records = datagen::generate(&spec);
         let sink: Box<dyn Write> = match &self.out {
             Some(path) => Box::new(

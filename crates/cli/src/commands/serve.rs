@@ -1,12 +1,13 @@
 //! `sendtime serve`: the local server. With no arguments it generates demo data into the
 //! embedded store, so a newcomer sees blocks with one command and no AWS account.
 
-use crate::datagen::{self, DatasetSpec};
+use crate::commands::data::DatasetArgs;
+use crate::datagen;
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use sendtime_api::{router_with, BlockService, RouterOptions};
-use sendtime_domain::{BlockKind, Clock, FixedClock, RulesConfig, SystemClock, UserId};
+use sendtime_domain::{BlockKind, Clock, FixedClock, SystemClock, UserId};
 use sendtime_dynamo::DynamoConfig;
 use sendtime_store::{BlockStore, CacheConfig, CachedStore, MemoryStore, ParsedRecords, Record};
 use std::io::Write;
@@ -32,15 +33,13 @@ pub struct ServeArgs {
     /// Serve this JSON Lines dataset from the embedded store instead of generated demo data.
     #[arg(long, conflicts_with = "table")]
     pub data: Option<PathBuf>,
-    /// Demo data: number of users to generate.
-    #[arg(long, default_value_t = 1_000)]
-    pub users: usize,
-    /// Demo data: number of catalog items to generate.
-    #[arg(long, default_value_t = 400)]
-    pub items: usize,
-    /// Demo data: random seed.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    /// Demo data (when neither --table nor --data is given).
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// Block thresholds and content: a TOML or JSON rules file (defaults: BRIEF §2;
+    /// example: config/rules.toml). An unknown key or a bad value stops start-up.
+    #[arg(long, env = "SENDTIME_RULES_FILE")]
+    pub rules: Option<PathBuf>,
     /// Pin the clock to this RFC 3339 instant (reproducible demos and tests).
     #[arg(long, env = "SENDTIME_NOW")]
     pub now: Option<DateTime<Utc>>,
@@ -84,6 +83,9 @@ impl CacheArgs {
 
 impl ServeArgs {
     pub async fn run(self) -> anyhow::Result<()> {
+        // The rules first: a bad file should stop start-up before any data is read.
+        let rules = sendtime_api::rules_file::load_or_default(self.rules.as_deref())
+            .context("--rules / SENDTIME_RULES_FILE")?;
         let clock: Arc<dyn Clock> = match self.now {
             Some(now) => Arc::new(FixedClock(now)),
             None => Arc::new(SystemClock),
@@ -131,12 +133,7 @@ impl ServeArgs {
                             )
                         }
                         None => {
-                            let spec = DatasetSpec {
-                                users: self.users,
-                                items: self.items,
-                                seed: self.seed,
-                                as_of: clock.now(),
-                            };
+                            let spec = self.dataset.spec(clock.now());
                             (
                                 datagen::generate(&spec),
                                 format!(
@@ -160,7 +157,7 @@ impl ServeArgs {
                 }
             };
 
-        let service = Arc::new(BlockService::new(store, RulesConfig::default(), clock));
+        let service = Arc::new(BlockService::new(store, rules, clock));
         let listener = tokio::net::TcpListener::bind(self.addr)
             .await
             .with_context(|| format!("cannot listen on {} (choose another --addr)", self.addr))?;

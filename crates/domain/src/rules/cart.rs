@@ -1,21 +1,106 @@
 //! Abandoned-cart block: the stage follows the days since the cart last changed (BRIEF §2).
 
-use super::{Candidates, CatalogView, Facts};
+use super::{
+    popular_heads, scopes_with_global, take_per_list, Assessment, BlockData, BlockRequest,
+    BlockRule, Candidates, CatalogView, Eligible, Facts, Reads,
+};
 use crate::block::{Block, BlockItem, BlockKind, ItemSource, Reason, Stage, UrgencyKind};
 use crate::clock::whole_days;
-use crate::config::CartRules;
-use crate::ids::UserId;
-use crate::model::{Cart, Item, User};
+use crate::config::{CartRules, ItemLimits, RulesConfig};
+use crate::ids::{ItemId, UserId};
+use crate::model::{Cart, Item, User, UserData};
 use chrono::{DateTime, Utc};
+
+/// The abandoned-cart block in the registry.
+pub struct CartRule;
+
+impl BlockRule for CartRule {
+    fn kind(&self) -> BlockKind {
+        BlockKind::Cart
+    }
+
+    fn limits(&self, rules: &RulesConfig) -> ItemLimits {
+        ItemLimits {
+            default_limit: rules.cart.default_limit,
+            max_limit: rules.cart.max_limit,
+        }
+    }
+
+    fn assess(&self, request: &BlockRequest<'_>, user: &UserData) -> Assessment {
+        match assess(
+            user.profile.as_ref(),
+            user.cart.as_ref(),
+            request.now,
+            &request.rules.cart,
+        ) {
+            CartAssessment::NotEligible(reason) => Assessment::NotEligible(reason),
+            CartAssessment::Eligible { stage, days } => Assessment::Eligible(Eligible {
+                stage: Some(stage),
+                days: Some(days),
+            }),
+        }
+    }
+
+    /// The cart's items; for `alternatives` then the popular lists of their categories, then
+    /// the heads of those lists.
+    fn reads(&self, request: &BlockRequest<'_>, eligible: Eligible, data: &BlockData) -> Reads {
+        let Some(cart) = data.user.cart.as_ref() else {
+            return Reads::default();
+        };
+        let cart_ids: Vec<ItemId> = cart.lines.iter().map(|l| l.item_id.clone()).collect();
+        if eligible.stage != Some(Stage::Alternatives) || !data.has_asked_items(&cart_ids) {
+            return Reads {
+                popular: Vec::new(),
+                items: cart_ids,
+            };
+        }
+        let scopes = scopes_with_global(cart_categories(cart, &data.catalog));
+        let mut items = cart_ids;
+        if data.has_asked_popular(&scopes) {
+            items.extend(popular_heads(&data.popular, take_per_list(request.limit)).cloned());
+        }
+        Reads {
+            popular: scopes,
+            items,
+        }
+    }
+
+    fn build(&self, request: &BlockRequest<'_>, eligible: Eligible, data: &BlockData) -> Block {
+        let profile = data.user.profile.as_ref();
+        let cart = data.user.cart.as_ref();
+        let facts = data.facts(request.now);
+        let rules = &request.rules.cart;
+        match (eligible.stage, eligible.days, cart) {
+            (Some(stage), Some(days), Some(cart)) => stage_block(
+                request.user_id,
+                profile,
+                cart,
+                (stage, days),
+                &facts,
+                rules,
+                request.limit,
+            ),
+            _ => cart_block(request.user_id, profile, cart, &facts, rules, request.limit),
+        }
+    }
+}
 
 /// The stage a cart is in, or why it gets no block. Decided before any catalog read so the
 /// caller fetches only what the stage needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CartAssessment {
+    /// No block, for this reason.
     NotEligible(Reason),
-    Eligible { stage: Stage, days: i64 },
+    /// A block in this stage, `days` after the last change.
+    Eligible {
+        /// The stage.
+        stage: Stage,
+        /// Whole days since the cart last changed.
+        days: i64,
+    },
 }
 
+/// The cart's stage by the days since it last changed, or why it gets no block.
 pub fn assess(
     user: Option<&User>,
     cart: Option<&Cart>,
@@ -60,6 +145,7 @@ pub fn cart_categories<C: CatalogView>(cart: &Cart, catalog: &C) -> Vec<String> 
     out
 }
 
+/// Assesses the cart and builds its block.
 pub fn cart_block<C: CatalogView>(
     user_id: &UserId,
     user: Option<&User>,
@@ -77,6 +163,19 @@ pub fn cart_block<C: CatalogView>(
     let Some(cart) = cart else {
         return Block::not_eligible(user_id.clone(), BlockKind::Cart, Reason::CartEmpty);
     };
+    stage_block(user_id, user, cart, (stage, days), facts, rules, limit)
+}
+
+/// Builds the block of a cart already assessed as eligible in `stage` after `days`.
+fn stage_block<C: CatalogView>(
+    user_id: &UserId,
+    user: Option<&User>,
+    cart: &Cart,
+    (stage, days): (Stage, i64),
+    facts: &Facts<'_, C>,
+    rules: &CartRules,
+    limit: usize,
+) -> Block {
     // Lines whose item left the catalog are skipped; a cart of only such lines is empty.
     let lines: Vec<(&Item, u32)> = cart
         .lines

@@ -1,20 +1,105 @@
 //! Dormancy (win-back) block: dormant after 30 days without activity; the stage follows how
 //! many win-back messages went unanswered (BRIEF §2).
 
-use super::{Candidates, CatalogView, Facts};
+use super::{
+    popular_heads, scopes_with_global, take_per_list, Assessment, BlockData, BlockRequest,
+    BlockRule, Candidates, CatalogView, Eligible, Facts, Reads,
+};
 use crate::block::{Block, BlockKind, ItemSource, Offer, Reason, Stage};
 use crate::clock::whole_days;
-use crate::config::DormancyRules;
+use crate::config::{DormancyRules, ItemLimits, RulesConfig};
 use crate::ids::UserId;
-use crate::model::User;
+use crate::model::{User, UserData};
 use chrono::{DateTime, Utc};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DormancyAssessment {
-    NotEligible(Reason),
-    Eligible { stage: Stage, days: i64 },
+/// The win-back block in the registry.
+pub struct DormancyRule;
+
+impl BlockRule for DormancyRule {
+    fn kind(&self) -> BlockKind {
+        BlockKind::Dormancy
+    }
+
+    fn limits(&self, rules: &RulesConfig) -> ItemLimits {
+        ItemLimits {
+            default_limit: rules.dormancy.default_limit,
+            max_limit: rules.dormancy.max_limit,
+        }
+    }
+
+    fn assess(&self, request: &BlockRequest<'_>, user: &UserData) -> Assessment {
+        match assess(user.profile.as_ref(), request.now, &request.rules.dormancy) {
+            DormancyAssessment::NotEligible(reason) => Assessment::NotEligible(reason),
+            DormancyAssessment::Eligible { stage, days } => Assessment::Eligible(Eligible {
+                stage: Some(stage),
+                days: Some(days),
+            }),
+        }
+    }
+
+    /// `feedback` reads nothing; the others the global list and the offer category's, then
+    /// in one batch the heads of those lists and (for `last_interest`) the user's history.
+    fn reads(&self, request: &BlockRequest<'_>, eligible: Eligible, data: &BlockData) -> Reads {
+        let Some(user) = data.user.profile.as_ref() else {
+            return Reads::default();
+        };
+        if eligible.stage == Some(Stage::Feedback) {
+            return Reads::default();
+        }
+        let scopes = scopes_with_global(offer_category(user));
+        if !data.has_asked_popular(&scopes) {
+            return Reads {
+                popular: scopes,
+                items: Vec::new(),
+            };
+        }
+        let per_list = take_per_list(request.limit);
+        let history = (eligible.stage == Some(Stage::LastInterest))
+            .then(|| user.recent_views.iter().chain(user.purchased_items.iter()))
+            .into_iter()
+            .flatten()
+            .take(per_list * 2);
+        Reads {
+            popular: scopes,
+            items: history
+                .chain(popular_heads(&data.popular, per_list))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    fn build(&self, request: &BlockRequest<'_>, eligible: Eligible, data: &BlockData) -> Block {
+        let facts = data.facts(request.now);
+        let rules = &request.rules.dormancy;
+        match (eligible.stage, eligible.days, data.user.profile.as_ref()) {
+            (Some(stage), Some(days), Some(user)) => stage_block(
+                request.user_id,
+                user,
+                (stage, days),
+                &facts,
+                rules,
+                request.limit,
+            ),
+            (_, _, user) => dormancy_block(request.user_id, user, &facts, rules, request.limit),
+        }
+    }
 }
 
+/// The stage of a user's win-back journey, or why there is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DormancyAssessment {
+    /// No block, for this reason.
+    NotEligible(Reason),
+    /// A block in this stage, `days` after the last activity.
+    Eligible {
+        /// The stage.
+        stage: Stage,
+        /// Whole days since the last activity.
+        days: i64,
+    },
+}
+
+/// Dormant or not, and the stage by unanswered win-back messages.
 pub fn assess(
     user: Option<&User>,
     now: DateTime<Utc>,
@@ -44,6 +129,7 @@ pub fn offer_category(user: &User) -> Option<String> {
         .or_else(|| user.preferred_categories.first().cloned())
 }
 
+/// Assesses the user and builds the win-back block.
 pub fn dormancy_block<C: CatalogView>(
     user_id: &UserId,
     user: Option<&User>,
@@ -60,6 +146,18 @@ pub fn dormancy_block<C: CatalogView>(
     let Some(user) = user else {
         return Block::not_eligible(user_id.clone(), BlockKind::Dormancy, Reason::UnknownUser);
     };
+    stage_block(user_id, user, (stage, days), facts, rules, limit)
+}
+
+/// Builds the block of a user already assessed as dormant in `stage` after `days`.
+fn stage_block<C: CatalogView>(
+    user_id: &UserId,
+    user: &User,
+    (stage, days): (Stage, i64),
+    facts: &Facts<'_, C>,
+    rules: &DormancyRules,
+    limit: usize,
+) -> Block {
     let category = offer_category(user);
     let block = match stage {
         Stage::LastInterest => {

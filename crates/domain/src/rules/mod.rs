@@ -1,20 +1,292 @@
-//! The block rules of BRIEF §2, one module per block. Each rule takes the data it needs as
-//! plain values (already read by the caller) plus `now`, and returns a [`Block`](crate::Block).
+//! The block rules of BRIEF §2, one module per block, and the registry that lists them.
+//!
+//! A block is one [`BlockRule`]: its name and `limit` bounds, what it does when the store
+//! cannot be read, its assessment of the user's own records (eligibility and stage, before
+//! any catalog read), its read plan as data ([`Reads`], asked again after every read so a
+//! later read can depend on an earlier one), and the pure function that builds the answer
+//! from what was read, the clock and the thresholds. The caller (the block service) runs one
+//! generic loop over any rule and knows no stage. Adding a block is one module here plus one
+//! line in [`registry!`](BlockKind).
 
 pub mod cart;
 pub mod dormancy;
+pub mod onboarding;
 pub mod recommendations;
 
 #[cfg(test)]
 pub(crate) mod test_support;
 
-use crate::block::{BlockItem, ItemSource};
-use crate::ids::ItemId;
-use crate::model::{Item, PopularList, PopularScope, User};
+use crate::block::{Block, BlockItem, ItemSource, Reason, Stage};
+use crate::config::{ItemLimits, RulesConfig};
+use crate::ids::{ItemId, UserId};
+use crate::model::{Item, PopularList, PopularScope, User, UserData};
+use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+
+/// Defines [`BlockKind`] and the registry from one list: `Variant => "url-name", rule`.
+macro_rules! registry {
+    ($($variant:ident => $name:literal, $rule:expr;)+) => {
+        /// The blocks we serve, one per URL segment (`/v1/users/{id}/{block}`) and one Lambda
+        /// function each; every list of blocks (routes, errors, `serve`'s examples, the README
+        /// table, `template.yaml`) derives from or is tested against [`BlockKind::ALL`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum BlockKind {
+            $(
+                #[doc = concat!("The `", $name, "` block.")]
+                $variant,
+            )+
+        }
+
+        impl BlockKind {
+            /// Every block, in registry order.
+            pub const ALL: [BlockKind; [$($name),+].len()] = [$(BlockKind::$variant),+];
+
+            /// The block's name in URLs, JSON and configuration.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(BlockKind::$variant => $name,)+
+                }
+            }
+
+            /// The block's rule.
+            pub fn rule(self) -> &'static dyn BlockRule {
+                match self {
+                    $(BlockKind::$variant => &$rule,)+
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    Recommendations => "recommendations", recommendations::RecommendationsRule;
+    Cart => "cart", cart::CartRule;
+    Dormancy => "dormancy", dormancy::DormancyRule;
+    Onboarding => "onboarding", onboarding::OnboardingRule;
+}
+
+impl BlockKind {
+    /// The names of all blocks, comma-separated, for messages.
+    pub fn names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+}
+
+impl fmt::Display for BlockKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for BlockKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A block name that is not in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown block; known blocks: {}", BlockKind::names())]
+pub struct UnknownBlock;
+
+impl FromStr for BlockKind {
+    type Err = UnknownBlock;
+    fn from_str(s: &str) -> Result<Self, UnknownBlock> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or(UnknownBlock)
+    }
+}
+
+/// One request for one block, as the rules see it.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockRequest<'a> {
+    /// Whose block.
+    pub user_id: &'a UserId,
+    /// The instant ages and expiries are judged against (an injected clock).
+    pub now: DateTime<Utc>,
+    /// The thresholds and content in force.
+    pub rules: &'a RulesConfig,
+    /// How many items the caller asked for, already within the block's [`ItemLimits`].
+    pub limit: usize,
+}
+
+/// What a rule decides from the user's own records alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assessment {
+    /// Not eligible: the answer is this reason and nothing more is read.
+    NotEligible(Reason),
+    /// Eligible: read the rule's plan, then build.
+    Eligible(Eligible),
+}
+
+/// An eligible block's stage, when the user's records decide it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Eligible {
+    /// `None` when the stage depends on the items found (recommendations).
+    pub stage: Option<Stage>,
+    /// Whole days the stage was judged by, where days decide it.
+    pub days: Option<i64>,
+}
+
+/// What a block does when the user's records cannot be read (the store is down, slow or
+/// throttling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUnreadable {
+    /// Fail the request; the caller answers `503` (Braze retries with `:retry`).
+    Fail,
+    /// Carry on as for an unknown user and mark the answer `degraded`.
+    TreatAsUnknownUser,
+}
+
+/// One step of a read plan: popular lists and catalog items to fetch, all at once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reads {
+    /// Popular lists, global or per category.
+    pub popular: Vec<PopularScope>,
+    /// Catalog items.
+    pub items: Vec<ItemId>,
+}
+
+impl Reads {
+    /// Nothing to read.
+    pub fn is_empty(&self) -> bool {
+        self.popular.is_empty() && self.items.is_empty()
+    }
+}
+
+/// Everything read for one request so far: the user's records, then whatever the rule's
+/// plan asked for. Remembers what was asked (found or not), so nothing is asked twice.
+#[derive(Debug, Clone, Default)]
+pub struct BlockData {
+    /// The user's profile, list and cart.
+    pub user: UserData,
+    /// The catalog items found.
+    pub catalog: HashMap<ItemId, Item>,
+    /// The popular lists found.
+    pub popular: PopularLists,
+    asked_items: HashSet<ItemId>,
+    asked_scopes: HashSet<PopularScope>,
+}
+
+impl BlockData {
+    /// Starts from the user's records.
+    pub fn new(user: UserData) -> Self {
+        Self {
+            user,
+            ..Self::default()
+        }
+    }
+
+    /// The part of `wanted` not asked for yet, without duplicates, in first-seen order.
+    pub fn unread(&self, wanted: Reads) -> Reads {
+        let mut scopes = HashSet::new();
+        let mut ids = HashSet::new();
+        Reads {
+            popular: wanted
+                .popular
+                .into_iter()
+                .filter(|s| !self.asked_scopes.contains(s) && scopes.insert(s.clone()))
+                .collect(),
+            items: wanted
+                .items
+                .into_iter()
+                .filter(|i| !self.asked_items.contains(i) && ids.insert(i.clone()))
+                .collect(),
+        }
+    }
+
+    /// Records the answers to `asked`: the lists and items found (absent ones stay absent).
+    pub fn record(
+        &mut self,
+        asked: Reads,
+        lists: impl IntoIterator<Item = PopularList>,
+        items: HashMap<ItemId, Item>,
+    ) {
+        self.asked_scopes.extend(asked.popular);
+        self.asked_items.extend(asked.items);
+        for list in lists {
+            self.popular.insert(list);
+        }
+        self.catalog.extend(items);
+    }
+
+    /// Whether every one of `scopes` has been asked for.
+    pub fn has_asked_popular<'a>(
+        &self,
+        scopes: impl IntoIterator<Item = &'a PopularScope>,
+    ) -> bool {
+        scopes.into_iter().all(|s| self.asked_scopes.contains(s))
+    }
+
+    /// Whether every one of `ids` has been asked for.
+    pub fn has_asked_items<'a>(&self, ids: impl IntoIterator<Item = &'a ItemId>) -> bool {
+        ids.into_iter().all(|i| self.asked_items.contains(i))
+    }
+
+    /// The facts the rule functions read.
+    pub fn facts(&self, now: DateTime<Utc>) -> Facts<'_, HashMap<ItemId, Item>> {
+        Facts {
+            catalog: &self.catalog,
+            popular: &self.popular,
+            now,
+        }
+    }
+}
+
+/// A block: how it is assessed, what it reads and how it is built. Implementations are
+/// pure (no I/O, no clock) and stateless; one static instance each sits in the registry.
+pub trait BlockRule: Send + Sync + 'static {
+    /// Which block this is.
+    fn kind(&self) -> BlockKind;
+
+    /// The bounds of `limit` for this block, from its own rules.
+    fn limits(&self, rules: &RulesConfig) -> ItemLimits;
+
+    /// What to answer when the user's records cannot be read.
+    fn on_unreadable(&self) -> OnUnreadable {
+        OnUnreadable::Fail
+    }
+
+    /// Eligibility and stage from the user's own records, before any catalog read.
+    fn assess(&self, request: &BlockRequest<'_>, user: &UserData) -> Assessment;
+
+    /// Everything the block needs given what has been read so far; the caller fetches what
+    /// was not asked yet and asks again, until nothing new is needed.
+    fn reads(&self, request: &BlockRequest<'_>, eligible: Eligible, data: &BlockData) -> Reads;
+
+    /// The answer, from what was read.
+    fn build(&self, request: &BlockRequest<'_>, eligible: Eligible, data: &BlockData) -> Block;
+}
+
+/// Ids taken from one list for the catalog read: enough to survive the filters, bounded so a
+/// long list cannot blow up the `BatchGetItem`.
+pub fn take_per_list(limit: usize) -> usize {
+    (limit * 3).max(20)
+}
+
+/// The head of every popular list read so far: the ids worth fetching for a fallback.
+pub fn popular_heads(popular: &PopularLists, per_list: usize) -> impl Iterator<Item = &ItemId> {
+    popular
+        .global
+        .iter()
+        .chain(popular.by_category.values())
+        .flat_map(move |l| l.items.iter().take(per_list))
+}
+
+/// The global list and those of `categories`, in that order.
+pub fn scopes_with_global(categories: impl IntoIterator<Item = String>) -> Vec<PopularScope> {
+    std::iter::once(PopularScope::Global)
+        .chain(categories.into_iter().map(PopularScope::Category))
+        .collect()
+}
 
 /// Read access to the catalog items the caller fetched for this request.
 pub trait CatalogView {
+    /// The item, if it was found.
     fn item(&self, id: &ItemId) -> Option<&Item>;
 }
 
@@ -27,24 +299,33 @@ impl CatalogView for HashMap<ItemId, Item> {
 /// The popular lists the caller fetched for this request.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PopularLists {
+    /// The global list, if read and present.
     pub global: Option<PopularList>,
+    /// Category lists read and present, by category.
     pub by_category: HashMap<String, PopularList>,
 }
 
 impl PopularLists {
+    /// Indexes lists by scope.
     pub fn from_lists(lists: impl IntoIterator<Item = PopularList>) -> Self {
         let mut out = Self::default();
         for list in lists {
-            match &list.scope {
-                PopularScope::Global => out.global = Some(list),
-                PopularScope::Category(c) => {
-                    out.by_category.insert(c.clone(), list);
-                }
-            }
+            out.insert(list);
         }
         out
     }
 
+    /// Adds or replaces the list of `list.scope`.
+    pub fn insert(&mut self, list: PopularList) {
+        match &list.scope {
+            PopularScope::Global => self.global = Some(list),
+            PopularScope::Category(c) => {
+                self.by_category.insert(c.clone(), list);
+            }
+        }
+    }
+
+    /// A category's list (empty when absent).
     pub fn category(&self, name: &str) -> &[ItemId] {
         self.by_category
             .get(name)
@@ -52,6 +333,7 @@ impl PopularLists {
             .unwrap_or_default()
     }
 
+    /// The global list (empty when absent).
     pub fn global(&self) -> &[ItemId] {
         self.global
             .as_ref()
@@ -71,9 +353,12 @@ impl PopularLists {
 /// What every rule reads besides the user's own records: the catalog items and popular lists
 /// the caller fetched, and the instant to judge ages and expiries against.
 pub struct Facts<'a, C: CatalogView> {
+    /// Catalog items found.
     pub catalog: &'a C,
+    /// Popular lists found.
     pub popular: &'a PopularLists,
-    pub now: chrono::DateTime<chrono::Utc>,
+    /// The instant to judge against.
+    pub now: DateTime<Utc>,
 }
 
 /// Collects candidate items in order of preference, dropping duplicates, unknown items, items

@@ -1,9 +1,12 @@
 //! Recommendations block: the user's ranked list, filtered, diversified, and filled from
 //! popular lists so it is never empty (BRIEF §2).
 
-use super::{Candidates, CatalogView, Facts};
+use super::{
+    popular_heads, scopes_with_global, take_per_list, Assessment, BlockData, BlockRequest,
+    BlockRule, Candidates, CatalogView, Eligible, Facts, OnUnreadable, Reads,
+};
 use crate::block::{Block, BlockItem, BlockKind, ItemSource, Reason, Stage};
-use crate::config::RecommendationRules;
+use crate::config::{ItemLimits, RecommendationRules, RulesConfig};
 use crate::ids::UserId;
 use crate::model::{Item, RecList, User};
 use std::collections::HashMap;
@@ -21,6 +24,70 @@ pub fn fallback_categories(user: Option<&User>) -> Vec<String> {
             .collect()
     })
     .unwrap_or_default()
+}
+
+/// The recommendations block in the registry: never empty, so an unreadable store still
+/// gets popular items (marked `degraded`) rather than an error.
+pub struct RecommendationsRule;
+
+impl BlockRule for RecommendationsRule {
+    fn kind(&self) -> BlockKind {
+        BlockKind::Recommendations
+    }
+
+    fn limits(&self, rules: &RulesConfig) -> ItemLimits {
+        ItemLimits {
+            default_limit: rules.recommendations.default_limit,
+            max_limit: rules.recommendations.max_limit,
+        }
+    }
+
+    fn on_unreadable(&self) -> OnUnreadable {
+        OnUnreadable::TreatAsUnknownUser
+    }
+
+    fn assess(&self, _: &BlockRequest<'_>, _: &crate::UserData) -> Assessment {
+        Assessment::Eligible(Eligible {
+            stage: None,
+            days: None,
+        })
+    }
+
+    /// First the popular lists (global and the preferred categories'), then in one batch
+    /// the heads of the personal list and of those lists.
+    fn reads(&self, request: &BlockRequest<'_>, _: Eligible, data: &BlockData) -> Reads {
+        let scopes = scopes_with_global(fallback_categories(data.user.profile.as_ref()));
+        if !data.has_asked_popular(&scopes) {
+            return Reads {
+                popular: scopes,
+                items: Vec::new(),
+            };
+        }
+        let per_list = take_per_list(request.limit);
+        let personal = data
+            .user
+            .recs
+            .iter()
+            .flat_map(|r| r.items.iter().take(per_list * 2));
+        Reads {
+            popular: scopes,
+            items: personal
+                .chain(popular_heads(&data.popular, per_list))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    fn build(&self, request: &BlockRequest<'_>, _: Eligible, data: &BlockData) -> Block {
+        recommendations(
+            request.user_id,
+            data.user.profile.as_ref(),
+            data.user.recs.as_ref(),
+            &data.facts(request.now),
+            &request.rules.recommendations,
+            request.limit,
+        )
+    }
 }
 
 /// Builds the recommendations block. `list` may be absent or expired: both mean "no

@@ -38,6 +38,7 @@ pub fn user(id: &str) -> User {
         purchased_items: vec![],
         recent_views: vec![],
         winback_unanswered: 0,
+        features_used: vec![],
     }
 }
 

@@ -1,0 +1,53 @@
+//! Reads the rules file (`--rules FILE` for `sendtime serve`, `SENDTIME_RULES_FILE` for the
+//! Lambda functions): TOML or JSON by extension, validated, errors naming the file and key.
+
+use sendtime_domain::{RulesConfig, RulesError, RulesFormat};
+use std::path::{Path, PathBuf};
+
+/// A rules file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesFileError {
+    /// The file cannot be read.
+    #[error("cannot read rules file {path}: {source}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The extension is neither `.toml` nor `.json`.
+    #[error("rules file {0} must end in .toml or .json")]
+    UnknownFormat(PathBuf),
+    /// A key is unknown or a value is bad.
+    #[error("rules file {path}: {source}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Which key and why.
+        #[source]
+        source: RulesError,
+    },
+}
+
+/// Reads and validates the rules file at `path`.
+pub fn load(path: &Path) -> Result<RulesConfig, RulesFileError> {
+    let format = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(RulesFormat::from_file_name)
+        .ok_or_else(|| RulesFileError::UnknownFormat(path.to_owned()))?;
+    let text = std::fs::read_to_string(path).map_err(|source| RulesFileError::Unreadable {
+        path: path.to_owned(),
+        source,
+    })?;
+    RulesConfig::parse(&text, format).map_err(|source| RulesFileError::Invalid {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The rules at `path`, or the defaults of BRIEF §2 when there is none.
+pub fn load_or_default(path: Option<&Path>) -> Result<RulesConfig, RulesFileError> {
+    path.map_or_else(|| Ok(RulesConfig::default()), load)
+}
