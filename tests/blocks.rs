@@ -177,7 +177,29 @@ async fn onboarding_answers_by_stage_with_its_content() {
     assert_eq!(item_positions(&v), [1, 2]);
     assert!(v.get("features").is_none());
 
-    // not eligible: activated (alice), unknown users
+    // gus, 4 days in: the how-to and FAQ links
+    let (_, v) = get(&app, "/v1/users/gus/onboarding").await;
+    assert_eq!(
+        (v["stage"].clone(), v["days"].clone()),
+        ("guide".into(), 4.into())
+    );
+    let guides = v["guides"].as_array().unwrap();
+    assert_eq!(guides.len(), 3);
+    assert_eq!(guides[0]["title"], "How to place your first order");
+    assert!(guides.iter().all(|g| g["url"].is_string()));
+    assert!(v.get("features").is_none() && v.get("benefit").is_none());
+
+    // not eligible: day 0 (ivy), past the window (hal), activated (alice), unknown users
+    let (_, v) = get(&app, "/v1/users/ivy/onboarding").await;
+    assert_eq!(
+        (v["eligible"].clone(), v["reason"].clone()),
+        (false.into(), "too_early".into())
+    );
+    let (_, v) = get(&app, "/v1/users/hal/onboarding").await;
+    assert_eq!(
+        (v["eligible"].clone(), v["reason"].clone()),
+        (false.into(), "expired".into())
+    );
     let (_, v) = get(&app, "/v1/users/alice/onboarding").await;
     assert_eq!(
         (v["eligible"].clone(), v["reason"].clone()),

@@ -88,6 +88,55 @@ async fn concurrent_misses_for_the_same_items_cause_one_load() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overlapping_item_sets_load_each_id_once() {
+    // GIVEN two requests at once for {s1, b1} and {b1, t1}
+    let store = counting(50).await;
+    let cached = Arc::new(CachedStore::new(store.clone(), &CacheConfig::default()));
+    let (a, b) = (cached.clone(), cached.clone());
+    let (ra, rb) = tokio::join!(
+        tokio::spawn(async move { a.items(&[iid("s1"), iid("b1")]).await }),
+        tokio::spawn(async move { b.items(&[iid("b1"), iid("t1")]).await }),
+    );
+    // THEN the shared id was loaded by one of them only: two batches, not three or four
+    assert_eq!(ra.unwrap().unwrap().len(), 2);
+    assert_eq!(rb.unwrap().unwrap().len(), 2);
+    assert_eq!(store.item_loads.load(Ordering::SeqCst), 2);
+    assert_eq!(cached.items_in_flight(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_abandoned_item_load_finishes_fills_the_cache_and_leaves_nothing_behind() {
+    // GIVEN a request that gives up (its deadline) while its load is in flight
+    let store = counting(50).await;
+    let cached = Arc::new(CachedStore::new(store.clone(), &CacheConfig::default()));
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(5),
+        cached.items(&[iid("s1"), iid("b2")]),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the store takes 50 ms");
+    // WHEN the load's own time has passed
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // THEN it finished anyway: nothing in flight, and the items are cached
+    assert_eq!(cached.items_in_flight(), 0);
+    let found = cached.items(&[iid("s1"), iid("b2")]).await.unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!(store.item_loads.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_item_load_is_not_cached_and_the_next_request_retries() {
+    let store = counting(10).await;
+    store.fail_item_loads.store(1, Ordering::SeqCst);
+    let cached = Arc::new(CachedStore::new(store.clone(), &CacheConfig::default()));
+    assert!(cached.items(&[iid("s1")]).await.is_err());
+    assert_eq!(cached.items_in_flight(), 0);
+    let found = cached.items(&[iid("s1")]).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(store.item_loads.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_misses_for_one_popular_list_cause_one_load() {
     let store = counting(50).await;
     let cached = Arc::new(CachedStore::new(store.clone(), &CacheConfig::default()));

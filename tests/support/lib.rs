@@ -136,6 +136,8 @@ fn cart(id: &str, days: i64, items: &[&str]) -> Cart {
 /// - `dave`: dormant with 3 unanswered (feedback), bought after his cart changed (purchased).
 /// - `erin`: signed up 2 days ago, not activated, tried the wishlist (onboarding welcome).
 /// - `fran`: signed up 6 days ago, not activated, prefers bags (onboarding incentive).
+/// - `gus` 4 days in (guide), `hal` 20 days in (expired), `ivy` 2 hours in (too early):
+///   none activated.
 /// - items `s1..s4` shoes, `b1..b3` bags, `t1` toys; `s4` out of stock; `b2` low stock and
 ///   on sale; plus `k01..k60` filler (so multi-batch reads are exercised).
 pub fn fixture() -> Vec<Record> {
@@ -206,6 +208,11 @@ pub fn fixture() -> Vec<Record> {
 
     records.push(Record::User(newcomer("erin", 2, &["wishlist"])));
     records.push(Record::User(newcomer("fran", 6, &[])));
+    records.push(Record::User(newcomer("gus", 4, &[])));
+    records.push(Record::User(newcomer("hal", 20, &[])));
+    let mut ivy = newcomer("ivy", 0, &[]);
+    ivy.signed_up_at = now() - Duration::hours(2);
+    records.push(Record::User(ivy));
     records
 }
 
@@ -230,6 +237,8 @@ pub struct CountingStore<S> {
     pub popular_loads: AtomicU64,
     /// When above zero, that many user loads fail before loads succeed again.
     pub fail_user_loads: AtomicU64,
+    /// When above zero, that many item loads fail before loads succeed again.
+    pub fail_item_loads: AtomicU64,
 }
 
 impl<S> CountingStore<S> {
@@ -241,6 +250,7 @@ impl<S> CountingStore<S> {
             item_loads: AtomicU64::new(0),
             popular_loads: AtomicU64::new(0),
             fail_user_loads: AtomicU64::new(0),
+            fail_item_loads: AtomicU64::new(0),
         }
     }
 }
@@ -275,6 +285,13 @@ impl<S: ItemsGet> ItemsGet for CountingStore<S> {
     async fn items(&self, ids: &[ItemId]) -> Result<HashMap<ItemId, Item>, StoreError> {
         self.item_loads.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
+        if self
+            .fail_item_loads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::unavailable("test", Injected));
+        }
         self.inner.items(ids).await
     }
 }

@@ -4,29 +4,31 @@
 use sendtime_domain::{RulesConfig, RulesError, RulesFormat};
 use std::path::{Path, PathBuf};
 
+/// The environment variable naming the rules file, for `serve` and the Lambda functions.
+pub const RULES_FILE_VAR: &str = "SENDTIME_RULES_FILE";
+
 /// A rules file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum RulesFileError {
-    /// The file cannot be read.
-    #[error("cannot read rules file {path}: {source}")]
+    /// The file cannot be read. (The cause is in the message, not chained: a Lambda init
+    /// log prints the message alone.)
+    #[error("cannot read rules file {path}: {cause}")]
     Unreadable {
         /// The file.
         path: PathBuf,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The extension is neither `.toml` nor `.json`.
     #[error("rules file {0} must end in .toml or .json")]
     UnknownFormat(PathBuf),
     /// A key is unknown or a value is bad.
-    #[error("rules file {path}: {source}")]
+    #[error("rules file {path}: {cause}")]
     Invalid {
         /// The file.
         path: PathBuf,
         /// Which key and why.
-        #[source]
-        source: RulesError,
+        cause: RulesError,
     },
 }
 
@@ -37,13 +39,13 @@ pub fn load(path: &Path) -> Result<RulesConfig, RulesFileError> {
         .and_then(|n| n.to_str())
         .and_then(RulesFormat::from_file_name)
         .ok_or_else(|| RulesFileError::UnknownFormat(path.to_owned()))?;
-    let text = std::fs::read_to_string(path).map_err(|source| RulesFileError::Unreadable {
+    let text = std::fs::read_to_string(path).map_err(|cause| RulesFileError::Unreadable {
         path: path.to_owned(),
-        source,
+        cause,
     })?;
-    RulesConfig::parse(&text, format).map_err(|source| RulesFileError::Invalid {
+    RulesConfig::parse(&text, format).map_err(|cause| RulesFileError::Invalid {
         path: path.to_owned(),
-        source,
+        cause,
     })
 }
 

@@ -35,12 +35,19 @@ pub enum Stage {
     Personalized,
     /// Recommendations drawn only from popular lists (cold or unknown user).
     Fallback,
+    /// Cart, 1–2 days: the cart items.
     Reminder,
+    /// Cart, 3–4 days: the items with ratings and a review snippet.
     SocialProof,
+    /// Cart, 5–6 days: low stock or an active discount, else a nudge.
     Urgency,
+    /// Cart, 7 days on: similar in-stock items.
     Alternatives,
+    /// Win-back, no message unanswered yet: the last viewed or bought items.
     LastInterest,
+    /// Win-back, 1–2 unanswered: an offer on the most-bought category.
     PersonalOffer,
+    /// Win-back, 3 or more unanswered: ask whether to keep in touch (no items).
     Feedback,
     /// Onboarding, first days after sign-up: the key features.
     Welcome,
@@ -54,10 +61,15 @@ pub enum Stage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
+    /// Cart: no cart, or none of its items is in the catalog.
     CartEmpty,
+    /// Cart: bought after the cart last changed.
     Purchased,
+    /// Cart or onboarding: the first stage has not started yet.
     TooEarly,
+    /// Win-back: the user is active.
     Active,
+    /// No profile for this user.
     UnknownUser,
     /// Nothing at all could be shown (empty catalog): better to send nothing.
     NoItems,
@@ -71,7 +83,9 @@ pub enum Reason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UrgencyKind {
+    /// An item is at or below the low-stock threshold.
     LowStock,
+    /// An item has an active discount.
     Discount,
     /// Neither low stock nor a discount: a gentle nudge.
     Nudge,
@@ -82,6 +96,7 @@ pub enum UrgencyKind {
 pub struct Offer {
     /// The user's most-bought category, or `None` when we know none.
     pub category: Option<String>,
+    /// Percent off.
     pub discount_pct: u8,
 }
 
@@ -89,33 +104,51 @@ pub struct Offer {
 /// needs them, so blocks stay a few KB.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockItem {
+    /// Catalog id.
     pub id: ItemId,
+    /// Product name.
     pub title: String,
+    /// Category key.
     pub category: String,
+    /// Product page.
     pub url: String,
+    /// Image.
     pub image_url: String,
+    /// Price in minor units of `currency`.
     pub price: i64,
+    /// ISO 4217 code.
     pub currency: String,
+    /// `price` ready to print (`₩12,900`).
     pub display_price: String,
+    /// Where the item came from.
     pub source: ItemSource,
     /// 1-based place in the block, for click attribution (set when the block is sealed).
     pub position: u32,
+    /// Cart quantity (cart stages).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quantity: Option<u32>,
+    /// Average rating (recommendations, social proof).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rating: Option<f32>,
+    /// Number of reviews (recommendations, social proof).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub review_count: Option<u32>,
+    /// The top review, cut to `REVIEW_SNIPPET_CHARS` (social proof).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub review_snippet: Option<String>,
+    /// Units left (urgency).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stock: Option<u32>,
+    /// Stock at or below the threshold (urgency).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub low_stock: Option<bool>,
+    /// Percent off, when discounted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discount_pct: Option<u8>,
+    /// Price after the discount, minor units.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sale_price: Option<i64>,
+    /// `sale_price` ready to print.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_sale_price: Option<String>,
 }
@@ -124,6 +157,7 @@ pub struct BlockItem {
 pub const REVIEW_SNIPPET_CHARS: usize = 140;
 
 impl BlockItem {
+    /// The basic fields of `item`, from `source`.
     pub fn from_item(item: &Item, source: ItemSource) -> Self {
         Self {
             id: item.item_id.clone(),
@@ -148,11 +182,13 @@ impl BlockItem {
         }
     }
 
+    /// Adds the cart quantity.
     pub fn with_quantity(mut self, quantity: u32) -> Self {
         self.quantity = Some(quantity);
         self
     }
 
+    /// Adds rating, review count and a review snippet.
     pub fn with_social_proof(mut self, item: &Item) -> Self {
         self.rating = item.rating;
         self.review_count = Some(item.review_count);
@@ -163,18 +199,21 @@ impl BlockItem {
         self
     }
 
+    /// Adds rating and review count.
     pub fn with_rating(mut self, item: &Item) -> Self {
         self.rating = item.rating;
         self.review_count = Some(item.review_count);
         self
     }
 
+    /// Adds stock and whether it is low.
     pub fn with_stock(mut self, item: &Item, low_stock_threshold: u32) -> Self {
         self.stock = Some(item.stock);
         self.low_stock = Some(item.stock <= low_stock_threshold);
         self
     }
 
+    /// Applies a discount of `pct` percent.
     pub fn with_discount(mut self, pct: u8) -> Self {
         let sale = discounted(self.price, pct);
         self.discount_pct = Some(pct);
@@ -208,20 +247,29 @@ fn snippet(text: &str, max_chars: usize) -> String {
 pub struct Block {
     /// Attribution id: the same for the same user, block and shown content (Braze renders
     /// one email's HTML, text and AMP parts separately: they agree), different when what is
-    /// shown changes. Set by [`Block::sealed`].
+    /// shown changes — `days` included, so a cart's id moves on as its age does. Set by
+    /// [`Block::sealed`].
     pub rec_id: String,
+    /// Whose block.
     pub user_id: UserId,
+    /// Which block.
     pub block: BlockKind,
+    /// Whether to send it; a template aborts when false.
     pub eligible: bool,
+    /// Why not, when not eligible.
     pub reason: Option<Reason>,
+    /// The journey stage, when eligible.
     pub stage: Option<Stage>,
     /// Source of the first item (the best one present), `None` when there are no items.
     pub source: Option<ItemSource>,
     /// True when the store could not be read and this is fallback content.
     pub degraded: bool,
+    /// The items to show, best first.
     pub items: Vec<BlockItem>,
+    /// The win-back offer (`personal_offer`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offer: Option<Offer>,
+    /// What makes the cart urgent (`urgency`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub urgency: Option<UrgencyKind>,
     /// Whole days since the cart changed (cart), the last activity (dormancy) or sign-up
@@ -234,6 +282,7 @@ pub struct Block {
 }
 
 impl Block {
+    /// A block that should not be sent, for `reason`.
     pub fn not_eligible(user_id: UserId, block: BlockKind, reason: Reason) -> Self {
         Self {
             rec_id: String::new(),
@@ -252,6 +301,7 @@ impl Block {
         }
     }
 
+    /// A block in `stage` with these items.
     pub fn eligible(
         user_id: UserId,
         block: BlockKind,

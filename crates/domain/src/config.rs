@@ -176,8 +176,17 @@ impl RulesConfig {
                     .map_err(|e| RulesError::new(e.path().to_string(), e.inner().to_string()))?
             }
             RulesFormat::Toml => {
-                let de = toml::Deserializer::parse(text)
-                    .map_err(|e| RulesError::new(".", e.message().to_owned()))?;
+                let de = toml::Deserializer::parse(text).map_err(|e| {
+                    let line = e
+                        .span()
+                        .and_then(|span| text.get(..span.start))
+                        .map(|before| before.matches('\n').count() + 1);
+                    let problem = match line {
+                        Some(line) => format!("line {line}: {}", e.message()),
+                        None => e.message().to_owned(),
+                    };
+                    RulesError::new(".", problem)
+                })?;
                 serde_path_to_error::deserialize(de).map_err(|e| {
                     RulesError::new(e.path().to_string(), e.inner().message().to_owned())
                 })?
@@ -346,6 +355,15 @@ mod tests {
         let err = RulesConfig::parse("[onboarding]\nguide_from_days = 9\n", RulesFormat::Toml)
             .unwrap_err();
         assert!(err.key.starts_with("onboarding."), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_say_the_line() {
+        let err = RulesConfig::parse("[cart]\nreminder_from_days = = 2\n", RulesFormat::Toml)
+            .unwrap_err();
+        assert!(err.problem.starts_with("line 2:"), "{err}");
+        let err = RulesConfig::parse("{\"cart\": ", RulesFormat::Json).unwrap_err();
+        assert!(err.problem.contains("line 1"), "{err}");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The functions' configuration, read once from the environment. Variable names are the ones
 //! `template.yaml` sets; an error names the variable that fixes it.
 
+use sendtime_api::rules_file::RulesFileError;
 use sendtime_domain::{BlockKind, RulesConfig};
 use sendtime_dynamo::DynamoConfig;
 use sendtime_store::CacheConfig;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything a function reads from its environment at init.
@@ -25,7 +27,7 @@ pub struct LambdaConfig {
 }
 
 /// A configuration a function cannot start with; the message names the variable.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A required variable is unset.
     #[error("{0} is not set (template.yaml sets it for every function)")]
@@ -40,15 +42,37 @@ pub enum ConfigError {
         /// What it was (hidden for secrets).
         value: String,
     },
-    /// The rules file is unreadable or invalid.
+    /// The rules file is unreadable or invalid; the message names the file and the key.
     #[error("{RULES_FILE}: {0}")]
-    Rules(String),
+    Rules(Arc<RulesFileError>),
+}
+
+impl PartialEq for ConfigError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Missing(a), Self::Missing(b)) => a == b,
+            (
+                Self::Invalid {
+                    name,
+                    expected,
+                    value,
+                },
+                Self::Invalid {
+                    name: n,
+                    expected: e,
+                    value: v,
+                },
+            ) => name == n && expected == e && value == v,
+            (Self::Rules(a), Self::Rules(b)) => a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
 }
 
 /// The block a function serves.
 pub const BLOCK: &str = "SENDTIME_BLOCK";
 /// Path of the rules file (TOML or JSON).
-pub const RULES_FILE: &str = "SENDTIME_RULES_FILE";
+pub const RULES_FILE: &str = sendtime_api::rules_file::RULES_FILE_VAR;
 /// The DynamoDB table.
 pub const TABLE: &str = "SENDTIME_TABLE";
 pub const DYNAMODB_ENDPOINT: &str = "SENDTIME_DYNAMODB_ENDPOINT";
@@ -140,7 +164,7 @@ impl LambdaConfig {
         };
         let rules_file = lookup(RULES_FILE).filter(|p| !p.trim().is_empty());
         let rules = sendtime_api::rules_file::load_or_default(rules_file.as_deref().map(Path::new))
-            .map_err(|e| ConfigError::Rules(e.to_string()))?;
+            .map_err(|e| ConfigError::Rules(Arc::new(e)))?;
         Ok(Self {
             block,
             rules,

@@ -209,8 +209,11 @@ impl<S: ItemsGet + 'static> ItemsGet for CachedStore<S> {
             return Ok(found);
         }
         self.stats.miss(missing.len() as u64);
-        for (id, batch) in self.join_or_start_loads(cache, missing) {
-            if let Some(item) = batch.await?.get(&id) {
+        let waits = self.join_or_start_loads(cache, missing);
+        // Every batch this request waits for, at once: its own and those it joined overlap.
+        let batches = futures::future::try_join_all(waits.iter().map(|(_, b)| b.clone())).await?;
+        for ((id, _), items) in waits.into_iter().zip(batches) {
+            if let Some(item) = items.get(&id) {
                 found.insert(id, item.clone());
             }
         }
@@ -220,9 +223,10 @@ impl<S: ItemsGet + 'static> ItemsGet for CachedStore<S> {
 
 impl<S: ItemsGet + 'static> CachedStore<S> {
     /// For each missing id, the batch that loads it: one already in flight (another request
-    /// asked first), or one new batch for all the ids nobody is loading. The new batch fills
-    /// the cache and clears its ids from the in-flight table when it finishes, whoever polls
-    /// it; a failed batch caches nothing, so the next request tries again.
+    /// asked first), or one new batch for all the ids nobody is loading. A new batch runs as
+    /// its own task, so it finishes, fills the cache and clears its ids from the in-flight
+    /// table even if every request waiting for it gives up (a deadline); a failed batch
+    /// caches nothing, so the next request tries again.
     fn join_or_start_loads(
         &self,
         cache: &Cache<ItemId, Option<Arc<Item>>>,
@@ -233,16 +237,19 @@ impl<S: ItemsGet + 'static> CachedStore<S> {
             .items_in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let (joined, new): (Vec<ItemId>, Vec<ItemId>) = missing
-            .into_iter()
-            .partition(|id| in_flight.contains_key(id));
-        let mut out: Vec<(ItemId, ItemBatch)> = joined
-            .into_iter()
-            .filter_map(|id| in_flight.get(&id).cloned().map(|b| (id, b)))
-            .collect();
+        let mut out: Vec<(ItemId, ItemBatch)> = Vec::with_capacity(missing.len());
+        let mut new: Vec<ItemId> = Vec::new();
+        for id in missing {
+            if let Some(batch) = in_flight.get(&id) {
+                out.push((id, batch.clone()));
+            } else if !cache.contains_key(&id) {
+                // (a batch may have finished since this request looked: then it is cached)
+                new.push(id);
+            }
+        }
         if !new.is_empty() {
             self.stats.load();
-            let batch = load_batch(
+            let batch = start_batch(
                 self.inner.clone(),
                 cache.clone(),
                 self.items_in_flight.clone(),
@@ -255,15 +262,24 @@ impl<S: ItemsGet + 'static> CachedStore<S> {
         }
         out
     }
+
+    /// Ids being loaded right now (tests: nothing is left behind).
+    pub fn items_in_flight(&self) -> usize {
+        self.items_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
 }
 
-fn load_batch<S: ItemsGet + 'static>(
+/// Spawns one batch load; the returned future, shared by every waiter, is its outcome.
+fn start_batch<S: ItemsGet + 'static>(
     inner: Arc<S>,
     cache: Cache<ItemId, Option<Arc<Item>>>,
     in_flight: InFlight,
     ids: Vec<ItemId>,
 ) -> ItemBatch {
-    async move {
+    let load = async move {
         let loaded = inner.items(&ids).await;
         if let Ok(items) = &loaded {
             for id in &ids {
@@ -277,6 +293,17 @@ fn load_batch<S: ItemsGet + 'static>(
         }
         drop(table);
         loaded.map(Arc::new)
+    };
+    // The starting request's counters follow the load into its task, so its log line still
+    // counts the round trips it caused.
+    let task = tokio::spawn(crate::metrics::in_current_scope(load));
+    async move {
+        task.await.unwrap_or_else(|e| {
+            Err(StoreError::unavailable(
+                "catalog item load did not finish",
+                e,
+            ))
+        })
     }
     .boxed()
     .shared()

@@ -46,6 +46,18 @@ pub async fn scope<F: Future>(counters: Arc<RequestCounters>, f: F) -> F::Output
     CURRENT.scope(counters, f).await
 }
 
+/// `f` in the current request's scope, if there is one: for work a request spawns. The
+/// scope is taken now, when called inside the request, not when the future first runs.
+pub fn in_current_scope<F: Future>(f: F) -> impl Future<Output = F::Output> {
+    let counters = CURRENT.try_with(Arc::clone).ok();
+    async move {
+        match counters {
+            Some(counters) => CURRENT.scope(counters, f).await,
+            None => f.await,
+        }
+    }
+}
+
 fn add(pick: impl FnOnce(&RequestCounters) -> &AtomicU64, n: u64) {
     let _ = CURRENT.try_with(|c| pick(c).fetch_add(n, Ordering::Relaxed));
 }

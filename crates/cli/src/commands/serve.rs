@@ -38,7 +38,7 @@ pub struct ServeArgs {
     pub dataset: DatasetArgs,
     /// Block thresholds and content: a TOML or JSON rules file (defaults: BRIEF §2;
     /// example: config/rules.toml). An unknown key or a bad value stops start-up.
-    #[arg(long, env = "SENDTIME_RULES_FILE")]
+    #[arg(long, env = sendtime_api::rules_file::RULES_FILE_VAR)]
     pub rules: Option<PathBuf>,
     /// Pin the clock to this RFC 3339 instant (reproducible demos and tests).
     #[arg(long, env = "SENDTIME_NOW")]
