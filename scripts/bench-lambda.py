@@ -89,8 +89,10 @@ def main():
             inits, self_inits, firsts, first_health = [], [], [], []
             warm, health = [], []
             for run in range(args.runs):
-                fenv = dict(env, AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{port}/.rt/{f}",
-                            AWS_LAMBDA_FUNCTION_NAME=f, AWS_LAMBDA_FUNCTION_VERSION="1",
+                # The emulator only knows the project's binary names: every block's function is
+                # `blocks` to it (one at a time here), as each is its own Lambda function.
+                fenv = dict(env, AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{port}/.rt/{BINARY}",
+                            AWS_LAMBDA_FUNCTION_NAME=BINARY, AWS_LAMBDA_FUNCTION_VERSION="1",
                             AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256", SENDTIME_BLOCK=f, SENDTIME_TABLE=table,
                             SENDTIME_DYNAMODB_ENDPOINT=endpoint, SENDTIME_LOG="info")
                 fenv.pop("AWS_ACCESS_KEY_ID", None)
@@ -107,7 +109,7 @@ def main():
                         break
                 # Keep reading its logs so a full pipe never blocks the function.
                 threading.Thread(target=lambda out=p.stdout: [None for _ in out], daemon=True).start()
-                base = f"http://127.0.0.1:{port}/lambda-url/{f}"
+                base = f"http://127.0.0.1:{port}/lambda-url/{BINARY}"
                 # First request after init: the user partition and items are cold; the
                 # connection was opened in init.
                 firsts.append(get_ms(base + PATHS[f]))

@@ -443,3 +443,73 @@ fn plan_prints_a_table_or_json() {
         "{text}"
     );
 }
+
+#[test]
+fn plan_prices_both_front_doors_through_the_binary() {
+    // 10M email recipients at 100,000 msgs/min: 30M calls (README's worked example).
+    let plan = |front: &str| -> serde_json::Value {
+        let out = std::process::Command::new(sendtime_bin())
+            .args([
+                "campaign",
+                "plan",
+                "--audience",
+                "10000000",
+                "--channel",
+                "email=1",
+                "--rate",
+                "100000",
+                "--json",
+                "--front",
+                front,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let close = |v: &serde_json::Value, x: f64| (v.as_f64().unwrap() - x).abs() < 1e-6;
+    let api = plan("http-api");
+    assert!(close(&api["cost_api_gateway"], 30.0), "{api}");
+    assert_eq!(api["checks"][0]["name"], "API Gateway 10,000 rps");
+    // By hand: no front-door charge; Lambda 30 × $0.20 + 150,000 GB-s × $0.0000133334;
+    // DynamoDB 15M RRU × $0.125/M.
+    let url = plan("function-url");
+    assert_eq!(url["input"]["front"], "function-url");
+    assert!(close(&url["cost_api_gateway"], 0.0), "{url}");
+    assert!(
+        close(
+            &url["cost_total"],
+            6.0 + 150_000.0 * 0.000_013_333_4 + 1.875
+        ),
+        "{url}"
+    );
+    assert_eq!(
+        url["checks"][0]["name"],
+        "Lambda 10,000 rps (10 × concurrency)"
+    );
+    assert_eq!(url["checks"][0]["ok"], true);
+
+    let out = std::process::Command::new(sendtime_bin())
+        .args([
+            "campaign",
+            "plan",
+            "--audience",
+            "10",
+            "--rate",
+            "10",
+            "--front",
+            "alb",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--front") && stderr.contains("function-url"),
+        "{stderr}"
+    );
+}
