@@ -513,3 +513,30 @@ fn plan_prices_both_front_doors_through_the_binary() {
         "{stderr}"
     );
 }
+
+#[test]
+fn send_refuses_an_unknown_block_before_sending_anything() {
+    let out = std::process::Command::new(sendtime_bin())
+        .args([
+            "campaign",
+            "send",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--synthetic",
+            "3",
+            "--blocks",
+            "recommendations,recs",
+            "--rate",
+            "60",
+            "--out",
+        ])
+        .arg(out_path("unknown-block.jsonl"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'recs'") && stderr.contains("onboarding"),
+        "{stderr}"
+    );
+}

@@ -81,8 +81,15 @@ impl SendArgs {
         if !(self.rate.is_finite() && self.rate > 0.0) {
             bail!("--rate must be a positive number of messages per minute");
         }
-        if self.blocks.iter().any(|b| b.is_empty() || b.contains('/')) {
-            bail!("--blocks must be block names like recommendations,cart,dormancy");
+        if let Some(bad) = self
+            .blocks
+            .iter()
+            .find(|b| b.parse::<sendtime_domain::BlockKind>().is_err())
+        {
+            bail!(
+                "--blocks: unknown block '{bad}' (known: {})",
+                sendtime_domain::BlockKind::names()
+            );
         }
         if self.max_concurrency == 0 || self.initial_concurrency == 0 {
             bail!("--max-concurrency and --initial-concurrency must be at least 1");
