@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+/// The header carrying the caller's key (`Authorization: Bearer <key>` is also accepted).
 pub const KEY_HEADER: &str = "x-sendtime-key";
 
 /// Parses a hex SHA-256 (64 hex digits).
@@ -24,6 +25,7 @@ pub fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// SHA-256 of a key: what a presented key is compared by, so the key itself is never kept.
 pub fn sha256(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }

@@ -2,11 +2,17 @@
 //! `GET /health`, served unchanged by each Lambda function and by `sendtime serve`; and the
 //! [`BlockService`] that reads the store and applies the domain rules.
 
+/// Caller authentication: the presented key's SHA-256 against the configured one.
 pub mod auth;
+/// [`ApiError`]: every request failure mapped to one HTTP status and one stable code.
 pub mod error;
+/// The axum routes (`BLOCK_ROUTE`, `/health`) and the options an entry point builds them with.
 pub mod router;
+/// Reading and validating the rules file (TOML or JSON) named by `--rules` or the environment.
 pub mod rules_file;
+/// [`BlockService`]: reads the store and applies a block's rule to assemble the answer.
 pub mod service;
+/// Per-request log line and optional CloudWatch EMF record; never the path, headers or body.
 pub mod telemetry;
 
 pub use error::ApiError;

@@ -18,12 +18,17 @@ pub struct RequestId(pub String);
 /// What the handler tells the telemetry about the block it answered.
 #[derive(Debug, Clone, Copy)]
 pub struct BlockMeta {
+    /// The block answered.
     pub block: BlockKind,
+    /// Source of the block's first item; `None` when it has no items.
     pub source: Option<ItemSource>,
+    /// True when the store could not be read and the block is fallback content.
     pub degraded: bool,
+    /// Whether the block said to send (false: the template aborts).
     pub eligible: bool,
 }
 
+/// How request telemetry is emitted; the default is the log line only, no EMF.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TelemetryOptions {
     /// Print one EMF JSON record per request to stdout (Lambda ships it to CloudWatch).

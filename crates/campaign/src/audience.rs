@@ -6,10 +6,13 @@ use sendtime_domain::UserId;
 use std::collections::HashSet;
 use std::io::BufRead;
 
+/// An unusable audience line, with its 1-based number.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("line {line}: {reason}")]
 pub struct AudienceError {
+    /// 1-based line number in the input.
     pub line: usize,
+    /// Why the line was rejected (unreadable, not JSON, no user id, invalid id).
     pub reason: String,
 }
 
@@ -22,9 +25,12 @@ pub struct Audience {
     pub duplicates: usize,
 }
 
+/// Layout of an audience file; see [`Format::from_path`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// User id in the first column; a first-line `user_id`/`external_id`/`id`/`userId` is a header.
     Csv,
+    /// One JSON object a line with a `user_id` (or `external_id`) string.
     JsonLines,
 }
 

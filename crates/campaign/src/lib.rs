@@ -2,9 +2,15 @@
 //! [`send`] fetches every recipient's blocks at send time, paced by a rate, with adaptive
 //! concurrency, retries, and a checkpoint so a crash loses and duplicates nothing.
 
+/// Reading the recipients of a send from CSV or JSON Lines, or making N synthetic ids.
 pub mod audience;
+/// [`limiter::Limiter`]: the adaptive (AIMD) concurrency window of a send.
 pub mod limiter;
+/// The result log, one JSON line per (recipient, block), which doubles as the checkpoint.
 pub mod output;
+/// [`pacer::Pacer`]: the fixed-interval schedule every HTTP attempt of a send waits for.
 pub mod pacer;
+/// Sizing a campaign before it runs: rates, Lambda and DynamoDB load, cost, quota checks.
 pub mod plan;
+/// The send engine: paced, retried GETs per (recipient, block), logged to the result log.
 pub mod send;

@@ -11,12 +11,16 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+/// Bounds and thresholds of a [`Limiter`].
 #[derive(Debug, Clone, Copy)]
 pub struct LimiterConfig {
+    /// Starting window (requests in flight), clamped to 1..=`max`.
     pub initial: f64,
+    /// Cap on the window; the window never goes above it (nor below 1).
     pub max: f64,
     /// A success slower than this counts as an overload signal.
     pub slow: Duration,
+    /// Minimum time between two halvings; overload signals within it are ignored.
     pub cooldown: Duration,
 }
 
@@ -51,6 +55,7 @@ impl State {
     }
 }
 
+/// The AIMD concurrency window shared by a send's tasks; permits are released on drop.
 pub struct Limiter {
     config: LimiterConfig,
     state: Mutex<State>,
@@ -76,6 +81,7 @@ impl Drop for Permit {
 const TIMELINE_MAX: usize = 10_000;
 
 impl Limiter {
+    /// A limiter whose window starts at `config.initial`, clamped to 1..=`config.max`.
     pub fn new(config: LimiterConfig) -> Arc<Self> {
         let limit = config.initial.clamp(1.0, config.max.max(1.0));
         Arc::new(Self {
@@ -98,6 +104,7 @@ impl Limiter {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Waits until fewer than ⌊limit⌋ (at least 1) requests are in flight, then takes a slot.
     pub async fn acquire(self: &Arc<Self>) -> Permit {
         loop {
             let notified = self.notify.notified();
@@ -114,14 +121,18 @@ impl Limiter {
         }
     }
 
+    /// The current window, fractional (it grows by 1/limit per counted success); 1..=max.
     pub fn limit(&self) -> f64 {
         self.lock().limit
     }
 
+    /// How many permits are held now.
     pub fn in_flight(&self) -> usize {
         self.lock().in_flight
     }
 
+    /// Reports an answer: grows the window if at least half is in use; a slow or queueing one
+    /// (above `slow`, or rising latency) counts as overload instead.
     pub fn on_success(&self, latency: Duration) {
         let rising = self.lock().latency_is_rising(latency, Instant::now());
         if latency > self.config.slow || rising {
@@ -151,6 +162,7 @@ impl Limiter {
         }
     }
 
+    /// Reports an overload signal: halves the window (not below 1), once per cool-down.
     pub fn on_overload(&self) {
         let mut s = self.lock();
         let now = Instant::now();

@@ -9,39 +9,55 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::Path;
 
+/// One line of the result log: the final outcome of one (recipient, block) key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRecord {
+    /// The recipient's user id.
     pub user_id: String,
+    /// The block name, as in the URL path.
     pub block: String,
     /// `ok` (2xx), `client_error` (4xx other than 429: not retried), `failed` (gave up).
     pub outcome: String,
+    /// HTTP status of the last attempt; `None` when no response came (timeout, connection).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// HTTP attempts made for this key, the first included.
     pub attempts: u32,
     /// Latency of the last attempt, ms.
     pub latency_ms: f64,
+    /// The answer's `eligible`, read from a 2xx JSON body; `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eligible: Option<bool>,
+    /// The answer's `stage`, from a 2xx JSON body that has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
+    /// The answer's `source`, from a 2xx JSON body that has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// On failure: the API's error code, `http_{status}`, `timeout`, `connect_error` or
+    /// `transport_error`; `None` on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
+/// Why the result log could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
+    /// The file exists and `--resume` was not given; holds the path.
     #[error("{0} already exists: pass --resume to continue that send, or choose another --out")]
     Exists(String),
+    /// Opening, reading back or truncating the file failed.
     #[error("cannot use --out {path}: {source}")]
     Io {
+        /// The `--out` path, for the message.
         path: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
 }
 
+/// The open result log, appended to as outcomes become final; made by [`open`].
 pub struct ResultLog {
     file: std::io::BufWriter<File>,
     since_sync: usize,
@@ -117,6 +133,7 @@ impl ResultLog {
         Ok(())
     }
 
+    /// Flushes and syncs the log to disk; call once when the send ends.
     pub fn finish(mut self) -> std::io::Result<()> {
         self.file.flush()?;
         self.file.get_ref().sync_all()

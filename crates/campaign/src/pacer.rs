@@ -9,6 +9,7 @@ use tokio::time::Instant;
 const TIMER_TICK: Duration = Duration::from_millis(1);
 const CATCH_UP: Duration = Duration::from_millis(2);
 
+/// The fixed-interval schedule of a send's HTTP attempts; idle time earns no burst.
 pub struct Pacer {
     interval: Duration,
     next: Mutex<Instant>,
@@ -23,6 +24,7 @@ impl Pacer {
         }
     }
 
+    /// Time between two slots: 1 / `per_second`.
     pub fn interval(&self) -> Duration {
         self.interval
     }

@@ -105,12 +105,17 @@ impl Front {
     }
 }
 
+/// A Braze message channel; it sets the calls a message makes per block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
+    /// Email: HTML, plain text and AMP render separately, 3 calls per block.
     Email,
+    /// Push notification: 1 call per block.
     Push,
+    /// SMS: 1 call per block.
     Sms,
+    /// KakaoTalk: 1 call per block.
     Kakao,
 }
 
@@ -129,8 +134,10 @@ impl std::str::FromStr for Channel {
     }
 }
 
+/// What a campaign plan is computed from; [`PlanInput::new`] fills in the defaults.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanInput {
+    /// Recipients in the campaign; must be above zero.
     pub audience: u64,
     /// (channel, share of the audience); shares sum to 1.
     pub channels: Vec<(Channel, f64)>,
@@ -142,6 +149,7 @@ pub struct PlanInput {
     pub latency_ms: f64,
     /// Peak-to-average ratio inside a minute (Braze sends as fast as it can early on).
     pub burst_factor: f64,
+    /// Lambda memory size, MB (prices the GB-seconds).
     pub lambda_memory_mb: u32,
     /// Read request units per call (one eventually consistent Query of ≤ 4 KB = 0.5).
     pub rru_per_call: f64,
@@ -169,31 +177,49 @@ impl PlanInput {
     }
 }
 
+/// One quota or horizon check of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Check {
+    /// What was checked, e.g. "Lambda 1,000 concurrent".
     pub name: &'static str,
+    /// True when the plan stays within the limit.
     pub ok: bool,
+    /// The planned figure checked, ready to print.
     pub detail: String,
 }
 
+/// A campaign's load, cost, duration and quota checks, as computed by [`plan()`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
+    /// The input the plan was computed from.
     pub input: PlanInput,
+    /// API calls per recipient: channel-weighted calls per message × blocks.
     pub calls_per_message: f64,
+    /// API calls over the campaign: audience × `calls_per_message`.
     pub total_calls: f64,
+    /// Minutes Braze takes to reach everyone at the requested rate.
     pub minutes_to_finish: f64,
+    /// Mean API requests per second at the requested rate.
     pub average_rps: f64,
+    /// Peak requests per second: `average_rps` × burst factor.
     pub burst_rps: f64,
+    /// Mean Lambda concurrency (Little's law: `average_rps` × latency).
     pub lambda_concurrency_average: f64,
+    /// Peak Lambda concurrency: `burst_rps` × latency.
     pub lambda_concurrency_burst: f64,
     /// Seconds Lambda needs to scale one function from zero to its burst concurrency.
     pub lambda_scale_up_seconds: f64,
+    /// DynamoDB read request units per second at the burst, net of cache hits.
     pub dynamodb_rru_per_second_burst: f64,
+    /// DynamoDB read request units over the campaign, net of cache hits.
     pub dynamodb_rru_total: f64,
     /// The front door's cost (API Gateway, or nothing for Function URLs).
     pub cost_api_gateway: f64,
+    /// Lambda cost, USD: requests plus arm64 GB-seconds.
     pub cost_lambda: f64,
+    /// DynamoDB on-demand read cost, USD.
     pub cost_dynamodb: f64,
+    /// Front door, Lambda and DynamoDB costs together, USD.
     pub cost_total: f64,
     /// Lowest rate that finishes inside Braze's 72 h horizon.
     pub minimum_rate_per_minute: f64,
@@ -201,21 +227,28 @@ pub struct Plan {
     pub maximum_safe_rate_per_minute: f64,
     /// What to set in Braze: the requested rate if safe, else the safe maximum, rounded down.
     pub recommended_rate_per_minute: f64,
+    /// Every quota and horizon check, in display order.
     pub checks: Vec<Check>,
 }
 
+/// An input [`plan()`] refuses; the message names the CLI flag to fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlanError {
+    /// The audience is zero.
     #[error("--audience must be above zero")]
     EmptyAudience,
+    /// The rate is not above zero (or is NaN).
     #[error("--rate must be above zero (messages per minute)")]
     NoRate,
+    /// No channels, a share not above zero, or shares not summing to 1; holds the sum.
     #[error("--channel shares must be positive and sum to 1 (got {0})")]
     Shares(f64),
+    /// The latency is not above zero (or is NaN).
     #[error("--latency-ms must be above zero")]
     NoLatency,
 }
 
+/// Computes a campaign's plan; errors on an empty audience, no rate or latency, or bad shares.
 pub fn plan(input: PlanInput) -> Result<Plan, PlanError> {
     if input.audience == 0 {
         return Err(PlanError::EmptyAudience);
@@ -345,6 +378,7 @@ fn round_down_nicely(x: f64) -> f64 {
     (x / magnitude).floor() * magnitude
 }
 
+/// Formats minutes for people: "12.5 min" under an hour, "3.2 h" under 48 h, else "4.0 days".
 pub fn human_minutes(minutes: f64) -> String {
     if minutes < 60.0 {
         format!("{minutes:.1} min")

@@ -16,10 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// How a send runs: target, blocks, rate, timeout, retries and concurrency bounds.
 #[derive(Debug, Clone)]
 pub struct SendConfig {
     /// e.g. `https://api.example.com` — requests go to `{base_url}/v1/users/{id}/{block}`.
     pub base_url: String,
+    /// Block names fetched for every recipient, one GET each.
     pub blocks: Vec<String>,
     /// Extra headers (the API key); never logged.
     pub headers: Vec<(String, String)>,
@@ -29,15 +31,20 @@ pub struct SendConfig {
     pub timeout: Duration,
     /// Attempts per key, the first included.
     pub max_attempts: u32,
+    /// Starting concurrency window (requests in flight).
     pub initial_concurrency: usize,
+    /// Cap on the concurrency window; also the HTTP pool's idle connections per host.
     pub max_concurrency: usize,
+    /// Backoff scale: a retry waits a random 0..=min(base × 2^attempts, cap).
     pub backoff_base: Duration,
+    /// Longest backoff wait; a `Retry-After` (up to 300 s) is honoured instead when given.
     pub backoff_cap: Duration,
     /// A success slower than this shrinks the concurrency window.
     pub slow: Duration,
 }
 
 impl SendConfig {
+    /// A config with the defaults: 2 s timeout, 4 attempts, concurrency 16 up to 256, no headers.
     pub fn new(base_url: impl Into<String>, blocks: Vec<String>, rate_per_minute: f64) -> Self {
         Self {
             base_url: base_url.into(),
@@ -63,44 +70,73 @@ impl SendConfig {
 /// Live counters for a progress display.
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// Keys (recipient × block) in the send, resumed ones included.
     pub total: AtomicU64,
+    /// Keys with a final outcome, resumed ones included.
     pub done: AtomicU64,
+    /// Keys finished in this run with a 2xx.
     pub ok: AtomicU64,
+    /// Keys finished in this run without a 2xx (client error or gave up).
     pub failed: AtomicU64,
+    /// HTTP attempts made in this run, retries included.
     pub attempts: AtomicU64,
 }
 
+/// What a finished send did, returned by [`run`].
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// Recipients in the audience.
     pub recipients: usize,
+    /// (recipient, block) keys in the send: recipients × blocks.
     pub keys_total: usize,
+    /// Keys already in the result log from an earlier run, not sent again.
     pub keys_skipped_resumed: usize,
+    /// Keys given a final outcome in this run.
     pub keys_this_run: usize,
+    /// Keys per outcome (`ok`, `client_error`, `failed`) in this run.
     pub outcomes: BTreeMap<String, u64>,
+    /// Keys per final HTTP status, or per error kind when no response came.
     pub statuses: BTreeMap<String, u64>,
+    /// HTTP attempts in this run, retries included.
     pub attempts: u64,
+    /// Attempts beyond each key's first: attempts − keys this run.
     pub retries: u64,
+    /// Wall-clock duration of this run, seconds.
     pub seconds: f64,
+    /// Achieved HTTP attempts per second.
     pub requests_per_second: f64,
+    /// Achieved recipients per minute (keys this run ÷ blocks).
     pub messages_per_minute: f64,
+    /// The paced rate asked for: messages/min × blocks / 60.
     pub target_requests_per_second: f64,
+    /// Median latency of successful keys' last attempt, ms (0 when none succeeded).
     pub latency_ms_p50: f64,
+    /// 95th percentile latency of successful keys, ms.
     pub latency_ms_p95: f64,
+    /// 99th percentile latency of successful keys, ms.
     pub latency_ms_p99: f64,
+    /// Slowest successful key, ms.
     pub latency_ms_max: f64,
+    /// Lowest concurrency window reached.
     pub concurrency_min: f64,
+    /// Highest concurrency window reached.
     pub concurrency_max: f64,
+    /// The concurrency window when the send ended.
     pub concurrency_final: f64,
     /// (seconds since start, concurrency limit) at every change.
     pub concurrency_timeline: Vec<(f64, f64)>,
 }
 
+/// Why a send could not start or could not record its results.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
+    /// The HTTP client could not be built.
     #[error("could not build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    /// Appending to or syncing the result log failed.
     #[error("writing the result log failed: {0}")]
     Output(#[from] std::io::Error),
+    /// An extra header's name or value is not valid HTTP; holds the header name.
     #[error("--header {0:?} is not a valid HTTP header")]
     Header(String),
 }

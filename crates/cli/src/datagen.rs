@@ -13,10 +13,14 @@ use sendtime_domain::{
 use sendtime_store::Record;
 use std::collections::BTreeMap;
 
+/// What to generate; equal specs give byte-identical datasets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetSpec {
+    /// Number of users, ids `u000001`..=`u{users}` (see [`user_id`]).
     pub users: usize,
+    /// Number of catalog items (at least 1 is generated), ids from `i00000` (see [`item_id`]).
     pub items: usize,
+    /// Seed of the random generator.
     pub seed: u64,
     /// The instant ages are measured from; serve with the same `now` to see the same stages.
     pub as_of: DateTime<Utc>,
@@ -27,6 +31,7 @@ pub const NEWCOMER_SHARE: f64 = 0.15;
 
 /// How many items each popular list holds.
 pub const GLOBAL_POPULAR_LEN: usize = 50;
+/// How many items each category's popular list holds at most.
 pub const CATEGORY_POPULAR_LEN: usize = 30;
 
 struct Category {
@@ -151,6 +156,7 @@ pub fn user_id(n: usize) -> UserId {
     UserId::demo(n)
 }
 
+/// The `n`th generated item's id, `i` and five digits; items count from 0.
 pub fn item_id(n: usize) -> ItemId {
     ItemId::new(format!("i{n:05}"))
 }

@@ -2,8 +2,11 @@
 //! DynamoDB), `data generate` and `data load`, `campaign send` and `campaign plan`. Each subcommand is a clap `Args` struct that
 //! owns its `run()`.
 
+/// One clap type per subcommand, each owning its `run()`.
 pub mod commands;
+/// The deterministic synthetic dataset behind `data generate` and `serve`'s demo data.
 pub mod datagen;
+/// Logging set-up: text or JSON lines on stderr, filtered by `SENDTIME_LOG`.
 pub mod telemetry;
 
 use clap::{Parser, Subcommand};
@@ -14,7 +17,9 @@ use clap::{Parser, Subcommand};
     version,
     about = "Connected-content personalization API: serve, load and plan send-time content blocks"
 )]
+/// The parsed `sendtime` command line: one subcommand plus the global `--log-format`.
 pub struct Cli {
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
     /// Log format: `text` for people, `json` for machines (CloudWatch).
@@ -27,6 +32,7 @@ pub struct Cli {
     pub log_format: telemetry::LogFormat,
 }
 
+/// The top-level subcommands of `sendtime`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the blocks over HTTP (embedded demo data unless --table is given).
@@ -40,6 +46,7 @@ pub enum Command {
 }
 
 impl Cli {
+    /// Runs the chosen subcommand to completion (the caller sets up logging first).
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Serve(args) => args.run().await,

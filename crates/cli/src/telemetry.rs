@@ -4,12 +4,14 @@
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
+/// Log line format on stderr, chosen by `--log-format` / `SENDTIME_LOG_FORMAT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
 }
 
+/// Installs the global tracing subscriber on stderr; a second call does nothing.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_env("SENDTIME_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

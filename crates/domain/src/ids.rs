@@ -16,12 +16,16 @@ pub struct UserId(String);
 /// Why a user id was refused; each variant maps to a stable, client-visible explanation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidUserId {
+    /// The id is the empty string.
     #[error("user id is empty")]
     Empty,
+    /// The id is longer than [`MAX_USER_ID_LEN`] bytes.
     #[error("user id is longer than {MAX_USER_ID_LEN} bytes")]
     TooLong,
+    /// The id has a byte outside ASCII letters, digits and `_ - . @ + :`.
     #[error("user id contains a character outside A-Z a-z 0-9 _ - . @ + :")]
     BadCharacter,
+    /// The id starts with `.`.
     #[error("user id may not start with '.'")]
     LeadingDot,
 }
@@ -50,6 +54,7 @@ impl UserId {
         Ok(Self(raw.to_owned()))
     }
 
+    /// The id as validated.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -91,9 +96,11 @@ impl<'de> Deserialize<'de> for UserId {
 pub struct ItemId(pub String);
 
 impl ItemId {
+    /// Wraps an item id as is; nothing is validated (item ids come from our own data).
     pub fn new(id: impl Into<String>) -> Self {
         Self(id.into())
     }
+    /// The id as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
     }

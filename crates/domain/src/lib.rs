@@ -5,12 +5,19 @@
 //! system clock, the network or the environment. Store adapters and the HTTP layer live in
 //! other crates and depend on this one, never the other way round.
 
+/// [`Block`]: the JSON answer of one block for one user, and its items, stages and reasons.
 pub mod block;
+/// [`Clock`]: the injected source of `now` (system time, or pinned for tests and demos).
 pub mod clock;
+/// [`RulesConfig`]: every threshold and piece of copy of the rules, with BRIEF §2 defaults.
 pub mod config;
+/// [`UserId`] (validated, it comes from URLs) and [`ItemId`] (unrestricted, our own data).
 pub mod ids;
+/// The stored records the rules read: users, items, carts, recommendation and popular lists.
 pub mod model;
+/// Price display (`₩12,900`, `$12.90`) and discount arithmetic in minor units.
 pub mod money;
+/// The block rules, one module per block, and the [`BlockKind`] registry.
 pub mod rules;
 
 pub use block::{Block, BlockItem, ItemSource, Offer, Reason, Stage, UrgencyKind};

@@ -9,12 +9,16 @@ use std::collections::BTreeMap;
 /// What we know about one user. Unknown users simply have no profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
+    /// Whose profile this is.
     pub user_id: UserId,
+    /// When the user signed up; the onboarding stages count whole days from it.
     pub signed_up_at: DateTime<Utc>,
+    /// The user's last activity; the dormancy block counts days without activity from it.
     pub last_active_at: DateTime<Utc>,
     /// Has made the first key action (onboarding is over).
     #[serde(default)]
     pub activated: bool,
+    /// Last purchase, if any; one at or after the cart's last change ends the cart flow.
     #[serde(default)]
     pub last_purchase_at: Option<DateTime<Utc>>,
     /// Categories the user prefers, most preferred first.
@@ -69,12 +73,15 @@ pub struct UserData {
 /// A time-limited discount on an item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Discount {
+    /// Percent off; only 1–99 counts as a discount (see [`Discount::is_active`]).
     pub pct: u8,
+    /// When the discount ends (exclusive); `None`: it does not end.
     #[serde(default)]
     pub ends_at: Option<DateTime<Utc>>,
 }
 
 impl Discount {
+    /// True when `pct` is 1–99 and `now` is before `ends_at` (or there is no end).
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         self.pct > 0 && self.pct < 100 && self.ends_at.is_none_or(|end| end > now)
     }
@@ -83,33 +90,49 @@ impl Discount {
 /// One catalog item. Prices are in minor units of `currency` (KRW has none, USD has cents).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
+    /// The item's catalog id.
     pub item_id: ItemId,
+    /// Display name, shown as is in blocks.
     pub title: String,
+    /// Category key (e.g. `shoes`), as in popular-list scopes and preferred categories.
     pub category: String,
+    /// Product page URL.
     pub url: String,
+    /// Product image URL.
     pub image_url: String,
+    /// Price in minor units of `currency`, before any discount.
     pub price: i64,
+    /// ISO 4217 code, e.g. `KRW`; decides how the price is displayed.
     pub currency: String,
+    /// Units in stock; 0 is sold out (see [`Item::in_stock`]).
     pub stock: u32,
+    /// Average review rating, passed through to blocks as is; `None` when the item has none.
     #[serde(default)]
     pub rating: Option<f32>,
+    /// Number of reviews; 0 when absent from the record.
     #[serde(default)]
     pub review_count: u32,
+    /// A highlighted review's text; blocks show a snippet of it as social proof.
     #[serde(default)]
     pub top_review: Option<String>,
+    /// A discount, which changes the shown price only while active.
     #[serde(default)]
     pub discount: Option<Discount>,
 }
 
 impl Item {
+    /// True when at least one unit is in stock.
     pub fn in_stock(&self) -> bool {
         self.stock > 0
     }
 }
 
+/// One line of a cart: an item and its quantity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CartLine {
+    /// The item in the cart.
     pub item_id: ItemId,
+    /// Units in the cart; 1 when the record omits it.
     #[serde(default = "one")]
     pub quantity: u32,
 }
@@ -121,8 +144,11 @@ fn one() -> u32 {
 /// A user's cart. `updated_at` is the last change, which is what cart stages count from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cart {
+    /// Whose cart this is.
     pub user_id: UserId,
+    /// The cart's last change; the cart stages count whole days from it.
     pub updated_at: DateTime<Utc>,
+    /// The lines; an empty cart makes the cart block not eligible.
     #[serde(default)]
     pub lines: Vec<CartLine>,
 }
@@ -130,13 +156,18 @@ pub struct Cart {
 /// A ranked list written by the offline model. Expired lists count as absent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecList {
+    /// Whose list this is.
     pub user_id: UserId,
+    /// When the model wrote the list.
     pub generated_at: DateTime<Utc>,
+    /// From this instant on the list counts as absent (see [`RecList::is_live`]).
     pub expires_at: DateTime<Utc>,
+    /// Item ids, best first.
     pub items: Vec<ItemId>,
 }
 
 impl RecList {
+    /// True while `now` is before `expires_at`.
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
         self.expires_at > now
     }
@@ -146,11 +177,14 @@ impl RecList {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "scope", content = "category", rename_all = "snake_case")]
 pub enum PopularScope {
+    /// The shop-wide list.
     Global,
+    /// One category's list, by category key.
     Category(String),
 }
 
 impl PopularScope {
+    /// The scope of the named category's list.
     pub fn category(name: impl Into<String>) -> Self {
         Self::Category(name.into())
     }
@@ -159,8 +193,10 @@ impl PopularScope {
 /// A popularity-ranked list of items, global or per category.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PopularList {
+    /// Which list; flattened into the record as `scope` (and `category`).
     #[serde(flatten)]
     pub scope: PopularScope,
+    /// Item ids, most popular first.
     pub items: Vec<ItemId>,
 }
 

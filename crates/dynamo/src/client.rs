@@ -8,8 +8,10 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::Credentials;
 use std::time::Duration;
 
+/// How to reach the table: name, endpoint, region, timeouts and retries; see [`connect`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct DynamoConfig {
+    /// The table's name.
     pub table: String,
     /// Overrides the endpoint (DynamoDB Local). With an endpoint and no `AWS_ACCESS_KEY_ID`
     /// in the environment, fake static credentials are used: DynamoDB Local accepts any.
@@ -20,12 +22,14 @@ pub struct DynamoConfig {
     pub operation_timeout: Duration,
     /// Budget of one attempt.
     pub attempt_timeout: Duration,
+    /// Budget of opening one connection.
     pub connect_timeout: Duration,
     /// Attempts per operation, the first included.
     pub max_attempts: u32,
 }
 
 impl DynamoConfig {
+    /// Serving defaults: 1 s per operation, 300 ms per attempt, 250 ms to connect, 3 attempts.
     pub fn new(table: impl Into<String>) -> Self {
         Self {
             table: table.into(),

@@ -12,26 +12,37 @@
 use sendtime_domain::{ItemId, PopularScope, UserId};
 use sendtime_store::Record;
 
+/// Partition key attribute: `USER#…`, `ITEM#…` or `POPULAR#…` (see the table above).
 pub const PK: &str = "pk";
+/// Sort key attribute: one of the `SK_*` values.
 pub const SK: &str = "sk";
 /// Epoch seconds after which DynamoDB's TTL may delete the record (recommendation lists).
 pub const TTL_ATTRIBUTE: &str = "ttl";
+/// Attribute naming the record type (`user`, `item`, `recs`, `cart`, `popular`) on every item.
 pub const KIND: &str = "kind";
 
+/// Sort key of a user's profile.
 pub const SK_PROFILE: &str = "PROFILE";
+/// Sort key of a user's recommendation list.
 pub const SK_RECS: &str = "RECS";
+/// Sort key of a user's cart.
 pub const SK_CART: &str = "CART";
+/// Sort key of a catalog item.
 pub const SK_ITEM: &str = "ITEM";
+/// Sort key of a popular list.
 pub const SK_POPULAR: &str = "POPULAR";
 
+/// Partition key of everything stored for one user: `USER#<user_id>`.
 pub fn user_pk(id: &UserId) -> String {
     format!("USER#{id}")
 }
 
+/// Partition key of a catalog item: `ITEM#<item_id>`.
 pub fn item_pk(id: &ItemId) -> String {
     format!("ITEM#{id}")
 }
 
+/// Partition key of a popular list: `POPULAR#GLOBAL` or `POPULAR#CATEGORY#<name>`.
 pub fn popular_pk(scope: &PopularScope) -> String {
     match scope {
         PopularScope::Global => "POPULAR#GLOBAL".to_owned(),

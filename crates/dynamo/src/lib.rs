@@ -33,6 +33,8 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
+    /// A store over `table` judging expiry by the system clock; `operation_timeout` only labels
+    /// timeout errors (the client built by [`connect`] enforces it).
     pub fn new(client: Client, table: impl Into<String>, operation_timeout: Duration) -> Self {
         Self {
             client,
@@ -49,6 +51,7 @@ impl DynamoStore {
         self
     }
 
+    /// The table's name.
     pub fn table(&self) -> &str {
         &self.table
     }

@@ -75,14 +75,23 @@ pub const BLOCK: &str = "SENDTIME_BLOCK";
 pub const RULES_FILE: &str = sendtime_api::rules_file::RULES_FILE_VAR;
 /// The DynamoDB table.
 pub const TABLE: &str = "SENDTIME_TABLE";
+/// DynamoDB endpoint override (DynamoDB Local); unset or empty: AWS's endpoint.
 pub const DYNAMODB_ENDPOINT: &str = "SENDTIME_DYNAMODB_ENDPOINT";
+/// End-to-end budget of a request in ms, past which it gets a 503; default 1000, above 0.
 pub const REQUEST_BUDGET_MS: &str = "SENDTIME_REQUEST_BUDGET_MS";
+/// Budget of one DynamoDB operation, SDK retries included, in ms; default 600, above 0.
 pub const DYNAMODB_TIMEOUT_MS: &str = "SENDTIME_DYNAMODB_TIMEOUT_MS";
+/// Budget of one DynamoDB attempt in ms (connect: at most 200); default 250, above 0.
 pub const DYNAMODB_ATTEMPT_TIMEOUT_MS: &str = "SENDTIME_DYNAMODB_ATTEMPT_TIMEOUT_MS";
+/// Attempts per DynamoDB operation, the first included; default 3.
 pub const DYNAMODB_MAX_ATTEMPTS: &str = "SENDTIME_DYNAMODB_MAX_ATTEMPTS";
+/// Seconds a user's profile, list and cart stay cached; default 30, 0 disables.
 pub const CACHE_USER_TTL_SECS: &str = "SENDTIME_CACHE_USER_TTL_SECS";
+/// Seconds a catalog item stays cached; default 600, 0 disables.
 pub const CACHE_ITEM_TTL_SECS: &str = "SENDTIME_CACHE_ITEM_TTL_SECS";
+/// Seconds a popular list stays cached; default 300, 0 disables.
 pub const CACHE_POPULAR_TTL_SECS: &str = "SENDTIME_CACHE_POPULAR_TTL_SECS";
+/// Hex SHA-256 (64 digits) of the caller key; unset or empty turns the key check off.
 pub const API_KEY_SHA256: &str = "SENDTIME_API_KEY_SHA256";
 
 impl LambdaConfig {

@@ -2,6 +2,7 @@
 //! from the environment, build the DynamoDB client and the cache, open the connection, and
 //! then serve the shared router through `lambda_http` for every invocation.
 
+/// [`LambdaConfig`]: the typed configuration read from the environment, and the variable names.
 pub mod config;
 
 pub use config::{ConfigError, LambdaConfig};

@@ -55,9 +55,11 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
+    /// Lookups answered from the cache since start-up (a batch counts each item).
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
     }
+    /// Lookups the cache could not answer since start-up (a batch counts each item).
     pub fn misses(&self) -> u64 {
         self.misses.load(Ordering::Relaxed)
     }

@@ -6,12 +6,15 @@ use std::time::Duration;
 
 type Source = Arc<dyn std::error::Error + Send + Sync>;
 
+/// Every way a store call can fail; [`StoreError::is_retryable`] says which may be retried.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The backend could not be reached or answered with a server error. Retryable.
     #[error("store unavailable: {message}")]
     Unavailable {
+        /// What failed.
         message: String,
+        /// The backend's error.
         #[source]
         source: Source,
     },
@@ -27,13 +30,16 @@ pub enum StoreError {
     /// The request itself was refused (missing table, bad key). Not retryable.
     #[error("store rejected the request: {message}")]
     Rejected {
+        /// What was refused.
         message: String,
+        /// The backend's error.
         #[source]
         source: Source,
     },
 }
 
 impl StoreError {
+    /// A retryable `Unavailable` error: `message` says what failed, `source` why.
     pub fn unavailable(
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
@@ -44,6 +50,7 @@ impl StoreError {
         }
     }
 
+    /// A non-retryable `Rejected` error: `message` says what was refused, `source` why.
     pub fn rejected(
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,

@@ -3,11 +3,17 @@
 //! adapters implement them: [`MemoryStore`] here, `DynamoStore` in `sendtime-dynamo`, and
 //! [`CachedStore`] in front of either.
 
+/// [`CachedStore`]: the in-process TTL cache in front of any store; concurrent misses coalesce.
 pub mod cache;
+/// [`StoreError`]: the one error type of every store, each kind retryable or not.
 pub mod error;
+/// [`MemoryStore`]: the whole dataset in memory, for `serve`'s demo data and hermetic tests.
 pub mod memory;
+/// Per-request counters (cache hits and misses, loads, round trips) in a task-local scope.
 pub mod metrics;
+/// The capability-sized store traits, one per DynamoDB action, and [`PutReport`].
 pub mod ports;
+/// [`Record`], the JSON Lines dataset format, and reading a dataset with per-line errors.
 pub mod record;
 
 pub use cache::{CacheConfig, CacheStats, CachedStore};

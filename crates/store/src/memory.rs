@@ -16,6 +16,7 @@ struct Tables {
     popular: HashMap<PopularScope, PopularList>,
 }
 
+/// All records in process memory behind a lock; implements every store port and never fails.
 pub struct MemoryStore {
     tables: RwLock<Tables>,
     clock: Arc<dyn Clock>,
@@ -30,6 +31,7 @@ impl MemoryStore {
         }
     }
 
+    /// A store holding `records` (of equal keys, the last wins); `clock` judges list expiry.
     pub fn with_records(clock: Arc<dyn Clock>, records: impl IntoIterator<Item = Record>) -> Self {
         let store = Self::new(clock);
         store.insert(records);
@@ -66,6 +68,7 @@ impl MemoryStore {
         n
     }
 
+    /// (users, catalog items, popular lists) held; a user counts once however many records.
     pub fn counts(&self) -> (usize, usize, usize) {
         let t = self.read();
         (t.users.len(), t.items.len(), t.popular.len())

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// One request's counters, added to by the cache and the adapters inside a [`scope`].
 #[derive(Debug, Default)]
 pub struct RequestCounters {
     cache_hits: AtomicU64,
@@ -18,14 +19,20 @@ pub struct RequestCounters {
 /// A plain copy of the counters, for logs and metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RequestCounts {
+    /// Lookups answered from the cache.
     pub cache_hits: u64,
+    /// Lookups the cache could not answer.
     pub cache_misses: u64,
+    /// Calls the cache made to the store behind it.
     pub store_loads: u64,
+    /// Requests the adapters sent to their backend (SDK retries excluded).
     pub round_trips: u64,
+    /// Failed store calls counted with [`record_store_error`].
     pub store_errors: u64,
 }
 
 impl RequestCounters {
+    /// The counters' current values.
     pub fn snapshot(&self) -> RequestCounts {
         RequestCounts {
             cache_hits: self.cache_hits.load(Ordering::Relaxed),
@@ -62,12 +69,15 @@ fn add(pick: impl FnOnce(&RequestCounters) -> &AtomicU64, n: u64) {
     let _ = CURRENT.try_with(|c| pick(c).fetch_add(n, Ordering::Relaxed));
 }
 
+/// Adds `n` cache hits to the current request's counters; a no-op outside a scope.
 pub fn record_cache_hits(n: u64) {
     add(|c| &c.cache_hits, n);
 }
+/// Adds `n` cache misses to the current request's counters; a no-op outside a scope.
 pub fn record_cache_misses(n: u64) {
     add(|c| &c.cache_misses, n);
 }
+/// Counts one call from the cache to the store behind it; a no-op outside a scope.
 pub fn record_store_load() {
     add(|c| &c.store_loads, 1);
 }
@@ -75,6 +85,7 @@ pub fn record_store_load() {
 pub fn record_round_trip() {
     add(|c| &c.round_trips, 1);
 }
+/// Counts one failed store call in the current request; a no-op outside a scope.
 pub fn record_store_error() {
     add(|c| &c.store_errors, 1);
 }

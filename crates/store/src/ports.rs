@@ -38,12 +38,14 @@ impl<T: UserDataGet + ItemsGet + PopularGet> BlockStore for T {}
 /// What a bulk write did: every record is either written or listed in `failed`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PutReport {
+    /// Records written, overwrites of an existing key included.
     pub written: usize,
     /// (record description, why it failed)
     pub failed: Vec<(String, String)>,
 }
 
 impl PutReport {
+    /// Adds another report's written count and failures to this one.
     pub fn merge(&mut self, other: PutReport) {
         self.written += other.written;
         self.failed.extend(other.failed);

@@ -5,13 +5,19 @@ use sendtime_domain::{Cart, Item, PopularList, PopularScope, RecList, User};
 use serde::{Deserialize, Serialize};
 use std::io::BufRead;
 
+/// One dataset line: a record of any kind, tagged by `kind` (`user`, `item`, `recs`, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Record {
+    /// A user profile (`"kind": "user"`).
     User(User),
+    /// A catalog item (`"kind": "item"`).
     Item(Item),
+    /// A user's recommendation list (`"kind": "recs"`).
     Recs(RecList),
+    /// A user's cart (`"kind": "cart"`).
     Cart(Cart),
+    /// A popular list, global or of a category (`"kind": "popular"`).
     Popular(PopularList),
 }
 
@@ -35,14 +41,18 @@ impl Record {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("line {line}: {reason}")]
 pub struct RecordError {
+    /// 1-based line number in the dataset.
     pub line: usize,
+    /// Why the line was refused: the JSON error, or why it could not be read.
     pub reason: String,
 }
 
 /// The outcome of reading a dataset: the good records and every bad line, never a silent drop.
 #[derive(Debug, Default)]
 pub struct ParsedRecords {
+    /// The records read, in file order.
     pub records: Vec<Record>,
+    /// Every line that was not a record, in file order.
     pub errors: Vec<RecordError>,
 }
 

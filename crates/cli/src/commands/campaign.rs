@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The `sendtime campaign` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CampaignCommand {
     /// Fetch blocks for a whole audience at send time, paced and adaptive; resumable.
@@ -21,6 +22,7 @@ pub enum CampaignCommand {
 }
 
 impl CampaignCommand {
+    /// Runs the chosen campaign subcommand.
     pub async fn run(self) -> anyhow::Result<()> {
         match self {
             Self::Send(a) => a.run().await,
@@ -29,6 +31,7 @@ impl CampaignCommand {
     }
 }
 
+/// Flags of `sendtime campaign send`: target, audience, rate, result log and retry bounds.
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// Base URL of the API, e.g. https://abc.execute-api.ap-northeast-2.amazonaws.com
@@ -77,6 +80,8 @@ pub struct SendArgs {
 }
 
 impl SendArgs {
+    /// Validates the flags, reads the audience, sends, prints the summary to stderr; failed calls
+    /// are in the result log and do not make it return an error.
     pub async fn run(self) -> anyhow::Result<()> {
         if !(self.rate.is_finite() && self.rate > 0.0) {
             bail!("--rate must be a positive number of messages per minute");
@@ -235,6 +240,7 @@ async fn report_progress(progress: Arc<Progress>) {
     }
 }
 
+/// Flags of `sendtime campaign plan`: audience, channel mix, rate or window, and assumptions.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Recipients in the audience.
@@ -282,6 +288,7 @@ fn parse_front(s: &str) -> Result<Front, String> {
 }
 
 impl PlanArgs {
+    /// Computes the plan and prints it as a table, or as JSON with `--json`; errors on bad input.
     pub fn run(self) -> anyhow::Result<()> {
         let mut channels = Vec::new();
         for part in &self.channel {

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The `sendtime data` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
     /// Write a deterministic synthetic dataset as JSON Lines.
@@ -23,6 +24,7 @@ pub enum DataCommand {
 }
 
 impl DataCommand {
+    /// Runs the chosen data subcommand.
     pub async fn run(self) -> anyhow::Result<()> {
         match self {
             DataCommand::Generate(args) => args.run(),
@@ -60,6 +62,7 @@ impl DatasetArgs {
 /// `sendtime data generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
+    /// Size and seed of the generated dataset.
     #[command(flatten)]
     pub dataset: DatasetArgs,
     /// Instant the ages are measured from (RFC 3339); default: now. Pass the same value to
@@ -72,6 +75,7 @@ pub struct GenerateArgs {
 }
 
 impl GenerateArgs {
+    /// Writes the dataset as JSON Lines to `--out` or stdout, and a one-line summary to stderr.
     pub fn run(self) -> anyhow::Result<()> {
         let spec = self
             .dataset
@@ -102,6 +106,7 @@ impl GenerateArgs {
     }
 }
 
+/// Flags of `sendtime data load`: target table, input file, concurrency and checks.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// Table to load into.
@@ -129,16 +134,23 @@ pub struct LoadArgs {
 /// The outcome of a load, for callers (and tests) that want numbers rather than text.
 #[derive(Debug, Default)]
 pub struct LoadSummary {
+    /// Records parsed from the input, duplicates included.
     pub parsed: usize,
+    /// Input lines that did not parse (nothing written for them).
     pub bad_lines: Vec<sendtime_store::RecordError>,
+    /// Records superseded by a later line with the same key (the last line wins).
     pub duplicates: usize,
+    /// The writes; superseded duplicates count as written, failures are listed with their cause.
     pub report: PutReport,
+    /// Keys not found on read-back (failed writes excluded); empty when not verifying.
     pub missing: Vec<String>,
     /// Records already past their TTL when loaded (not read back).
     pub expired: usize,
 }
 
 impl LoadArgs {
+    /// Loads `--file` into the table (created unless `--no-create-table`) and reads it back;
+    /// errors if any line, write or read-back failed.
     pub async fn run(self) -> anyhow::Result<()> {
         let input: Box<dyn BufRead> = if self.file == "-" {
             Box::new(std::io::stdin().lock())

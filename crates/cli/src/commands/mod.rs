@@ -1,5 +1,8 @@
 //! One module per subcommand.
 
+/// `sendtime campaign send` and `campaign plan`: their flags and `run()`.
 pub mod campaign;
+/// `sendtime data generate` and `data load`, and [`data::load`], the bulk load behind the latter.
 pub mod data;
+/// `sendtime serve`: the local HTTP server over demo data, a JSON Lines file or DynamoDB.
 pub mod serve;

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Flags of `sendtime serve`: address, data source, rules, clock, key and cache lifetimes.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port and prints it).
@@ -47,6 +48,7 @@ pub struct ServeArgs {
     /// `x-sendtime-key` header. Off by default for local use.
     #[arg(long, env = "SENDTIME_API_KEY_SHA256", value_parser = parse_key_hash, hide_env_values = true)]
     pub api_key_sha256: Option<[u8; 32]>,
+    /// How long the store's cache keeps each kind of record.
     #[command(flatten)]
     pub cache: CacheArgs,
 }
@@ -57,6 +59,7 @@ fn parse_key_hash(hex: &str) -> Result<[u8; 32], String> {
     })
 }
 
+/// Cache lifetime flags (`--cache-*-ttl-secs`), on the env variables the Lambda functions read.
 #[derive(Debug, Args)]
 pub struct CacheArgs {
     /// Seconds a user's profile, list and cart stay cached (0 disables).
@@ -71,6 +74,7 @@ pub struct CacheArgs {
 }
 
 impl CacheArgs {
+    /// The cache config these flags give; its other settings are [`CacheConfig::default`]'s.
     pub fn config(&self) -> CacheConfig {
         CacheConfig {
             user_ttl: Duration::from_secs(self.cache_user_ttl_secs),
@@ -82,6 +86,8 @@ impl CacheArgs {
 }
 
 impl ServeArgs {
+    /// Loads the rules and data, binds `--addr`, prints example URLs, then serves until
+    /// Ctrl-C or SIGTERM.
     pub async fn run(self) -> anyhow::Result<()> {
         // The rules first: a bad file should stop start-up before any data is read.
         let rules = sendtime_api::rules_file::load_or_default(self.rules.as_deref())

@@ -7,10 +7,16 @@
 //! from what was read, the clock and the thresholds. The caller (the block service) runs one
 //! generic loop over any rule and knows no stage. Adding a block is one module here plus one
 //! line in [`registry!`](BlockKind).
+//!
+//! [`Reads`]: crate::rules::Reads
 
+/// The abandoned-cart block: stages by days since the cart last changed.
 pub mod cart;
+/// The dormancy (win-back) block: stages by unanswered win-back messages.
 pub mod dormancy;
+/// The onboarding block: stages by whole days since sign-up until the first key action.
 pub mod onboarding;
+/// The recommendations block: the user's list, filtered, diversified, filled from popular lists.
 pub mod recommendations;
 
 #[cfg(test)]
@@ -368,10 +374,12 @@ pub(crate) struct Candidates<'a, C: CatalogView> {
     user: Option<&'a User>,
     exclude: HashSet<&'a ItemId>,
     seen: HashSet<&'a ItemId>,
+    /// Accepted items with the source each was offered from, in offer order.
     pub picked: Vec<(&'a Item, ItemSource)>,
 }
 
 impl<'a, C: CatalogView> Candidates<'a, C> {
+    /// An empty collector over `catalog`; items `user` bought are refused (none when `None`).
     pub fn new(catalog: &'a C, user: Option<&'a User>) -> Self {
         Self {
             catalog,
@@ -388,12 +396,14 @@ impl<'a, C: CatalogView> Candidates<'a, C> {
         self
     }
 
+    /// Offers each id in order, as [`Candidates::offer`] does.
     pub fn offer_all(&mut self, ids: &'a [ItemId], source: ItemSource) {
         for id in ids {
             self.offer(id, source);
         }
     }
 
+    /// Picks the item unless excluded, picked already, unknown, out of stock or bought by the user.
     pub fn offer(&mut self, id: &'a ItemId, source: ItemSource) {
         if self.exclude.contains(id) || self.seen.contains(id) {
             return;
@@ -408,10 +418,12 @@ impl<'a, C: CatalogView> Candidates<'a, C> {
         self.picked.push((item, source));
     }
 
+    /// Number of items picked so far.
     pub fn len(&self) -> usize {
         self.picked.len()
     }
 
+    /// The first `limit` picked items as block items, in offer order.
     pub fn into_items(self, limit: usize) -> Vec<BlockItem> {
         self.picked
             .into_iter()

@@ -6,26 +6,32 @@ use crate::rules::PopularLists;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::collections::{BTreeMap, HashMap};
 
+/// The fixed test instant, 2026-11-22 12:00 UTC.
 pub fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
 }
 
+/// [`now`] minus `days` days.
 pub fn days_ago(days: i64) -> DateTime<Utc> {
     now() - Duration::days(days)
 }
 
+/// A user id; panics if `id` is invalid (tests only).
 pub fn uid(id: &str) -> UserId {
     UserId::parse(id).unwrap()
 }
 
+/// An item id.
 pub fn iid(id: &str) -> ItemId {
     ItemId::new(id)
 }
 
+/// Item ids from string slices, in order.
 pub fn ids(list: &[&str]) -> Vec<ItemId> {
     list.iter().map(|s| iid(s)).collect()
 }
 
+/// An activated user: signed up 400 days ago, active 2 days ago, no purchases or views.
 pub fn user(id: &str) -> User {
     User {
         user_id: uid(id),
@@ -42,6 +48,7 @@ pub fn user(id: &str) -> User {
     }
 }
 
+/// An item priced ₩10,000 with a 4.5 rating, 12 reviews and no discount.
 pub fn item(id: &str, category: &str, stock: u32) -> Item {
     Item {
         item_id: iid(id),
@@ -59,10 +66,12 @@ pub fn item(id: &str, category: &str, stock: u32) -> Item {
     }
 }
 
+/// A catalog keyed by item id.
 pub fn catalog(items: Vec<Item>) -> HashMap<ItemId, Item> {
     items.into_iter().map(|i| (i.item_id.clone(), i)).collect()
 }
 
+/// A list written a day ago that expires `expires_in_days` after [`now`] (negative: expired).
 pub fn rec_list(user_id: &str, items: &[&str], expires_in_days: i64) -> RecList {
     RecList {
         user_id: uid(user_id),
@@ -72,6 +81,7 @@ pub fn rec_list(user_id: &str, items: &[&str], expires_in_days: i64) -> RecList 
     }
 }
 
+/// A cart last changed at `changed`, one unit of each item.
 pub fn cart(user_id: &str, changed: DateTime<Utc>, items: &[&str]) -> Cart {
     Cart {
         user_id: uid(user_id),
@@ -86,6 +96,7 @@ pub fn cart(user_id: &str, changed: DateTime<Utc>, items: &[&str]) -> Cart {
     }
 }
 
+/// The global popular list plus one list per `(category, items)` pair.
 pub fn popular(global: &[&str], categories: &[(&str, &[&str])]) -> PopularLists {
     let mut lists = vec![PopularList {
         scope: PopularScope::Global,
@@ -100,6 +111,7 @@ pub fn popular(global: &[&str], categories: &[(&str, &[&str])]) -> PopularLists 
     PopularLists::from_lists(lists)
 }
 
+/// The item ids of a block, in order.
 pub fn item_ids(block: &crate::Block) -> Vec<&str> {
     block.items.iter().map(|i| i.id.as_str()).collect()
 }
