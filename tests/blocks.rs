@@ -376,3 +376,27 @@ fn a_bad_rules_file_stops_serve_naming_the_key() {
         assert!(stderr.contains(key), "{name}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_store_failure_is_counted_in_the_request_metrics() {
+    use sendtime_store::metrics::{scope, RequestCounters};
+    // GIVEN a store whose next user read fails
+    let memory = MemoryStore::new(clock());
+    load_fixture(&memory).await;
+    let store = Arc::new(CountingStore::new(memory, std::time::Duration::ZERO));
+    store
+        .fail_user_loads
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    let service = BlockService::new(store, RulesConfig::default(), clock());
+    // WHEN recommendations degrade and cart fails, each in its own request scope
+    for (kind, degraded) in [(BlockKind::Recommendations, true), (BlockKind::Cart, false)] {
+        let counters = Arc::new(RequestCounters::default());
+        let answer = scope(counters.clone(), service.block(kind, &uid("alice"), 4)).await;
+        // THEN the request's log line will say one store error
+        assert_eq!(counters.snapshot().store_errors, 1, "{kind}");
+        match answer {
+            Ok(block) => assert!(degraded && block.degraded, "{kind}"),
+            Err(_) => assert!(!degraded, "{kind}"),
+        }
+    }
+}

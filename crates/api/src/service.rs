@@ -7,6 +7,7 @@ use sendtime_domain::rules::{Assessment, BlockData, BlockRequest, OnUnreadable, 
 use sendtime_domain::{
     Block, BlockKind, BlockRule, Clock, Item, ItemId, PopularList, RulesConfig, UserId,
 };
+use sendtime_store::metrics::record_store_error;
 use sendtime_store::{BlockStore, StoreError, UserData};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,13 +91,16 @@ impl BlockService {
         };
         let (user, degraded) = match self.store.user_data(user_id).await {
             Ok(user) => (user, false),
-            Err(e) => match rule.on_unreadable() {
-                OnUnreadable::Fail => return Err(e.into()),
-                OnUnreadable::TreatAsUnknownUser => {
-                    tracing::warn!(error = %e, kind = e.kind(), block = %rule.kind(), "user data unavailable, serving the block's fallback");
-                    (UserData::default(), true)
+            Err(e) => {
+                record_store_error();
+                match rule.on_unreadable() {
+                    OnUnreadable::Fail => return Err(e.into()),
+                    OnUnreadable::TreatAsUnknownUser => {
+                        tracing::warn!(error = %e, kind = e.kind(), block = %rule.kind(), "user data unavailable, serving the block's fallback");
+                        (UserData::default(), true)
+                    }
                 }
-            },
+            }
         };
         let eligible = match rule.assess(&request, &user) {
             Assessment::NotEligible(reason) => {
@@ -117,7 +121,10 @@ impl BlockService {
                 debug_assert!(false, "{} read plan did not settle", rule.kind());
                 break;
             }
-            let (lists, items) = self.fetch(&reads).await?;
+            let (lists, items) = self
+                .fetch(&reads)
+                .await
+                .inspect_err(|_| record_store_error())?;
             data.record(reads, lists, items);
             steps += 1;
         }

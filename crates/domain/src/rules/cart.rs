@@ -2,7 +2,7 @@
 
 use super::{
     popular_heads, scopes_with_global, take_per_list, Assessment, BlockData, BlockRequest,
-    BlockRule, Candidates, CatalogView, Eligible, Facts, Reads,
+    BlockRule, Candidates, CatalogView, Eligible, Facts, Reads, StageAssessment,
 };
 use crate::block::{Block, BlockItem, BlockKind, ItemSource, Reason, Stage, UrgencyKind};
 use crate::clock::whole_days;
@@ -27,18 +27,13 @@ impl BlockRule for CartRule {
     }
 
     fn assess(&self, request: &BlockRequest<'_>, user: &UserData) -> Assessment {
-        match assess(
+        assess(
             user.profile.as_ref(),
             user.cart.as_ref(),
             request.now,
             &request.rules.cart,
-        ) {
-            CartAssessment::NotEligible(reason) => Assessment::NotEligible(reason),
-            CartAssessment::Eligible { stage, days } => Assessment::Eligible(Eligible {
-                stage: Some(stage),
-                days: Some(days),
-            }),
-        }
+        )
+        .into()
     }
 
     /// The cart's items; for `alternatives` then the popular lists of their categories, then
@@ -85,20 +80,8 @@ impl BlockRule for CartRule {
     }
 }
 
-/// The stage a cart is in, or why it gets no block. Decided before any catalog read so the
-/// caller fetches only what the stage needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CartAssessment {
-    /// No block, for this reason.
-    NotEligible(Reason),
-    /// A block in this stage, `days` after the last change.
-    Eligible {
-        /// The stage.
-        stage: Stage,
-        /// Whole days since the cart last changed.
-        days: i64,
-    },
-}
+/// The block's [`StageAssessment`].
+pub type CartAssessment = StageAssessment;
 
 /// The cart's stage by the days since it last changed, or why it gets no block.
 pub fn assess(

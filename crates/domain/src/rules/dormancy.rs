@@ -3,7 +3,7 @@
 
 use super::{
     popular_heads, scopes_with_global, take_per_list, Assessment, BlockData, BlockRequest,
-    BlockRule, Candidates, CatalogView, Eligible, Facts, Reads,
+    BlockRule, Candidates, CatalogView, Eligible, Facts, Reads, StageAssessment,
 };
 use crate::block::{Block, BlockKind, ItemSource, Offer, Reason, Stage};
 use crate::clock::whole_days;
@@ -28,13 +28,7 @@ impl BlockRule for DormancyRule {
     }
 
     fn assess(&self, request: &BlockRequest<'_>, user: &UserData) -> Assessment {
-        match assess(user.profile.as_ref(), request.now, &request.rules.dormancy) {
-            DormancyAssessment::NotEligible(reason) => Assessment::NotEligible(reason),
-            DormancyAssessment::Eligible { stage, days } => Assessment::Eligible(Eligible {
-                stage: Some(stage),
-                days: Some(days),
-            }),
-        }
+        assess(user.profile.as_ref(), request.now, &request.rules.dormancy).into()
     }
 
     /// `feedback` reads nothing; the others the global list and the offer category's, then
@@ -85,19 +79,8 @@ impl BlockRule for DormancyRule {
     }
 }
 
-/// The stage of a user's win-back journey, or why there is none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DormancyAssessment {
-    /// No block, for this reason.
-    NotEligible(Reason),
-    /// A block in this stage, `days` after the last activity.
-    Eligible {
-        /// The stage.
-        stage: Stage,
-        /// Whole days since the last activity.
-        days: i64,
-    },
-}
+/// The block's [`StageAssessment`].
+pub type DormancyAssessment = StageAssessment;
 
 /// Dormant or not, and the stage by unanswered win-back messages.
 pub fn assess(

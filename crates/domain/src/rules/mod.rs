@@ -129,6 +129,34 @@ pub enum Assessment {
     Eligible(Eligible),
 }
 
+/// Where a user is in a staged journey (cart age, dormancy, days since sign-up): the stage
+/// and the whole days it was judged by, or why there is no block. Each staged block's
+/// `assess` returns one; it becomes the rule's [`Assessment`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageAssessment {
+    /// No block, for this reason.
+    NotEligible(Reason),
+    /// A block in this stage.
+    Eligible {
+        /// The stage.
+        stage: Stage,
+        /// Whole days the stage was judged by.
+        days: i64,
+    },
+}
+
+impl From<StageAssessment> for Assessment {
+    fn from(a: StageAssessment) -> Self {
+        match a {
+            StageAssessment::NotEligible(reason) => Assessment::NotEligible(reason),
+            StageAssessment::Eligible { stage, days } => Assessment::Eligible(Eligible {
+                stage: Some(stage),
+                days: Some(days),
+            }),
+        }
+    }
+}
+
 /// An eligible block's stage, when the user's records decide it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Eligible {

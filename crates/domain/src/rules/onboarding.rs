@@ -6,7 +6,7 @@
 
 use super::{
     popular_heads, scopes_with_global, take_per_list, Assessment, BlockData, BlockRequest,
-    BlockRule, Candidates, Eligible, Reads,
+    BlockRule, Candidates, Eligible, Reads, StageAssessment,
 };
 use crate::block::{Block, BlockKind, ItemSource, Reason, Stage};
 use crate::clock::whole_days;
@@ -175,19 +175,8 @@ impl OnboardingRules {
     }
 }
 
-/// The onboarding stage of a user, or why there is none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnboardingAssessment {
-    /// No block, for this reason.
-    NotEligible(Reason),
-    /// A block in this stage, `days` after sign-up.
-    Eligible {
-        /// The stage.
-        stage: Stage,
-        /// Whole days since sign-up.
-        days: i64,
-    },
-}
+/// The block's [`StageAssessment`].
+pub type OnboardingAssessment = StageAssessment;
 
 /// The stage by whole days since sign-up, for users who have not activated yet.
 pub fn assess(
@@ -245,17 +234,12 @@ impl BlockRule for OnboardingRule {
     }
 
     fn assess(&self, request: &BlockRequest<'_>, user: &UserData) -> Assessment {
-        match assess(
+        assess(
             user.profile.as_ref(),
             request.now,
             &request.rules.onboarding,
-        ) {
-            OnboardingAssessment::NotEligible(reason) => Assessment::NotEligible(reason),
-            OnboardingAssessment::Eligible { stage, days } => Assessment::Eligible(Eligible {
-                stage: Some(stage),
-                days: Some(days),
-            }),
-        }
+        )
+        .into()
     }
 
     /// Welcome and guide read nothing more; incentive the global list and the preferred
