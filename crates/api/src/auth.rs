@@ -9,8 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-/// The header carrying the caller's key (`Authorization: Bearer <key>` is also accepted).
-pub const KEY_HEADER: &str = "x-sendtime-key";
+pub use sendtime_domain::wire::KEY_HEADER;
 
 /// Parses a hex SHA-256 (64 hex digits).
 pub fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {

@@ -21,8 +21,7 @@ struct BlockQuery {
     limit: Option<String>,
 }
 
-/// The route of every block: the user id is a path segment because Braze caches by URL.
-pub const BLOCK_ROUTE: &str = "/v1/users/{user_id}/{block}";
+pub use sendtime_domain::wire::BLOCK_ROUTE;
 
 /// How an entry point wants the router: telemetry output and caller authentication.
 #[derive(Debug, Clone, Copy, Default)]
@@ -70,7 +69,7 @@ pub fn router_with(service: Arc<BlockService>, options: RouterOptions) -> Router
 /// Requests no route matched. Under `/v1/users/` that means the user id segment is empty or
 /// holds a slash (`//cart`, `a/b/cart`, `../../etc`): a malformed id, not a missing page.
 async fn unmatched(uri: Uri) -> ApiError {
-    match uri.path().strip_prefix("/v1/users/") {
+    match uri.path().strip_prefix(sendtime_domain::wire::USERS_PREFIX) {
         Some(rest) if rest.starts_with('/') => ApiError::InvalidUserId(InvalidUserId::Empty),
         Some(rest) if rest.split('/').count() > 2 => {
             ApiError::InvalidUserId(InvalidUserId::BadCharacter)

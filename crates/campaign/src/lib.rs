@@ -4,6 +4,8 @@
 
 /// Reading the recipients of a send from CSV or JSON Lines, or making N synthetic ids.
 pub mod audience;
+/// The one HTTP caller of our API (shared client, block URLs, typed outcomes).
+pub mod caller;
 /// [`limiter::Limiter`]: the adaptive (AIMD) concurrency window of a send.
 pub mod limiter;
 /// The result log, one JSON line per (recipient, block), which doubles as the checkpoint.
@@ -14,3 +16,5 @@ pub mod pacer;
 pub mod plan;
 /// The send engine: paced, retried GETs per (recipient, block), logged to the result log.
 pub mod send;
+/// Latency statistics: one mergeable HDR histogram type.
+pub mod stats;

@@ -3,12 +3,13 @@
 //! timeouts and connection errors, honouring `Retry-After` on 429/503, and ending with one
 //! result per key in the result log.
 
+use crate::caller::{Caller, CallerConfig, CallerError, Outcome, StatusClass};
 use crate::limiter::{Limiter, LimiterConfig};
 use crate::output::{ResultLog, ResultRecord};
 use crate::pacer::Pacer;
-use hdrhistogram::Histogram;
+use crate::stats::Latency;
 use rand::Rng;
-use sendtime_domain::UserId;
+use sendtime_domain::{BlockKind, UserId};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,9 +22,12 @@ use tokio::time::Instant;
 pub struct SendConfig {
     /// e.g. `https://api.example.com` — requests go to `{base_url}/v1/users/{id}/{block}`.
     pub base_url: String,
-    /// Block names fetched for every recipient, one GET each.
+    /// Block names fetched for every recipient, one GET each (checked against the registry
+    /// when the send starts).
     pub blocks: Vec<String>,
-    /// Extra headers (the API key); never logged.
+    /// The caller key, sent in the key header; never logged.
+    pub api_key: Option<String>,
+    /// Extra headers; never logged.
     pub headers: Vec<(String, String)>,
     /// Braze-style campaign rate: recipients (messages) per minute.
     pub rate_per_minute: f64,
@@ -49,6 +53,7 @@ impl SendConfig {
         Self {
             base_url: base_url.into(),
             blocks,
+            api_key: None,
             headers: Vec::new(),
             rate_per_minute,
             timeout: Duration::from_secs(2),
@@ -130,18 +135,41 @@ pub struct Summary {
 /// Why a send could not start or could not record its results.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// The HTTP client could not be built.
-    #[error("could not build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    /// The HTTP caller could not be built.
+    #[error(transparent)]
+    Caller(#[from] CallerError),
     /// Appending to or syncing the result log failed.
     #[error("writing the result log failed: {0}")]
     Output(#[from] std::io::Error),
-    /// An extra header's name or value is not valid HTTP; holds the header name.
-    #[error("--header {0:?} is not a valid HTTP header")]
-    Header(String),
+    /// A block name is not in the registry.
+    #[error("--blocks: unknown block '{0}' (known: {known})", known = BlockKind::names())]
+    UnknownBlock(String),
+}
+
+/// The final outcome of one (recipient, block) key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOutcome {
+    /// A 2xx answer.
+    Ok,
+    /// A 4xx other than 429: the request is wrong, so it is not retried.
+    ClientError,
+    /// Gave up after the last attempt (5xx, 429, timeouts, connection errors).
+    Failed,
+}
+
+impl KeyOutcome {
+    /// The name in the result log and the summary: `ok`, `client_error`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::ClientError => "client_error",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 struct Attempted {
+    outcome: KeyOutcome,
     record: ResultRecord,
     latency: Duration,
 }
@@ -154,19 +182,18 @@ pub async fn run(
     mut log: ResultLog,
     progress: Arc<Progress>,
 ) -> Result<Summary, SendError> {
-    let mut headers = reqwest::header::HeaderMap::new();
-    for (k, v) in &config.headers {
-        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| SendError::Header(k.clone()))?;
-        let value =
-            reqwest::header::HeaderValue::from_str(v).map_err(|_| SendError::Header(k.clone()))?;
-        headers.insert(name, value);
-    }
-    let client = reqwest::Client::builder()
-        .default_headers(headers)
-        .timeout(config.timeout)
-        .pool_max_idle_per_host(config.max_concurrency)
-        .build()?;
+    let blocks: Vec<BlockKind> = config
+        .blocks
+        .iter()
+        .map(|b| b.parse().map_err(|_| SendError::UnknownBlock(b.clone())))
+        .collect::<Result<_, _>>()?;
+    let caller = Caller::new(&CallerConfig {
+        base_url: config.base_url.clone(),
+        api_key: config.api_key.clone(),
+        headers: config.headers.clone(),
+        timeout: config.timeout,
+        max_idle_per_host: config.max_concurrency,
+    })?;
     let config = Arc::new(config);
     let pacer = Arc::new(Pacer::new(config.requests_per_second()));
     let limiter = Limiter::new(LimiterConfig {
@@ -176,19 +203,14 @@ pub async fn run(
         cooldown: Duration::from_millis(200),
     });
 
-    let keys: Vec<(String, String)> = recipients
+    let keys: Vec<(&UserId, BlockKind)> = recipients
         .iter()
-        .flat_map(|u| {
-            config
-                .blocks
-                .iter()
-                .map(move |b| (u.as_str().to_owned(), b.clone()))
-        })
+        .flat_map(|u| blocks.iter().map(move |b| (u, *b)))
         .collect();
-    let todo: Vec<(String, String)> = keys
+    let todo: Vec<(UserId, BlockKind)> = keys
         .iter()
-        .filter(|k| !done.contains(*k))
-        .cloned()
+        .filter(|(u, b)| !done.contains(&(u.as_str().to_owned(), b.as_str().to_owned())))
+        .map(|(u, b)| ((*u).clone(), *b))
         .collect();
     progress.total.store(keys.len() as u64, Ordering::Relaxed);
     progress
@@ -198,10 +220,10 @@ pub async fn run(
     let started = Instant::now();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Attempted>(1024);
     let dispatcher = {
-        let (limiter, pacer, client, config, progress) = (
+        let (limiter, pacer, caller, config, progress) = (
             limiter.clone(),
             pacer.clone(),
-            client.clone(),
+            caller.clone(),
             config.clone(),
             progress.clone(),
         );
@@ -212,17 +234,22 @@ pub async fn run(
                 // count as being in flight, or the window would look busy when it is idle.
                 pacer.acquire().await;
                 let permit = limiter.acquire().await;
-                let (limiter, pacer, client, config, tx, progress) = (
+                let (limiter, pacer, caller, config, tx, progress) = (
                     limiter.clone(),
                     pacer.clone(),
-                    client.clone(),
+                    caller.clone(),
                     config.clone(),
                     tx.clone(),
                     progress.clone(),
                 );
                 tokio::spawn(async move {
-                    let result =
-                        fetch(&client, &config, &pacer, &limiter, &progress, user, block).await;
+                    let url = caller.url(&user, block);
+                    let key = Key {
+                        user: user.as_str(),
+                        block: block.as_str(),
+                        url: &url,
+                    };
+                    let result = fetch(&caller, &config, &pacer, &limiter, &progress, key).await;
                     drop(permit);
                     let _ = tx.send(result).await;
                 });
@@ -230,8 +257,7 @@ pub async fn run(
         })
     };
 
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)
-        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()));
+    let mut latency = Latency::new();
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     let mut received = 0usize;
@@ -239,15 +265,15 @@ pub async fn run(
         let Some(a) = rx.recv().await else { break };
         received += 1;
         log.append(&a.record)?;
-        *outcomes.entry(a.record.outcome.clone()).or_default() += 1;
+        *outcomes.entry(a.outcome.as_str().to_owned()).or_default() += 1;
         let status = a
             .record
             .status
             .map(|s| s.to_string())
             .unwrap_or_else(|| a.record.error.clone().unwrap_or_else(|| "none".into()));
         *statuses.entry(status).or_default() += 1;
-        if a.record.outcome == "ok" {
-            let _ = histogram.record((a.latency.as_micros() as u64).max(1));
+        if a.outcome == KeyOutcome::Ok {
+            latency.record(a.latency);
             progress.ok.fetch_add(1, Ordering::Relaxed);
         } else {
             progress.failed.fetch_add(1, Ordering::Relaxed);
@@ -263,7 +289,7 @@ pub async fn run(
         .into_iter()
         .map(|(t, l)| (t.as_secs_f64(), l))
         .collect();
-    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    let ms = |q: f64| latency.quantile_ms(q);
     Ok(Summary {
         recipients: recipients.len(),
         keys_total: keys.len(),
@@ -283,7 +309,7 @@ pub async fn run(
         latency_ms_p50: ms(0.50),
         latency_ms_p95: ms(0.95),
         latency_ms_p99: ms(0.99),
-        latency_ms_max: histogram.max() as f64 / 1000.0,
+        latency_ms_max: latency.max_ms(),
         concurrency_min: timeline.iter().map(|t| t.1).fold(f64::INFINITY, f64::min),
         concurrency_max: timeline.iter().map(|t| t.1).fold(0.0, f64::max),
         concurrency_final: limiter.limit(),
@@ -299,34 +325,23 @@ fn backoff(config: &SendConfig, attempt: u32) -> Duration {
     Duration::from_micros(rand::rng().random_range(0..=cap.as_micros() as u64))
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is rare for APIs; treated as absent).
-fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    resp.headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| Duration::from_secs_f64(s.min(300.0)))
+/// The key a task fetches, borrowed for its whole life.
+struct Key<'a> {
+    user: &'a str,
+    block: &'a str,
+    url: &'a str,
 }
 
+/// One key to its final outcome: attempts paced, retried on 5xx, 429, timeouts and
+/// connection errors with backoff or the server's `Retry-After`, feeding the AIMD window.
 async fn fetch(
-    client: &reqwest::Client,
+    caller: &Caller,
     config: &SendConfig,
     pacer: &Pacer,
     limiter: &Limiter,
     progress: &Progress,
-    user: String,
-    block: String,
+    key: Key<'_>,
 ) -> Attempted {
-    let url = format!(
-        "{}/v1/users/{}/{}",
-        config.base_url.trim_end_matches('/'),
-        user,
-        block
-    );
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -336,58 +351,55 @@ async fn fetch(
         }
         progress.attempts.fetch_add(1, Ordering::Relaxed);
         let t0 = Instant::now();
-        let result = client.get(&url).send().await;
+        let outcome = caller.call(key.url, true).await;
+        let latency = t0.elapsed();
         let last = attempt >= config.max_attempts;
-        let record =
-            |outcome: &str, status: Option<u16>, error: Option<String>, latency: Duration| {
-                ResultRecord {
-                    user_id: user.clone(),
-                    block: block.clone(),
-                    outcome: outcome.into(),
-                    status,
-                    attempts: attempt,
-                    latency_ms: (latency.as_secs_f64() * 1e6).round() / 1e3,
-                    eligible: None,
-                    stage: None,
-                    source: None,
-                    error,
-                }
-            };
-        let wait = match result {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                if resp.status().is_success() {
-                    let body = resp.json::<serde_json::Value>().await;
-                    let latency = t0.elapsed();
-                    limiter.on_success(latency);
-                    let mut r = record("ok", Some(status), None, latency);
-                    if let Ok(v) = body {
-                        r.eligible = v.get("eligible").and_then(|x| x.as_bool());
-                        r.stage = v.get("stage").and_then(|x| x.as_str()).map(str::to_owned);
-                        r.source = v.get("source").and_then(|x| x.as_str()).map(str::to_owned);
-                    }
-                    return Attempted { record: r, latency };
-                }
-                let latency = t0.elapsed();
+        let done = |outcome: KeyOutcome, status: Option<u16>, error: Option<String>| Attempted {
+            outcome,
+            record: ResultRecord {
+                user_id: key.user.to_owned(),
+                block: key.block.to_owned(),
+                outcome: outcome.as_str().to_owned(),
+                status,
+                attempts: attempt,
+                latency_ms: (latency.as_secs_f64() * 1e6).round() / 1e3,
+                eligible: None,
+                stage: None,
+                source: None,
+                error,
+            },
+            latency,
+        };
+        let class = outcome.class();
+        let wait = match outcome {
+            Outcome::Answered { status, answer } => {
+                limiter.on_success(latency);
+                let mut result = done(KeyOutcome::Ok, Some(status), None);
+                let answer = answer.unwrap_or_default();
+                result.record.eligible = answer.eligible;
+                result.record.stage = answer.stage;
+                result.record.source = answer.source;
+                return result;
+            }
+            Outcome::Refused {
+                status,
+                retry_after,
+                code,
+            } => {
                 if status == 429 || status == 503 {
                     limiter.on_overload();
                 }
-                let after = retry_after(&resp);
-                let retryable = status == 429 || status >= 500;
+                let retryable = matches!(class, StatusClass::Throttled | StatusClass::ServerError);
                 if !retryable || last {
-                    let code = resp
-                        .json::<serde_json::Value>()
-                        .await
-                        .ok()
-                        .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
-                        .unwrap_or_else(|| format!("http_{status}"));
-                    let outcome = if retryable { "failed" } else { "client_error" };
-                    return Attempted {
-                        record: record(outcome, Some(status), Some(code), latency),
-                        latency,
+                    let code = code.unwrap_or_else(|| format!("http_{status}"));
+                    let outcome = if retryable {
+                        KeyOutcome::Failed
+                    } else {
+                        KeyOutcome::ClientError
                     };
+                    return done(outcome, Some(status), Some(code));
                 }
-                match after {
+                match retry_after {
                     Some(d) => {
                         pacer.pause_until(Instant::now() + d);
                         d
@@ -395,21 +407,10 @@ async fn fetch(
                     None => backoff(config, attempt),
                 }
             }
-            Err(e) => {
-                let latency = t0.elapsed();
+            Outcome::NoAnswer(class) => {
                 limiter.on_overload();
-                let kind = if e.is_timeout() {
-                    "timeout"
-                } else if e.is_connect() {
-                    "connect_error"
-                } else {
-                    "transport_error"
-                };
                 if last {
-                    return Attempted {
-                        record: record("failed", None, Some(kind.into()), latency),
-                        latency,
-                    };
+                    return done(KeyOutcome::Failed, None, Some(class.as_str().to_owned()));
                 }
                 backoff(config, attempt)
             }

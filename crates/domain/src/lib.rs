@@ -19,6 +19,8 @@ pub mod model;
 pub mod money;
 /// The block rules, one module per block, and the [`BlockKind`] registry.
 pub mod rules;
+/// The HTTP contract's names shared by the server and our clients: block path, key header.
+pub mod wire;
 
 pub use block::{Block, BlockItem, ItemSource, Offer, Reason, Stage, UrgencyKind};
 pub use clock::{Clock, FixedClock, SystemClock};

@@ -148,9 +148,7 @@ impl SendArgs {
         config.max_concurrency = self.max_concurrency;
         config.initial_concurrency = self.initial_concurrency.min(self.max_concurrency);
         config.slow = config.timeout / 2;
-        if let Some(key) = &self.api_key {
-            config.headers.push(("x-sendtime-key".into(), key.clone()));
-        }
+        config.api_key = self.api_key.clone();
         let progress = Arc::new(Progress::default());
         let reporter = tokio::spawn(report_progress(progress.clone()));
         let summary = send::run(config, &audience.users, &done, log, progress).await?;
