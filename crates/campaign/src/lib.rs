@@ -6,6 +6,8 @@
 pub mod audience;
 /// The one HTTP caller of our API (shared client, block URLs, typed outcomes).
 pub mod caller;
+/// `sendtime loadtest`: open-model load generation sized to campaigns, reports, verdicts.
+pub mod loadtest;
 /// [`limiter::Limiter`]: the adaptive (AIMD) concurrency window of a send.
 pub mod limiter;
 /// The result log, one JSON line per (recipient, block), which doubles as the checkpoint.

@@ -32,6 +32,13 @@ impl Latency {
         Self(h.unwrap_or_else(|_| unreachable!("constant bounds are valid")))
     }
 
+    /// An empty distribution at 2 significant digits (1 % precision, a few KB): for
+    /// per-second timelines, where thousands of them are kept.
+    pub fn coarse() -> Self {
+        let h = Histogram::new_with_bounds(1, MAX_MICROS, 2).or_else(|_| Histogram::new(2));
+        Self(h.unwrap_or_else(|_| unreachable!("constant bounds are valid")))
+    }
+
     /// Adds one sample (clamped to 1 µs ..= 2 min).
     pub fn record(&mut self, latency: Duration) {
         let micros = (latency.as_micros() as u64).clamp(1, MAX_MICROS);
@@ -39,7 +46,8 @@ impl Latency {
         let _ = self.0.record(micros);
     }
 
-    /// Adds every sample of `other`: exact, like recording them here.
+    /// Adds every sample of `other`: exact, like recording them here (at this one's
+    /// precision).
     pub fn merge(&mut self, other: &Latency) {
         // Both have the same bounds, so adding cannot fail.
         let _ = self.0.add(&other.0);
@@ -90,11 +98,10 @@ impl Latency {
         let h: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| format!("histogram is not HdrHistogram V2: {e:?}"))?;
-        let mut out = Self::new();
-        out.0
-            .add(&h)
-            .map_err(|e| format!("histogram out of bounds: {e:?}"))?;
-        Ok(out)
+        if h.high() < MAX_MICROS {
+            return Err(format!("histogram tops out at {} µs", h.high()));
+        }
+        Ok(Self(h))
     }
 }
 
