@@ -6,10 +6,10 @@
 pub mod audience;
 /// The one HTTP caller of our API (shared client, block URLs, typed outcomes).
 pub mod caller;
-/// `sendtime loadtest`: open-model load generation sized to campaigns, reports, verdicts.
-pub mod loadtest;
 /// [`limiter::Limiter`]: the adaptive (AIMD) concurrency window of a send.
 pub mod limiter;
+/// `sendtime loadtest`: open-model load generation sized to campaigns, reports, verdicts.
+pub mod loadtest;
 /// The result log, one JSON line per (recipient, block), which doubles as the checkpoint.
 pub mod output;
 /// [`pacer::Pacer`]: the fixed-interval schedule every HTTP attempt of a send waits for.

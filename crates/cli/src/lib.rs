@@ -43,6 +43,8 @@ pub enum Command {
     /// Send-time campaign tools: send to an audience, plan a send.
     #[command(subcommand)]
     Campaign(commands::campaign::CampaignCommand),
+    /// Load-test the API at a campaign's size (open model, SLO verdict); `merge` for shards.
+    Loadtest(commands::loadtest::LoadtestArgs),
 }
 
 impl Cli {
@@ -52,6 +54,7 @@ impl Cli {
             Command::Serve(args) => args.run().await,
             Command::Data(cmd) => cmd.run().await,
             Command::Campaign(cmd) => cmd.run().await,
+            Command::Loadtest(args) => args.run().await,
         }
     }
 }

@@ -104,7 +104,12 @@ impl Results {
     /// Latency of one block's calls, every class.
     pub fn block_latency(&self, block: &str) -> Latency {
         let mut all = Latency::new();
-        for cell in self.by_block.get(block).into_iter().flat_map(|c| c.values()) {
+        for cell in self
+            .by_block
+            .get(block)
+            .into_iter()
+            .flat_map(|c| c.values())
+        {
             all.merge(&cell.latency);
         }
         all
@@ -120,7 +125,12 @@ impl Results {
         let answered = self.total()
             - self.count(StatusClass::InFlightCap)
             - self.count(StatusClass::ConnectError);
-        answered as f64 / self.run.elapsed_seconds.max(self.run.schedule_seconds).max(1.0)
+        answered as f64
+            / self
+                .run
+                .elapsed_seconds
+                .max(self.run.schedule_seconds)
+                .max(1.0)
     }
 
     /// Adds `other` (another shard of the same plan): counts and histograms add exactly, the
@@ -135,7 +145,8 @@ impl Results {
             }
         }
         if self.timeline.len() < other.timeline.len() {
-            self.timeline.resize_with(other.timeline.len(), Second::default);
+            self.timeline
+                .resize_with(other.timeline.len(), Second::default);
         }
         for (mine, theirs) in self.timeline.iter_mut().zip(&other.timeline) {
             mine.scheduled += theirs.scheduled;
@@ -319,7 +330,10 @@ mod tests {
         assert_eq!(merged.run.shards, "1,2/2");
         assert_eq!(merged.timeline[0], whole.timeline[0]);
         for q in [0.5, 0.9, 0.99] {
-            assert_eq!(merged.latency().quantile_ms(q), whole.latency().quantile_ms(q));
+            assert_eq!(
+                merged.latency().quantile_ms(q),
+                whole.latency().quantile_ms(q)
+            );
         }
         // and through the file format
         let json = serde_json::to_string(&merged).unwrap();

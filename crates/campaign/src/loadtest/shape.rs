@@ -171,7 +171,9 @@ fn parse_rate(text: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("rate '{text}' must end in /s, e.g. 500/s"))?;
     match number.replace('_', "").parse::<f64>() {
         Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
-        _ => Err(format!("rate '{text}' is not a number of requests per second")),
+        _ => Err(format!(
+            "rate '{text}' is not a number of requests per second"
+        )),
     }
 }
 
@@ -227,7 +229,7 @@ impl CampaignShape {
     /// The profile of messages per second: each minute `burst` × the average for its first
     /// 60/`burst` seconds, then nothing; it ends when the audience is done.
     pub fn profile(&self) -> Result<Profile, ShapeError> {
-        if self.audience == 0 || !(self.rate_per_minute > 0.0) {
+        if self.audience == 0 || !self.rate_per_minute.is_finite() || self.rate_per_minute <= 0.0 {
             return Err(ShapeError(
                 "--audience and --rate must be above zero".to_owned(),
             ));
@@ -302,7 +304,11 @@ impl Default for Shard {
 impl Shard {
     /// Parses `i/n` with 1 ≤ i ≤ n (people count machines from 1).
     pub fn parse(text: &str) -> Result<Self, ShapeError> {
-        let bad = || ShapeError(format!("--shard '{text}' must be i/n with 1 ≤ i ≤ n, e.g. 1/2"));
+        let bad = || {
+            ShapeError(format!(
+                "--shard '{text}' must be i/n with 1 ≤ i ≤ n, e.g. 1/2"
+            ))
+        };
         let (i, n) = text.split_once('/').ok_or_else(bad)?;
         let (i, n): (u32, u32) = (
             i.trim().parse().map_err(|_| bad())?,
@@ -347,9 +353,21 @@ mod tests {
         assert_eq!(
             p.segments,
             [
-                Segment { duration: Duration::from_secs(60), from: 500.0, to: 500.0 },
-                Segment { duration: Duration::from_secs(120), from: 500.0, to: 5000.0 },
-                Segment { duration: Duration::from_secs(300), from: 5000.0, to: 5000.0 },
+                Segment {
+                    duration: Duration::from_secs(60),
+                    from: 500.0,
+                    to: 500.0
+                },
+                Segment {
+                    duration: Duration::from_secs(120),
+                    from: 500.0,
+                    to: 5000.0
+                },
+                Segment {
+                    duration: Duration::from_secs(300),
+                    from: 5000.0,
+                    to: 5000.0
+                },
             ]
         );
         assert_eq!(p.duration(), Duration::from_secs(480));
@@ -419,7 +437,9 @@ mod tests {
         assert_eq!(counts[30], 0);
         assert_eq!(counts[60], 20);
         assert_eq!(p.event_times(None).count(), 1_000);
-        let emails = (0..1_000).filter(|n| shape.channel_of(*n) == Channel::Email).count();
+        let emails = (0..1_000)
+            .filter(|n| shape.channel_of(*n) == Channel::Email)
+            .count();
         assert!((emails as i64 - 700).abs() <= 2, "{emails}");
         assert_eq!(CampaignShape::calls_per_block(Channel::Email), 3);
         assert_eq!(CampaignShape::calls_per_block(Channel::Push), 1);

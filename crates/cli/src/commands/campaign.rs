@@ -103,28 +103,7 @@ impl SendArgs {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             bail!("--base-url must start with http:// or https://");
         }
-        let audience = match (&self.audience, self.synthetic) {
-            (_, Some(n)) => audience::synthetic(n),
-            (Some(path), None) => {
-                let file = std::fs::File::open(path)
-                    .with_context(|| format!("cannot open --audience {}", path.display()))?;
-                let format = Format::from_path(&path.to_string_lossy());
-                match audience::read(std::io::BufReader::new(file), format) {
-                    Ok(a) => a,
-                    Err(errors) => {
-                        for e in errors.iter().take(20) {
-                            eprintln!("--audience {}: {e}", path.display());
-                        }
-                        bail!(
-                            "--audience {}: {} unusable line(s); fix them and run again",
-                            path.display(),
-                            errors.len()
-                        );
-                    }
-                }
-            }
-            (None, None) => bail!("give --audience FILE or --synthetic N"),
-        };
+        let audience = read_audience(self.audience.as_deref(), self.synthetic)?;
         if audience.users.is_empty() {
             bail!("the audience is empty");
         }
@@ -184,6 +163,53 @@ impl SendArgs {
         }
         Ok(())
     }
+}
+
+/// The audience of `--audience FILE` (CSV or JSON Lines; every unusable line reported, up
+/// to 20 printed) or `--synthetic N`.
+pub(crate) fn read_audience(
+    path: Option<&std::path::Path>,
+    synthetic: Option<usize>,
+) -> anyhow::Result<audience::Audience> {
+    Ok(match (path, synthetic) {
+        (_, Some(n)) => audience::synthetic(n),
+        (Some(path), None) => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("cannot open --audience {}", path.display()))?;
+            let format = Format::from_path(&path.to_string_lossy());
+            match audience::read(std::io::BufReader::new(file), format) {
+                Ok(a) => a,
+                Err(errors) => {
+                    for e in errors.iter().take(20) {
+                        eprintln!("--audience {}: {e}", path.display());
+                    }
+                    bail!(
+                        "--audience {}: {} unusable line(s); fix them and run again",
+                        path.display(),
+                        errors.len()
+                    );
+                }
+            }
+        }
+        (None, None) => bail!("give --audience FILE or --synthetic N"),
+    })
+}
+
+/// `--channel email=0.7,push=0.3` as (channel, share) pairs; a bare name is share 1.
+pub(crate) fn parse_channels(parts: &[String]) -> anyhow::Result<Vec<(Channel, f64)>> {
+    let mut channels = Vec::new();
+    for part in parts {
+        let (name, share) = part.split_once('=').unwrap_or((part.as_str(), "1"));
+        let channel: Channel = name
+            .trim()
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--channel: {e}"))?;
+        let share: f64 = share.trim().parse().map_err(|_| {
+            anyhow::anyhow!("--channel {part}: the share must be a number like 0.7")
+        })?;
+        channels.push((channel, share));
+    }
+    Ok(channels)
 }
 
 fn fmt_map(m: &std::collections::BTreeMap<String, u64>) -> String {
@@ -288,18 +314,7 @@ fn parse_front(s: &str) -> Result<Front, String> {
 impl PlanArgs {
     /// Computes the plan and prints it as a table, or as JSON with `--json`; errors on bad input.
     pub fn run(self) -> anyhow::Result<()> {
-        let mut channels = Vec::new();
-        for part in &self.channel {
-            let (name, share) = part.split_once('=').unwrap_or((part.as_str(), "1"));
-            let channel: Channel = name
-                .trim()
-                .parse()
-                .map_err(|e: String| anyhow::anyhow!("--channel: {e}"))?;
-            let share: f64 = share.trim().parse().map_err(|_| {
-                anyhow::anyhow!("--channel {part}: the share must be a number like 0.7")
-            })?;
-            channels.push((channel, share));
-        }
+        let channels = parse_channels(&self.channel)?;
         let rate = match (self.rate, self.window_hours) {
             (Some(r), _) => r,
             (None, Some(h)) if h > 0.0 => (self.audience as f64 / (h * 60.0)).ceil(),

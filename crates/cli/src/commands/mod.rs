@@ -4,5 +4,7 @@
 pub mod campaign;
 /// `sendtime data generate` and `data load`, and [`data::load`], the bulk load behind the latter.
 pub mod data;
+/// `sendtime loadtest` and `sendtime loadtest merge`.
+pub mod loadtest;
 /// `sendtime serve`: the local HTTP server over demo data, a JSON Lines file or DynamoDB.
 pub mod serve;
