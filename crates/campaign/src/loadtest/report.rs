@@ -184,15 +184,9 @@ fn scale_text(scale: f64) -> String {
     if !scale.is_finite() || scale <= 0.0 || (scale - 1.0).abs() < 1e-9 {
         return "×1 (the shape as given)".into();
     }
-    let stretch = 1.0 / scale;
     format!(
-        "×{scale}: every rate of the shape multiplied by {scale}, so the same calls take {} \
-         the time",
-        if stretch >= 1.0 {
-            format!("{}×", trim(format!("{stretch:.2}")))
-        } else {
-            format!("{}×", trim(format!("{stretch:.3}")))
-        }
+        "×{scale}: every rate of the shape multiplied by {scale}, on the same timing (a \
+         campaign's minutes stay minutes and it reaches that share of its audience)"
     )
 }
 
@@ -261,15 +255,6 @@ fn group(x: f64) -> String {
     decimals(x, 0)
 }
 
-/// `2.50` → `2.5`, `3.00` → `3`.
-fn trim(s: String) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        s
-    }
-}
-
 /// Text safe in a table cell: pipes escaped, line breaks as spaces.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
@@ -332,8 +317,8 @@ mod tests {
         for row in [
             "| base URL | `https://api.example.com` |",
             "| shape | campaign: 1,000,000 recipients \\| push |",
-            "| scale | ×0.5: every rate of the shape multiplied by 0.5, so the same calls take 2× \
-             the time |",
+            "| scale | ×0.5: every rate of the shape multiplied by 0.5, on the same timing (a \
+             campaign's minutes stay minutes and it reaches that share of its audience) |",
             "| shards | 1,2/2 |",
             "| blocks | cart, dormancy |",
             "| scheduled calls | 1,203 |",
@@ -427,6 +412,6 @@ mod tests {
         assert_eq!(seconds(3_725.0), "3,725.0 s (1 h 2 min 5 s)");
         assert_eq!(share(1, 3), "33.33 %");
         assert_eq!(scale_text(2.0).split(':').next(), Some("×2"));
-        assert!(scale_text(2.0).contains("take 0.5× the time"));
+        assert!(scale_text(2.0).contains("on the same timing"));
     }
 }

@@ -41,21 +41,24 @@ impl Profile {
         self.segments.iter().map(|s| s.duration).sum()
     }
 
-    /// Every rate multiplied by `factor` (> 0): the same shape at a fraction of the rate
-    /// takes proportionally longer for the same number of events.
+    /// The same shape at `factor` (> 0) × its rates: the same timing (a campaign's minutes stay
+    /// minutes, front-loaded as Braze sends them), `factor` × the events per second, and
+    /// `factor` × a campaign's audience, so the run takes as long as the real one.
     pub fn scaled(&self, factor: f64) -> Profile {
         let segments = self
             .segments
             .iter()
             .map(|s| Segment {
-                duration: s.duration.div_f64(factor),
+                duration: s.duration,
                 from: s.from * factor,
                 to: s.to * factor,
             })
             .collect();
         Profile {
             segments,
-            max_events: self.max_events,
+            max_events: self
+                .max_events
+                .map(|m| ((m as f64) * factor).round().max(1.0) as u64),
         }
     }
 
@@ -414,11 +417,23 @@ mod tests {
     }
 
     #[test]
-    fn scale_and_duration_cut() {
+    fn scale_keeps_the_timing_and_duration_cuts() {
         let p = parse_plan("1000/s for 10s").unwrap().scaled(0.1);
-        assert_eq!(p.duration(), Duration::from_secs(100));
+        assert_eq!(p.duration(), Duration::from_secs(10));
         assert_eq!(per_second(&p)[0], 100);
+        assert_eq!(p.event_times(None).count(), 1_000);
         assert_eq!(p.event_times(Some(Duration::from_secs(5))).count(), 500);
+        // a campaign keeps its minutes and sends to the same share of its audience
+        let shape = CampaignShape {
+            audience: 10_000,
+            channels: vec![(Channel::Push, 1.0)],
+            rate_per_minute: 1_200.0,
+            burst_factor: 2.0,
+        };
+        let p = shape.profile().unwrap().scaled(0.5);
+        let counts = per_second(&p);
+        assert_eq!((counts[0], counts[29], counts[30]), (20, 20, 0));
+        assert_eq!(p.event_times(None).count(), 5_000);
     }
 
     #[test]

@@ -104,7 +104,8 @@ pub struct RunArgs {
     /// Blocks to call, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "recommendations")]
     pub blocks: Vec<String>,
-    /// Replay the shape at this multiple of its rates (0.1 = a tenth of the rate, 10× as long).
+    /// Replay the shape at this multiple of its rates, same timing (0.1: a tenth of the calls
+    /// per second; a campaign keeps its minutes and reaches a tenth of its audience).
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
     /// Cut the schedule after this long, e.g. 60s or 5m.
