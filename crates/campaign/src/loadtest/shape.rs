@@ -97,7 +97,9 @@ impl Iterator for EventTimes<'_> {
             let seg = self.profile.segments.get(self.segment)?;
             let k = self.next as f64 - self.events_before;
             let area = seg.events();
-            if k < area || (k == 0.0 && area > 0.0) {
+            // (a hair under the area: a segment of exactly n events holds events 0..n, and
+            // floating-point sums must not let an (n+1)th in)
+            if k < area - 1e-6 {
                 let t = offset_for(seg, k);
                 let at = self.segment_start + t;
                 if self.until.is_some_and(|u| at >= u) {
