@@ -68,7 +68,7 @@ impl Profile {
         EventTimes {
             profile: self,
             segment: 0,
-            segment_start: 0.0,
+            segment_start: Duration::ZERO,
             events_before: 0.0,
             next: 0,
             until: until.map(|d| d.as_secs_f64()),
@@ -80,7 +80,8 @@ impl Profile {
 pub struct EventTimes<'a> {
     profile: &'a Profile,
     segment: usize,
-    segment_start: f64,
+    /// Exact (a float sum of many segments would drift past a `--duration` cut).
+    segment_start: Duration,
     events_before: f64,
     next: u64,
     until: Option<f64>,
@@ -100,15 +101,15 @@ impl Iterator for EventTimes<'_> {
             // (a hair under the area: a segment of exactly n events holds events 0..n, and
             // floating-point sums must not let an (n+1)th in)
             if k < area - 1e-6 {
-                let t = offset_for(seg, k);
-                let at = self.segment_start + t;
-                if self.until.is_some_and(|u| at >= u) {
+                let t = offset_for(seg, k.max(0.0));
+                let at = self.segment_start.as_secs_f64() + t;
+                if self.until.is_some_and(|u| at >= u - 1e-9) {
                     return None;
                 }
                 self.next += 1;
                 return Some(at);
             }
-            self.segment_start += seg.duration.as_secs_f64();
+            self.segment_start += seg.duration;
             self.events_before += area;
             self.segment += 1;
         }
@@ -436,6 +437,19 @@ mod tests {
         let counts = per_second(&p);
         assert_eq!((counts[0], counts[29], counts[30]), (20, 20, 0));
         assert_eq!(p.event_times(None).count(), 5_000);
+        // a cut at a minute boundary keeps exactly the whole minutes before it
+        let big = CampaignShape {
+            audience: 1_000_000,
+            channels: vec![(Channel::Email, 1.0)],
+            rate_per_minute: 100_000.0,
+            burst_factor: 2.0,
+        };
+        let p = big.profile().unwrap().scaled(0.2);
+        let three_minutes: Vec<f64> = p.event_times(Some(Duration::from_secs(180))).collect();
+        assert_eq!(three_minutes.len(), 60_000);
+        assert!(three_minutes
+            .iter()
+            .all(|t| (*t % 60.0) < 30.0 + 1e-9 || (60.0 - *t % 60.0) < 1e-6));
     }
 
     #[test]
