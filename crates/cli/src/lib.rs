@@ -1,6 +1,7 @@
 //! The `sendtime` command line: `serve` (the local server, embedded demo data by default or
-//! DynamoDB), `data generate` and `data load`, `campaign send` and `campaign plan`. Each subcommand is a clap `Args` struct that
-//! owns its `run()`.
+//! DynamoDB), `data generate` and `data load`, `campaign send` and `campaign plan`, `loadtest`,
+//! and `baseline` (a fixed-body server, the benchmarks' limit). Each subcommand is a clap
+//! `Args` struct that owns its `run()`.
 
 /// One clap type per subcommand, each owning its `run()`.
 pub mod commands;
@@ -45,6 +46,8 @@ pub enum Command {
     Campaign(commands::campaign::CampaignCommand),
     /// Load-test the API at a campaign's size (open model, SLO verdict); `merge` for shards.
     Loadtest(commands::loadtest::LoadtestArgs),
+    /// Answer every GET with one file's bytes on serve's HTTP stack (the benchmarks' limit).
+    Baseline(commands::baseline::BaselineArgs),
 }
 
 impl Cli {
@@ -55,6 +58,7 @@ impl Cli {
             Command::Data(cmd) => cmd.run().await,
             Command::Campaign(cmd) => cmd.run().await,
             Command::Loadtest(args) => args.run().await,
+            Command::Baseline(args) => args.run().await,
         }
     }
 }

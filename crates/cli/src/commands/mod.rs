@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+/// `sendtime baseline`: a fixed-body server on `serve`'s HTTP stack, the benchmarks' limit.
+pub mod baseline;
 /// `sendtime campaign send` and `campaign plan`: their flags and `run()`.
 pub mod campaign;
 /// `sendtime data generate` and `data load`, and [`data::load`], the bulk load behind the latter.

@@ -1,0 +1,496 @@
+#!/usr/bin/env bash
+# The load-test instrument against the physical limit, for docs/benchmarks.md ([loadtest]).
+#
+# Starts three servers, all release builds on loopback, pinned to core 0 (the generator to
+# core 1, DynamoDB Local too) when the machine has 2 cores or more:
+#   (a) `sendtime serve --data FILE --now AS_OF`: the embedded store with a generated dataset;
+#   (b) `sendtime serve --table T --dynamodb-endpoint …`: the same dataset in DynamoDB Local;
+#   (c) `sendtime baseline --body FILE`: the same HTTP stack answering every GET with the bytes
+#       of a real warm recommendations answer fetched from (a): the physical limit.
+# (a) and (b) run as deployed: one JSON request log line per request (SENDTIME_LOG=info,
+# --log-format json); (a') is (a) with the request log off, for recommendations only.
+# Then, with `sendtime loadtest` (open model, latency from the intended send time), for every
+# block on (a) and (b) and once on (c): a warm-up pass, the max sustained rate (an overload
+# plan: the achieved answered rate, calls over the in-flight cap counted), p50/p99 at
+# 2,000 calls/s for 20 s, the server's CPU time (utime+stime from /proc) over that fixed-count
+# run scaled to 100,000 requests, and on (b) the store round trips per request from its
+# request log (that run, every cache warm; and a pass over users never called before, the
+# catalog warm). Finally our generator's max rate against oha's on (c), and both at 2,000/s.
+# Every figure comes from this one run; the section of docs/benchmarks.md is replaced.
+#
+#   scripts/bench.sh            # ~10 minutes; keep the machine otherwise idle
+# Env: BENCH_DOC (default docs/benchmarks.md; "-" prints the section instead),
+#      BENCH_KEEP=1 keeps the work directory (results.json of every run, server logs).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+
+DOC="${BENCH_DOC:-docs/benchmarks.md}"
+AS_OF="2026-11-20T12:00:00Z"   # data generate --as-of = serve --now: the same stages
+MAIN_USERS=10000               # the users every pass cycles through
+NEW_USERS=2000                 # per block, never called before the round-trip pass on (b)
+ITEMS=2000
+BLOCKS=(recommendations cart dormancy onboarding)
+OVERLOAD_PLAN="60000/s for 10s"
+GEN_PLAN="100000/s for 10s"    # the baseline's max rate, and our generator's against oha's
+IN_FLIGHT=256
+FIXED_RATE=2000
+FIXED_PLAN="${FIXED_RATE}/s for 20s"
+WARM_PLAN="2000/s for 5s"      # every main user once
+NEW_PLAN="500/s for 4s"        # NEW_USERS calls, each user once
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+STARTED=$(date +%s)
+
+step "cargo build --release --bins"
+cargo build --release --bins
+BIN="$ROOT/target/release/sendtime"
+
+OHA="$ROOT/.tools/oha/bin/oha"
+if ! "$OHA" --version >/dev/null 2>&1; then
+  step "installing oha (>= 1.14) into .tools/oha"
+  cargo install oha --locked --version '^1.14' --root .tools/oha
+fi
+OHA_VERSION="$("$OHA" --version | awk '{print $2}')"
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  scripts/dynamodb-local.sh stop >/dev/null 2>&1 || true
+  if [[ "${BENCH_KEEP:-0}" == 1 ]]; then
+    echo "work directory kept: $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+
+# Pinning: servers on core 0, generator (and DynamoDB Local) on core 1.
+if (($(nproc) >= 2)); then
+  SERVER_CPU=(taskset -c 0)
+  GEN_CPU=(taskset -c 1)
+  PINNING="servers on core 0; generator, oha and DynamoDB Local on core 1 (taskset)"
+else
+  SERVER_CPU=()
+  GEN_CPU=()
+  PINNING="one core: servers and generator share it (no pinning)"
+fi
+
+step "DynamoDB Local"
+eval "$(scripts/dynamodb-local.sh start)"
+ENDPOINT="$SENDTIME_TEST_DYNAMODB_ENDPOINT"
+if ((${#GEN_CPU[@]})); then
+  taskset -a -cp 1 "$(cat .tools/dynamodb-local/dynamodb-local.pid)" >/dev/null
+fi
+
+step "dataset: $((MAIN_USERS + NEW_USERS * ${#BLOCKS[@]})) users, $ITEMS items, as of $AS_OF"
+DATA="$WORK/data.jsonl"
+TABLE="bench-$$"
+"$BIN" data generate --users $((MAIN_USERS + NEW_USERS * ${#BLOCKS[@]})) --items "$ITEMS" \
+  --seed 42 --as-of "$AS_OF" --out "$DATA"
+"$BIN" data load --table "$TABLE" --dynamodb-endpoint "$ENDPOINT" --file "$DATA" --concurrency 16 >&2
+# main.csv: the users every pass cycles through; new-BLOCK.csv: users no pass calls before
+# the round-trip pass of that block on (b).
+python3 - "$DATA" "$WORK" "$MAIN_USERS" "$NEW_USERS" "${BLOCKS[@]}" <<'PY'
+import json, sys
+data, work, main, new, blocks = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:]
+users = [r["user_id"] for r in map(json.loads, open(data)) if r.get("kind") == "user"]
+assert len(users) >= main + new * len(blocks), len(users)
+def write(name, ids):
+    with open(f"{work}/{name}.csv", "w") as f:
+        f.write("user_id\n" + "".join(u + "\n" for u in ids))
+write("main", users[:main])
+for i, b in enumerate(blocks):
+    write(f"new-{b}", users[main + i * new: main + (i + 1) * new])
+PY
+
+# start NAME LOG_FILTER CMD…: starts a server on core 0, waits for its "listening on" line,
+# sets URL and PID.
+start() {
+  local name=$1 filter=$2
+  shift 2
+  SENDTIME_LOG="$filter" "${SERVER_CPU[@]}" "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
+  PID=$!
+  PIDS+=("$PID")
+  for _ in $(seq 1 300); do
+    grep -q "listening on" "$WORK/$name.out" 2>/dev/null && break
+    kill -0 "$PID" 2>/dev/null || { echo "$name exited:" >&2; cat "$WORK/$name.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  URL="$(sed -n 's/^.*listening on \(http:[^ ]*\).*/\1/p' "$WORK/$name.out" | head -n1)"
+  [[ -n "$URL" ]] || { echo "$name did not start:" >&2; cat "$WORK/$name.log" >&2; exit 1; }
+  echo "$name: $URL (pid $PID)" >&2
+}
+
+step "servers"
+start embedded info "$BIN" --log-format json serve --addr 127.0.0.1:0 --data "$DATA" --now "$AS_OF"
+A_URL=$URL A_PID=$PID
+start dynamodb info "$BIN" --log-format json serve --addr 127.0.0.1:0 --table "$TABLE" \
+  --dynamodb-endpoint "$ENDPOINT" --now "$AS_OF"
+B_URL=$URL B_PID=$PID
+start embedded-nolog warn "$BIN" --log-format json serve --addr 127.0.0.1:0 --data "$DATA" --now "$AS_OF"
+A2_URL=$URL A2_PID=$PID
+# The baseline's body: a real warm recommendations answer of (a), for the user serve's own
+# example line picks (an eligible one).
+BODY_USER="$(sed -n 's#^ *curl http://[^/]*/v1/users/\([^/]*\)/recommendations .*stage.*#\1#p' "$WORK/embedded.out" | head -n1)"
+BODY_USER="${BODY_USER:-$(sed -n 2p "$WORK/main.csv")}"
+curl -fsS -o /dev/null "$A_URL/v1/users/$BODY_USER/recommendations"
+curl -fsS -o "$WORK/body.json" "$A_URL/v1/users/$BODY_USER/recommendations"
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$WORK/body.json"
+start baseline info "$BIN" baseline --addr 127.0.0.1:0 --body "$WORK/body.json"
+C_URL=$URL C_PID=$PID
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+lines() { if [[ -f "$1" ]]; then wc -l <"$1"; else echo 0; fi; }
+
+# lt NAME SERVER URL PID LOG BLOCK PLAN USERS: one `sendtime loadtest` on core 1, with the
+# server's CPU ticks and request-log lines before and after, appended to runs.jsonl.
+lt() {
+  local name=$1 server=$2 url=$3 pid=$4 log=$5 block=$6 plan=$7 users=$8
+  local dir="$WORK/runs/$name" c0 c1 l0 l1
+  mkdir -p "$dir"
+  printf '  %-40s %s\n' "$name" "$plan" >&2
+  c0=$(cpu_ticks "$pid")
+  l0=$(lines "$log")
+  TIMEFORMAT='%U %S'
+  # A failed SLO verdict exits 1 (overload runs fail it by design): results.json decides.
+  { time "${GEN_CPU[@]}" "$BIN" loadtest --base-url "$url" --blocks "$block" --plan "$plan" \
+      --max-in-flight "$IN_FLIGHT" --users "$users" --out "$dir" >"$dir/stdout" 2>"$dir/stderr"; } \
+    2>"$dir/gen-cpu" || true
+  c1=$(cpu_ticks "$pid")
+  l1=$(lines "$log")
+  [[ -s "$dir/results.json" ]] || { echo "loadtest $name wrote no results:" >&2; cat "$dir/stderr" >&2; exit 1; }
+  printf '{"name":"%s","server":"%s","block":"%s","plan":"%s","server_ticks":%s,"log":"%s","log_from":%s,"log_to":%s,"gen_cpu":"%s"}\n' \
+    "$name" "$server" "$block" "$plan" "$((c1 - c0))" "$log" "$l0" "$l1" "$(tr '\n' ' ' <"$dir/gen-cpu")" \
+    >>"$WORK/runs.jsonl"
+}
+
+MAIN="$WORK/main.csv"
+step "baseline: warm-up, max rate, ${FIXED_RATE}/s"
+lt baseline-warm baseline "$C_URL" "$C_PID" "" recommendations "$WARM_PLAN" "$MAIN"
+lt baseline-max baseline "$C_URL" "$C_PID" "" recommendations "$GEN_PLAN" "$MAIN"
+lt baseline-fixed baseline "$C_URL" "$C_PID" "" recommendations "$FIXED_PLAN" "$MAIN"
+
+step "oha $OHA_VERSION on the baseline: max rate (-z 10s -c $IN_FLIGHT), then ${FIXED_RATE}/s corrected"
+OHA_URL="$C_URL/v1/users/$BODY_USER/recommendations"
+c0=$(cpu_ticks "$C_PID")
+{ time "${GEN_CPU[@]}" "$OHA" -z 10s -c "$IN_FLIGHT" --no-tui --output-format json "$OHA_URL" \
+    >"$WORK/oha-max.json" 2>"$WORK/oha-max.err"; } 2>"$WORK/oha-max.cpu"
+c1=$(cpu_ticks "$C_PID")
+echo "$((c1 - c0))" >"$WORK/oha-max.ticks"
+c0=$(cpu_ticks "$C_PID")
+{ time "${GEN_CPU[@]}" "$OHA" -n $((FIXED_RATE * 20)) -q "$FIXED_RATE" --latency-correction -c 64 \
+    --no-tui --output-format json "$OHA_URL" >"$WORK/oha-fixed.json" 2>"$WORK/oha-fixed.err"; } \
+  2>"$WORK/oha-fixed.cpu"
+c1=$(cpu_ticks "$C_PID")
+echo "$((c1 - c0))" >"$WORK/oha-fixed.ticks"
+
+for server in embedded dynamodb; do
+  if [[ $server == embedded ]]; then url=$A_URL pid=$A_PID; else url=$B_URL pid=$B_PID; fi
+  log="$WORK/$server.log"
+  for block in "${BLOCKS[@]}"; do
+    step "$server / $block"
+    lt "$server-$block-warm" "$server" "$url" "$pid" "$log" "$block" "$WARM_PLAN" "$MAIN"
+    lt "$server-$block-max" "$server" "$url" "$pid" "$log" "$block" "$OVERLOAD_PLAN" "$MAIN"
+    lt "$server-$block-fixed" "$server" "$url" "$pid" "$log" "$block" "$FIXED_PLAN" "$MAIN"
+    if [[ $server == dynamodb ]]; then
+      lt "$server-$block-new" "$server" "$url" "$pid" "$log" "$block" "$NEW_PLAN" "$WORK/new-$block.csv"
+    fi
+  done
+done
+
+step "embedded, request log off / recommendations"
+lt embedded-nolog-recommendations-warm embedded-nolog "$A2_URL" "$A2_PID" "" recommendations "$WARM_PLAN" "$MAIN"
+lt embedded-nolog-recommendations-max embedded-nolog "$A2_URL" "$A2_PID" "" recommendations "$OVERLOAD_PLAN" "$MAIN"
+lt embedded-nolog-recommendations-fixed embedded-nolog "$A2_URL" "$A2_PID" "" recommendations "$FIXED_PLAN" "$MAIN"
+
+ELAPSED=$(($(date +%s) - STARTED))
+step "report (script ran $((ELAPSED / 60)) min $((ELAPSED % 60)) s until here)"
+BENCH_META="$(python3 -c 'import json, sys; print(json.dumps(dict(a.split("=", 1) for a in sys.argv[1:])))' \
+  elapsed="$ELAPSED" oha_version="$OHA_VERSION" pinning="$PINNING" blocks="${BLOCKS[*]}" \
+  main_users="$MAIN_USERS" new_users="$NEW_USERS" items="$ITEMS" as_of="$AS_OF" \
+  overload_plan="$OVERLOAD_PLAN" gen_plan="$GEN_PLAN" fixed_plan="$FIXED_PLAN" \
+  warm_plan="$WARM_PLAN" new_plan="$NEW_PLAN" in_flight="$IN_FLIGHT" fixed_rate="$FIXED_RATE")" \
+  python3 - "$WORK" "$DOC" "$(getconf CLK_TCK)" <<'PY'
+import base64, datetime, json, math, os, platform, struct, subprocess, sys
+
+work, doc, clk_tck = sys.argv[1], sys.argv[2], int(sys.argv[3])
+META = json.loads(os.environ["BENCH_META"])
+for k in ("elapsed", "main_users", "new_users", "items", "in_flight", "fixed_rate"):
+    META[k] = int(META[k])
+META["blocks"] = META["blocks"].split()
+META["body_bytes"] = os.path.getsize(os.path.join(work, "body.json"))
+# --- HdrHistogram V2 (what results.json holds, base64): counts as ZigZag LEB128 varints,
+# negative = a run of empty buckets. Quantiles as the Rust crate's value_at_quantile.
+class Hdr:
+    def __init__(self, text):
+        self.counts, self.total = [], 0
+        if not text:
+            self.sub_half_mag, self.unit_mag = 10, 0
+            return
+        raw = base64.b64decode(text)
+        cookie, length, _offset, digits, low, _high, _ratio = struct.unpack(">iiiiqqd", raw[:40])
+        assert cookie == 0x1C849303, hex(cookie)
+        self.unit_mag = int(math.floor(math.log2(low)))
+        sub_count = 2 ** int(math.ceil(math.log2(2 * 10 ** digits)))
+        self.sub_half_mag = int(math.log2(sub_count)) - 1
+        payload, i = raw[40:40 + length], 0
+        while i < len(payload):
+            v, shift = 0, 0
+            while True:
+                b = payload[i]; i += 1
+                v |= (b & 0x7F) << shift; shift += 7
+                if not b & 0x80 or shift >= 63:
+                    if shift >= 63 and b & 0x80:  # the 9th byte carries 8 bits
+                        b = payload[i]; i += 1; v |= b << 56
+                    break
+            v = (v >> 1) ^ -(v & 1)
+            if v < 0:
+                self.counts.extend([0] * -v)
+            else:
+                self.counts.append(v); self.total += v
+
+    def _bucket(self, index):
+        half = 1 << self.sub_half_mag
+        bucket = (index >> self.sub_half_mag) - 1
+        sub = (index & (half - 1)) + half
+        if bucket < 0:
+            sub -= half; bucket = 0
+        return bucket, sub
+
+    def quantile_ms(self, q):
+        if not self.total:
+            return 0.0
+        want = max(1, math.ceil(q * self.total))
+        seen = 0
+        for index, c in enumerate(self.counts):
+            seen += c
+            if seen >= want:
+                bucket, sub = self._bucket(index)
+                low = sub << (bucket + self.unit_mag)
+                return (low + (1 << (bucket + self.unit_mag)) - 1) / 1000.0
+        return 0.0
+
+    def merge(self, other):
+        if len(self.counts) < len(other.counts):
+            self.counts.extend([0] * (len(other.counts) - len(self.counts)))
+        for i, c in enumerate(other.counts):
+            self.counts[i] += c
+        self.total += other.total
+        return self
+
+
+def results(name):
+    return json.load(open(os.path.join(work, "runs", name, "results.json")))
+
+def counts(r):
+    out = {}
+    for cells in r["by_block"].values():
+        for cls, cell in cells.items():
+            out[cls] = out.get(cls, 0) + cell["count"]
+    return out
+
+def achieved(r):  # Results::achieved_rate: answered (any status) / elapsed
+    c = counts(r)
+    answered = sum(c.values()) - c.get("in_flight_cap", 0) - c.get("connect_error", 0)
+    return answered / max(r["run"]["elapsed_seconds"], r["run"]["schedule_seconds"], 1.0)
+
+def latency(r):
+    h = None
+    for cells in r["by_block"].values():
+        for cell in cells.values():
+            x = Hdr(cell["latency"])
+            h = x if h is None else h.merge(x)
+    return h
+
+runs = {}
+for line in open(os.path.join(work, "runs.jsonl")):
+    x = json.loads(line); runs[x["name"]] = x
+
+def gen_cpu_s(text):
+    u, s = text.split()[:2]
+    return float(u) + float(s)
+
+def non_2xx(r):
+    c = counts(r)
+    return sum(v for k, v in c.items() if k not in ("2xx", "in_flight_cap"))
+
+def server_cpu_s(name):
+    return runs[name]["server_ticks"] / clk_tck
+
+def log_lines(name):
+    x = runs[name]
+    if not x["log"]:
+        return []
+    out = []
+    with open(x["log"]) as f:
+        for i, line in enumerate(f):
+            if x["log_from"] <= i < x["log_to"]:
+                try:
+                    j = json.loads(line)
+                except ValueError:
+                    continue
+                if j.get("message") == "request" or "round_trips" in j:
+                    out.append(j)
+    return out
+
+def g(x, d=0):
+    return f"{x:,.{d}f}"
+
+rows = []  # (server label, block, key prefix)
+for server, label in (("embedded", "(a) embedded store"), ("dynamodb", "(b) DynamoDB Local")):
+    for b in META["blocks"]:
+        rows.append((label, b, f"{server}-{b}"))
+rows.append(("(a′) embedded, request log off", "recommendations", "embedded-nolog-recommendations"))
+base = "baseline"
+base_max = results(f"{base}-max"); base_rate = achieved(base_max)
+base_fixed = results(f"{base}-fixed"); base_lat = latency(base_fixed)
+base_cpu100k = server_cpu_s(f"{base}-fixed") / max(1, sum(counts(base_fixed).values())) * 100_000
+
+def busy(name):
+    r = results(name)
+    return server_cpu_s(name) / max(r["run"]["elapsed_seconds"], 1e-9)
+
+def gen_busy(name):
+    r = results(name)
+    return gen_cpu_s(runs[name]["gen_cpu"]) / max(r["run"]["elapsed_seconds"], 1e-9)
+
+out = []
+w = out.append
+today = datetime.date.today().isoformat()
+model = ""
+for line in open("/proc/cpuinfo"):
+    if line.startswith("model name"):
+        model = line.split(":", 1)[1].strip(); break
+rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+w("## Load-test instrument and the physical limit ([loadtest] issue)\n")
+w(f"Command: `scripts/bench.sh` ({today}; the whole script, build included, "
+  f"{META['elapsed'] // 60} min {META['elapsed'] % 60} s). Machine: {os.cpu_count()} cores "
+  f"({model}), Linux {platform.release()}, {rustc}, oha {META['oha_version']}; {META['pinning']}. "
+  "Every figure below is from that one run; release builds on loopback.\n")
+w("Servers: (a) `sendtime serve --data FILE --now AS_OF` (embedded store) and (b) "
+  "`sendtime serve --table … --dynamodb-endpoint …` (DynamoDB Local), both over the same "
+  f"generated dataset ({META['main_users'] + META['new_users'] * len(META['blocks']):,} users, "
+  f"{META['items']:,} items, as of {META['as_of']}), each with the cache of `serve` and its "
+  "JSON request log on (`--log-format json`, `SENDTIME_LOG=info`: one line per request, as "
+  "deployed); (a′) is (a) with `SENDTIME_LOG=warn`. The baseline is `sendtime baseline "
+  f"--body FILE`: the same axum/tokio stack answering every GET with the {META['body_bytes']:,} "
+  "bytes of a real warm recommendations answer fetched from (a) — the physical limit of serving "
+  "that answer on this machine. The load is `sendtime loadtest --plan …` (open model), each "
+  f"pass cycling through the same {META['main_users']:,} users; every block's passes on a server "
+  f"start with a warm-up (`{META['warm_plan']}`, every user once).\n")
+w("- *max rate*: calls answered per second (`Results::achieved_rate`: answered ÷ elapsed) "
+  f"under an overload plan, `--plan \"{META['overload_plan']}\" --max-in-flight "
+  f"{META['in_flight']}` (the baseline: `\"{META['gen_plan']}\"`); calls due while "
+  f"{META['in_flight']} are in flight are counted as `in_flight_cap`, not sent. *server core* "
+  "is the server's CPU time over the run's elapsed time (100 % = its one core saturated), "
+  "*generator core* the same for `sendtime loadtest`.\n"
+  f"- *p50 / p99*: `--plan \"{META['fixed_plan']}\"`, latency from each call's intended send "
+  "time (coordinated omission corrected by construction).\n"
+  "- *CPU / 100k*: the server's utime+stime (`/proc/PID/stat`) over that fixed-count run "
+  f"({META['fixed_rate'] * 20:,} calls), scaled to 100,000 requests.\n")
+
+w("| server | block | max rate (calls/s) | ÷ baseline | server core | generator core | non-2xx | "
+  f"p50 at {META['fixed_rate']:,}/s | p99 at {META['fixed_rate']:,}/s | p99 ÷ baseline | "
+  "CPU / 100k requests | ÷ baseline |")
+w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+def row(label, block, key):
+    m, f = results(f"{key}-max"), results(f"{key}-fixed")
+    lat = latency(f)
+    cpu = server_cpu_s(f"{key}-fixed") / max(1, sum(counts(f).values())) * 100_000
+    rate = achieved(m)
+    errs = non_2xx(m) + non_2xx(f)
+    w(f"| {label} | {block} | {g(rate)} | {rate / base_rate:.3f} | {busy(f'{key}-max') * 100:.0f} % | "
+      f"{gen_busy(f'{key}-max') * 100:.0f} % | {errs} | {lat.quantile_ms(0.5):.2f} ms | "
+      f"{lat.quantile_ms(0.99):.2f} ms | {lat.quantile_ms(0.99) / base_lat.quantile_ms(0.99):.2f} | "
+      f"{cpu:.2f} s | {cpu / base_cpu100k:.1f}× |")
+w(f"| baseline (fixed body) | — | {g(base_rate)} | 1 | {busy(base + '-max') * 100:.0f} % | "
+  f"{gen_busy(base + '-max') * 100:.0f} % | {non_2xx(base_max) + non_2xx(base_fixed)} | "
+  f"{base_lat.quantile_ms(0.5):.2f} ms | {base_lat.quantile_ms(0.99):.2f} ms | 1 | "
+  f"{base_cpu100k:.2f} s | 1 |")
+for label, block, key in rows:
+    row(label, block, key)
+w("")
+
+# Round trips on (b), from its request log: the fixed-rate pass (every cache warm, users
+# called within the 30 s user TTL) and a pass over users never called before (catalog warm).
+w(f"Store round trips per request on (b), the `round_trips` field of its request log lines "
+  f"averaged per pass. *warm*: the {META['fixed_rate']:,}/s pass above (after the warm-up and "
+  "overload passes: catalog, popular lists and most users cached; a user entry lives 30 s). "
+  f"*new users*: then `--plan \"{META['new_plan']}\"` over {META['new_users']:,} users of the "
+  "dataset no pass had called, each once — the campaign case, one recipient after another, with "
+  "the catalog warm.\n")
+w("| block | warm: requests | round trips / request | cache hits / misses per request | "
+  "new users: requests | round trips / request | cache hits / misses per request |")
+w("|---|---|---|---|---|---|---|")
+for b in META["blocks"]:
+    cells = []
+    for name in (f"dynamodb-{b}-fixed", f"dynamodb-{b}-new"):
+        ls = log_lines(name)
+        n = max(1, len(ls))
+        rt = sum(l.get("round_trips", 0) for l in ls) / n
+        hits = sum(l.get("cache_hits", 0) for l in ls) / n
+        miss = sum(l.get("cache_misses", 0) for l in ls) / n
+        cells += [g(len(ls)), f"{rt:.3f}", f"{hits:.2f} / {miss:.2f}"]
+    w(f"| {b} | " + " | ".join(cells) + " |")
+w("")
+
+# Our generator against oha on the baseline.
+def oha(name):
+    j = json.load(open(os.path.join(work, f"{name}.json")))
+    ticks = int(open(os.path.join(work, f"{name}.ticks")).read())
+    cpu = gen_cpu_s(open(os.path.join(work, f"{name}.cpu")).read())
+    s = j["summary"]
+    codes = j.get("statusCodeDistribution", {})
+    ok = sum(v for k, v in codes.items() if str(k).startswith("2"))
+    answered = sum(codes.values())
+    total = s["total"]
+    pct = j.get("latencyPercentiles", {})
+    return dict(rate=answered / total, ok=ok, answered=answered, total=total,
+                errors=sum(j.get("errorDistribution", {}).values()),
+                p50=(pct.get("p50") or 0) * 1000, p99=(pct.get("p99") or 0) * 1000,
+                server=ticks / clk_tck / total, gen=cpu / total)
+om, of = oha("oha-max"), oha("oha-fixed")
+ours = achieved(base_max)
+w(f"Our generator against oha {META['oha_version']} on the baseline (same server, same "
+  "core pinning, one after the other):\n")
+w("| generator | command | answered calls/s | ÷ oha | errors | server core | generator core |")
+w("|---|---|---|---|---|---|---|")
+w(f"| `sendtime loadtest` | `--plan \"{META['gen_plan']}\" --max-in-flight {META['in_flight']}` | "
+  f"{g(ours)} | {ours / om['rate']:.2f} | {non_2xx(base_max)} | {busy(base + '-max') * 100:.0f} % | "
+  f"{gen_busy(base + '-max') * 100:.0f} % |")
+w(f"| oha | `-z 10s -c {META['in_flight']} --no-tui --output-format json` | {g(om['rate'])} | 1 | "
+  f"{om['errors']} | {om['server'] * 100:.0f} % | {om['gen'] * 100:.0f} % |")
+w("")
+w(f"| generator at {META['fixed_rate']:,}/s | command | calls | p50 | p99 |")
+w("|---|---|---|---|---|")
+w(f"| `sendtime loadtest` | `--plan \"{META['fixed_plan']}\"` | {g(sum(counts(base_fixed).values()))} | "
+  f"{base_lat.quantile_ms(0.5):.2f} ms | {base_lat.quantile_ms(0.99):.2f} ms |")
+w(f"| oha | `-n {META['fixed_rate'] * 20} -q {META['fixed_rate']} --latency-correction -c 64` | "
+  f"{g(of['total'])} | {of['p50']:.2f} ms | {of['p99']:.2f} ms |")
+w("")
+section = "\n".join(out).rstrip() + "\n"
+json.dump({"section": section}, open(os.path.join(work, "section.json"), "w"))
+
+if doc == "-":
+    print(section)
+    sys.exit(0)
+text = open(doc).read()
+head = "## Load-test instrument and the physical limit ([loadtest] issue)"
+start = text.find(head)
+if start >= 0:
+    nxt = text.find("\n## ", start + len(head))
+    text = text[:start] + section + ("\n" + text[nxt + 1:] if nxt >= 0 else "")
+else:  # newest first: before the first section
+    first = text.find("\n## ")
+    text = text[:first + 1] + section + "\n" + text[first + 1:] if first >= 0 else text.rstrip() + "\n\n" + section
+open(doc, "w").write(text)
+print(section)
+PY
