@@ -9,8 +9,9 @@
 #       of a real warm recommendations answer fetched from (a): the physical limit.
 # (a) and (b) run as deployed: one JSON request log line per request (SENDTIME_LOG=info,
 # --log-format json); (a') is (a) with the request log off, for recommendations only.
-# Then, with `sendtime loadtest` (open model, latency from the intended send time), for every
-# block on (a) and (b) and once on (c): a warm-up pass, the max sustained rate (an overload
+# Then, with `sendtime loadtest` (open model, latency from the intended send time): a gentle
+# first pass on each server (caches cold), and for every block on (a) and (b) and once on (c):
+# a warm-up pass (every user once), the max sustained rate (an overload
 # plan: the achieved answered rate, calls over the in-flight cap counted), p50/p99 at
 # 2,000 calls/s for 20 s, the server's CPU time (utime+stime from /proc) over that fixed-count
 # run scaled to 100,000 requests, and on (b) the store round trips per request from its
@@ -31,13 +32,21 @@ MAIN_USERS=10000               # the users every pass cycles through
 NEW_USERS=2000                 # per block, never called before the round-trip pass on (b)
 ITEMS=2000
 BLOCKS=(recommendations cart dormancy onboarding)
-OVERLOAD_PLAN="60000/s for 10s"
-GEN_PLAN="100000/s for 10s"    # the baseline's max rate, and our generator's against oha's
 IN_FLIGHT=256
 FIXED_RATE=2000
-FIXED_PLAN="${FIXED_RATE}/s for 20s"
-WARM_PLAN="2000/s for 5s"      # every main user once
-NEW_PLAN="500/s for 4s"        # NEW_USERS calls, each user once
+MAX_SECONDS=10 FIXED_SECONDS=20 WARM_SECONDS=5 NEW_RATE=500
+if [[ "${BENCH_QUICK:-0}" == 1 ]]; then  # a smoke test of the script itself; no doc written
+  MAIN_USERS=2000 NEW_USERS=500 MAX_SECONDS=2 FIXED_SECONDS=2 WARM_SECONDS=1
+  DOC="-"
+fi
+OVERLOAD_PLAN="60000/s for ${MAX_SECONDS}s"
+GEN_PLAN="100000/s for ${MAX_SECONDS}s"  # the baseline's max rate, and our generator's against oha's
+FIXED_PLAN="${FIXED_RATE}/s for ${FIXED_SECONDS}s"
+WARM_PLAN="$((MAIN_USERS / WARM_SECONDS))/s for ${WARM_SECONDS}s"  # every main user once
+NEW_PLAN="${NEW_RATE}/s for $((NEW_USERS / NEW_RATE))s"             # each new user once
+# First pass on a server (caches, catalog and DynamoDB Local's JIT cold): every block, gently.
+PRIME_PLAN="400/s for 5s"
+ALL_BLOCKS="$(IFS=,; echo "${BLOCKS[*]}")"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 STARTED=$(date +%s)
@@ -178,15 +187,15 @@ lt baseline-warm baseline "$C_URL" "$C_PID" "" recommendations "$WARM_PLAN" "$MA
 lt baseline-max baseline "$C_URL" "$C_PID" "" recommendations "$GEN_PLAN" "$MAIN"
 lt baseline-fixed baseline "$C_URL" "$C_PID" "" recommendations "$FIXED_PLAN" "$MAIN"
 
-step "oha $OHA_VERSION on the baseline: max rate (-z 10s -c $IN_FLIGHT), then ${FIXED_RATE}/s corrected"
+step "oha $OHA_VERSION on the baseline: max rate (-z ${MAX_SECONDS}s -c $IN_FLIGHT), then ${FIXED_RATE}/s corrected"
 OHA_URL="$C_URL/v1/users/$BODY_USER/recommendations"
 c0=$(cpu_ticks "$C_PID")
-{ time "${GEN_CPU[@]}" "$OHA" -z 10s -c "$IN_FLIGHT" --no-tui --output-format json "$OHA_URL" \
+{ time "${GEN_CPU[@]}" "$OHA" -z "${MAX_SECONDS}s" -c "$IN_FLIGHT" --no-tui --output-format json "$OHA_URL" \
     >"$WORK/oha-max.json" 2>"$WORK/oha-max.err"; } 2>"$WORK/oha-max.cpu"
 c1=$(cpu_ticks "$C_PID")
 echo "$((c1 - c0))" >"$WORK/oha-max.ticks"
 c0=$(cpu_ticks "$C_PID")
-{ time "${GEN_CPU[@]}" "$OHA" -n $((FIXED_RATE * 20)) -q "$FIXED_RATE" --latency-correction -c 64 \
+{ time "${GEN_CPU[@]}" "$OHA" -n $((FIXED_RATE * FIXED_SECONDS)) -q "$FIXED_RATE" --latency-correction -c 64 \
     --no-tui --output-format json "$OHA_URL" >"$WORK/oha-fixed.json" 2>"$WORK/oha-fixed.err"; } \
   2>"$WORK/oha-fixed.cpu"
 c1=$(cpu_ticks "$C_PID")
@@ -195,6 +204,8 @@ echo "$((c1 - c0))" >"$WORK/oha-fixed.ticks"
 for server in embedded dynamodb; do
   if [[ $server == embedded ]]; then url=$A_URL pid=$A_PID; else url=$B_URL pid=$B_PID; fi
   log="$WORK/$server.log"
+  step "$server / first pass, every block"
+  lt "$server-prime" "$server" "$url" "$pid" "$log" "$ALL_BLOCKS" "$PRIME_PLAN" "$MAIN"
   for block in "${BLOCKS[@]}"; do
     step "$server / $block"
     lt "$server-$block-warm" "$server" "$url" "$pid" "$log" "$block" "$WARM_PLAN" "$MAIN"
@@ -207,6 +218,7 @@ for server in embedded dynamodb; do
 done
 
 step "embedded, request log off / recommendations"
+lt embedded-nolog-prime embedded-nolog "$A2_URL" "$A2_PID" "" "$ALL_BLOCKS" "$PRIME_PLAN" "$MAIN"
 lt embedded-nolog-recommendations-warm embedded-nolog "$A2_URL" "$A2_PID" "" recommendations "$WARM_PLAN" "$MAIN"
 lt embedded-nolog-recommendations-max embedded-nolog "$A2_URL" "$A2_PID" "" recommendations "$OVERLOAD_PLAN" "$MAIN"
 lt embedded-nolog-recommendations-fixed embedded-nolog "$A2_URL" "$A2_PID" "" recommendations "$FIXED_PLAN" "$MAIN"
@@ -217,13 +229,14 @@ BENCH_META="$(python3 -c 'import json, sys; print(json.dumps(dict(a.split("=", 1
   elapsed="$ELAPSED" oha_version="$OHA_VERSION" pinning="$PINNING" blocks="${BLOCKS[*]}" \
   main_users="$MAIN_USERS" new_users="$NEW_USERS" items="$ITEMS" as_of="$AS_OF" \
   overload_plan="$OVERLOAD_PLAN" gen_plan="$GEN_PLAN" fixed_plan="$FIXED_PLAN" \
-  warm_plan="$WARM_PLAN" new_plan="$NEW_PLAN" in_flight="$IN_FLIGHT" fixed_rate="$FIXED_RATE")" \
+  warm_plan="$WARM_PLAN" new_plan="$NEW_PLAN" prime_plan="$PRIME_PLAN" in_flight="$IN_FLIGHT" fixed_rate="$FIXED_RATE" \
+  fixed_seconds="$FIXED_SECONDS" max_seconds="$MAX_SECONDS")" \
   python3 - "$WORK" "$DOC" "$(getconf CLK_TCK)" <<'PY'
-import base64, datetime, json, math, os, platform, struct, subprocess, sys
+import base64, datetime, json, math, os, platform, struct, subprocess, sys, textwrap
 
 work, doc, clk_tck = sys.argv[1], sys.argv[2], int(sys.argv[3])
 META = json.loads(os.environ["BENCH_META"])
-for k in ("elapsed", "main_users", "new_users", "items", "in_flight", "fixed_rate"):
+for k in ("elapsed", "main_users", "new_users", "items", "in_flight", "fixed_rate", "fixed_seconds", "max_seconds"):
     META[k] = int(META[k])
 META["blocks"] = META["blocks"].split()
 META["body_bytes"] = os.path.getsize(os.path.join(work, "body.json"))
@@ -237,19 +250,19 @@ class Hdr:
             return
         raw = base64.b64decode(text)
         cookie, length, _offset, digits, low, _high, _ratio = struct.unpack(">iiiiqqd", raw[:40])
-        assert cookie == 0x1C849303, hex(cookie)
+        assert cookie & ~0x10 == 0x1C849303, hex(cookie)  # V2, 64-bit LEB128 variant
         self.unit_mag = int(math.floor(math.log2(low)))
         sub_count = 2 ** int(math.ceil(math.log2(2 * 10 ** digits)))
         self.sub_half_mag = int(math.log2(sub_count)) - 1
         payload, i = raw[40:40 + length], 0
         while i < len(payload):
             v, shift = 0, 0
-            while True:
+            for n in range(9):  # up to 9 bytes; the 9th carries 8 bits
                 b = payload[i]; i += 1
+                if n == 8:
+                    v |= b << 56; break
                 v |= (b & 0x7F) << shift; shift += 7
-                if not b & 0x80 or shift >= 63:
-                    if shift >= 63 and b & 0x80:  # the 9th byte carries 8 bits
-                        b = payload[i]; i += 1; v |= b << 56
+                if not b & 0x80:
                     break
             v = (v >> 1) ^ -(v & 1)
             if v < 0:
@@ -325,7 +338,7 @@ def non_2xx(r):
 def server_cpu_s(name):
     return runs[name]["server_ticks"] / clk_tck
 
-def log_lines(name):
+def log_lines(name, requests=True):  # the server's JSON log lines written during a pass
     x = runs[name]
     if not x["log"]:
         return []
@@ -337,7 +350,7 @@ def log_lines(name):
                     j = json.loads(line)
                 except ValueError:
                     continue
-                if j.get("message") == "request" or "round_trips" in j:
+                if (j.get("message") == "request") == requests:
                     out.append(j)
     return out
 
@@ -354,7 +367,7 @@ base_max = results(f"{base}-max"); base_rate = achieved(base_max)
 base_fixed = results(f"{base}-fixed"); base_lat = latency(base_fixed)
 base_cpu100k = server_cpu_s(f"{base}-fixed") / max(1, sum(counts(base_fixed).values())) * 100_000
 
-def busy(name):
+def busy(name):  # the server's CPU seconds over the pass's elapsed seconds
     r = results(name)
     return server_cpu_s(name) / max(r["run"]["elapsed_seconds"], 1e-9)
 
@@ -362,121 +375,183 @@ def gen_busy(name):
     r = results(name)
     return gen_cpu_s(runs[name]["gen_cpu"]) / max(r["run"]["elapsed_seconds"], 1e-9)
 
-out = []
-w = out.append
-today = datetime.date.today().isoformat()
-model = ""
-for line in open("/proc/cpuinfo"):
-    if line.startswith("model name"):
-        model = line.split(":", 1)[1].strip(); break
-rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
-w("## Load-test instrument and the physical limit ([loadtest] issue)\n")
-w(f"Command: `scripts/bench.sh` ({today}; the whole script, build included, "
-  f"{META['elapsed'] // 60} min {META['elapsed'] % 60} s). Machine: {os.cpu_count()} cores "
-  f"({model}), Linux {platform.release()}, {rustc}, oha {META['oha_version']}; {META['pinning']}. "
-  "Every figure below is from that one run; release builds on loopback.\n")
-w("Servers: (a) `sendtime serve --data FILE --now AS_OF` (embedded store) and (b) "
-  "`sendtime serve --table … --dynamodb-endpoint …` (DynamoDB Local), both over the same "
-  f"generated dataset ({META['main_users'] + META['new_users'] * len(META['blocks']):,} users, "
-  f"{META['items']:,} items, as of {META['as_of']}), each with the cache of `serve` and its "
-  "JSON request log on (`--log-format json`, `SENDTIME_LOG=info`: one line per request, as "
-  "deployed); (a′) is (a) with `SENDTIME_LOG=warn`. The baseline is `sendtime baseline "
-  f"--body FILE`: the same axum/tokio stack answering every GET with the {META['body_bytes']:,} "
-  "bytes of a real warm recommendations answer fetched from (a) — the physical limit of serving "
-  "that answer on this machine. The load is `sendtime loadtest --plan …` (open model), each "
-  f"pass cycling through the same {META['main_users']:,} users; every block's passes on a server "
-  f"start with a warm-up (`{META['warm_plan']}`, every user once).\n")
-w("- *max rate*: calls answered per second (`Results::achieved_rate`: answered ÷ elapsed) "
-  f"under an overload plan, `--plan \"{META['overload_plan']}\" --max-in-flight "
-  f"{META['in_flight']}` (the baseline: `\"{META['gen_plan']}\"`); calls due while "
-  f"{META['in_flight']} are in flight are counted as `in_flight_cap`, not sent. *server core* "
-  "is the server's CPU time over the run's elapsed time (100 % = its one core saturated), "
-  "*generator core* the same for `sendtime loadtest`.\n"
-  f"- *p50 / p99*: `--plan \"{META['fixed_plan']}\"`, latency from each call's intended send "
-  "time (coordinated omission corrected by construction).\n"
-  "- *CPU / 100k*: the server's utime+stime (`/proc/PID/stat`) over that fixed-count run "
-  f"({META['fixed_rate'] * 20:,} calls), scaled to 100,000 requests.\n")
-
-w("| server | block | max rate (calls/s) | ÷ baseline | server core | generator core | non-2xx | "
-  f"p50 at {META['fixed_rate']:,}/s | p99 at {META['fixed_rate']:,}/s | p99 ÷ baseline | "
-  "CPU / 100k requests | ÷ baseline |")
-w("|---|---|---|---|---|---|---|---|---|---|---|---|")
-def row(label, block, key):
-    m, f = results(f"{key}-max"), results(f"{key}-fixed")
-    lat = latency(f)
-    cpu = server_cpu_s(f"{key}-fixed") / max(1, sum(counts(f).values())) * 100_000
-    rate = achieved(m)
-    errs = non_2xx(m) + non_2xx(f)
-    w(f"| {label} | {block} | {g(rate)} | {rate / base_rate:.3f} | {busy(f'{key}-max') * 100:.0f} % | "
-      f"{gen_busy(f'{key}-max') * 100:.0f} % | {errs} | {lat.quantile_ms(0.5):.2f} ms | "
-      f"{lat.quantile_ms(0.99):.2f} ms | {lat.quantile_ms(0.99) / base_lat.quantile_ms(0.99):.2f} | "
-      f"{cpu:.2f} s | {cpu / base_cpu100k:.1f}× |")
-w(f"| baseline (fixed body) | — | {g(base_rate)} | 1 | {busy(base + '-max') * 100:.0f} % | "
-  f"{gen_busy(base + '-max') * 100:.0f} % | {non_2xx(base_max) + non_2xx(base_fixed)} | "
-  f"{base_lat.quantile_ms(0.5):.2f} ms | {base_lat.quantile_ms(0.99):.2f} ms | 1 | "
-  f"{base_cpu100k:.2f} s | 1 |")
-for label, block, key in rows:
-    row(label, block, key)
-w("")
-
-# Round trips on (b), from its request log: the fixed-rate pass (every cache warm, users
-# called within the 30 s user TTL) and a pass over users never called before (catalog warm).
-w(f"Store round trips per request on (b), the `round_trips` field of its request log lines "
-  f"averaged per pass. *warm*: the {META['fixed_rate']:,}/s pass above (after the warm-up and "
-  "overload passes: catalog, popular lists and most users cached; a user entry lives 30 s). "
-  f"*new users*: then `--plan \"{META['new_plan']}\"` over {META['new_users']:,} users of the "
-  "dataset no pass had called, each once — the campaign case, one recipient after another, with "
-  "the catalog warm.\n")
-w("| block | warm: requests | round trips / request | cache hits / misses per request | "
-  "new users: requests | round trips / request | cache hits / misses per request |")
-w("|---|---|---|---|---|---|---|")
-for b in META["blocks"]:
-    cells = []
-    for name in (f"dynamodb-{b}-fixed", f"dynamodb-{b}-new"):
-        ls = log_lines(name)
-        n = max(1, len(ls))
-        rt = sum(l.get("round_trips", 0) for l in ls) / n
-        hits = sum(l.get("cache_hits", 0) for l in ls) / n
-        miss = sum(l.get("cache_misses", 0) for l in ls) / n
-        cells += [g(len(ls)), f"{rt:.3f}", f"{hits:.2f} / {miss:.2f}"]
-    w(f"| {b} | " + " | ".join(cells) + " |")
-w("")
-
-# Our generator against oha on the baseline.
 def oha(name):
     j = json.load(open(os.path.join(work, f"{name}.json")))
     ticks = int(open(os.path.join(work, f"{name}.ticks")).read())
     cpu = gen_cpu_s(open(os.path.join(work, f"{name}.cpu")).read())
-    s = j["summary"]
+    seconds = j["summary"]["total"]
     codes = j.get("statusCodeDistribution", {})
-    ok = sum(v for k, v in codes.items() if str(k).startswith("2"))
     answered = sum(codes.values())
-    total = s["total"]
+    errors = j.get("errorDistribution", {})
+    cut = errors.get("aborted due to deadline", 0)
     pct = j.get("latencyPercentiles", {})
-    return dict(rate=answered / total, ok=ok, answered=answered, total=total,
-                errors=sum(j.get("errorDistribution", {}).values()),
+    return dict(rate=answered / seconds, answered=answered,
+                non_2xx=sum(v for k, v in codes.items() if not str(k).startswith("2")),
+                errors=sum(errors.values()) - cut, cut=cut,
                 p50=(pct.get("p50") or 0) * 1000, p99=(pct.get("p99") or 0) * 1000,
-                server=ticks / clk_tck / total, gen=cpu / total)
+                server=ticks / clk_tck / seconds, gen=cpu / seconds)
 om, of = oha("oha-max"), oha("oha-fixed")
-ours = achieved(base_max)
-w(f"Our generator against oha {META['oha_version']} on the baseline (same server, same "
-  "core pinning, one after the other):\n")
-w("| generator | command | answered calls/s | ÷ oha | errors | server core | generator core |")
+
+out = []
+w = out.append
+today = datetime.date.today().isoformat()
+model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+n_users = META["main_users"] + META["new_users"] * len(META["blocks"])
+fixed_calls = META["fixed_rate"] * META["fixed_seconds"]
+w("## Load-test instrument and the physical limit ([loadtest] issue)\n")
+w(f"Command: `scripts/bench.sh` ({today}; {META['elapsed'] // 60} min {META['elapsed'] % 60} s "
+  f"for the whole script, build included). Machine: {os.cpu_count()} cores ({model}), Linux "
+  f"{platform.release()}, {rustc}, oha {META['oha_version']}; {META['pinning']}. Every figure "
+  "below is from that one run: release builds on loopback, one server measured at a time.\n")
+w("Servers: (a) `sendtime serve --data FILE --now AS_OF` (embedded store) and (b) `sendtime serve "
+  "--table … --dynamodb-endpoint …` (DynamoDB Local), over the same generated dataset "
+  f"({n_users:,} users, {META['items']:,} items, as of {META['as_of']}), each with `serve`'s cache "
+  "and its request log as deployed (`--log-format json`, `SENDTIME_LOG=info`: one JSON line per "
+  "request); (a′) is (a) with `SENDTIME_LOG=warn`. The baseline is `sendtime baseline --body "
+  f"FILE`: the same axum/tokio stack answering every GET with the {META['body_bytes']:,} bytes "
+  "of a real warm recommendations answer fetched from (a), nothing else — the physical limit of "
+  "serving that answer here. The load is `sendtime loadtest --plan …` (open model), every pass "
+  f"cycling through the same {META['main_users']:,} users. On each server a first pass "
+  f"(`--blocks {','.join(META['blocks'])} --plan \"{META['prime_plan']}\"`) fills the catalog "
+  f"cache, then each block gets a warm-up pass (`\"{META['warm_plan']}\"`, every user once), "
+  "the overload pass and the fixed-rate pass.\n")
+w(f"- *max rate*: calls answered per second (`Results::achieved_rate`: answered ÷ elapsed) under "
+  f"`--plan \"{META['overload_plan']}\" --max-in-flight {META['in_flight']}` (the baseline: "
+  f"`\"{META['gen_plan']}\"`); calls due while {META['in_flight']} are in flight are counted as "
+  "`in_flight_cap`, not sent. *server core*: the server's CPU time (utime+stime, "
+  "`/proc/PID/stat`) over the pass's elapsed time — 100 % is its one core saturated; below "
+  "that, the generator (*generator core*, the same for `sendtime loadtest`) was the limit.\n"
+  f"- *p50 / p99*: `--plan \"{META['fixed_plan']}\"`, latency from each call's intended send "
+  "time (coordinated omission corrected by construction).\n"
+  f"- *CPU / 100k*: the server's utime+stime over that fixed-count pass ({fixed_calls:,} calls), "
+  "scaled to 100,000 requests — the cost per request, whatever generator drives it.\n")
+
+w("| server | block | max rate, calls/s | per second, min–max | server core | generator core | "
+  f"÷ baseline | ÷ baseline (oha) | non-2xx | p50 at {META['fixed_rate']:,}/s | p99 at {META['fixed_rate']:,}/s | "
+  "CPU / 100k requests | ÷ baseline |")
+w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+unsaturated = []
+def per_second(r):  # answered per whole second of the schedule (the drain's tail left out)
+    xs = [s["answered"] for s in r["timeline"][:int(r["run"]["schedule_seconds"])]] or [0]
+    return f"{g(min(xs))}–{g(max(xs))}"
+def row(label, block, key):
+    m, f = results(f"{key}-max"), results(f"{key}-fixed")
+    lat = latency(f)
+    cpu = server_cpu_s(f"{key}-fixed") / max(1, sum(counts(f).values())) * 100_000
+    rate, core = achieved(m), busy(f"{key}-max")
+    if core < 0.9:
+        unsaturated.append(f"{label} {block}" if block != "—" else label)
+    ratio = "1" if key == base else f"{rate / base_rate:.3f}"
+    cratio = "1" if key == base else f"{cpu / base_cpu100k:.1f}×"
+    w(f"| {label} | {block} | {g(rate)} | {per_second(m)} | {core * 100:.0f} % | {gen_busy(f'{key}-max') * 100:.0f} % | "
+      f"{ratio} | {rate / om['rate']:.3f} | {non_2xx(m) + non_2xx(f)} | "
+      f"{lat.quantile_ms(0.5):.2f} ms | {lat.quantile_ms(0.99):.2f} ms | {cpu:.2f} s | {cratio} |")
+row("baseline (fixed body)", "—", base)
+for label, block, key in rows:
+    row(label, block, key)
+w("")
+notes = []
+if unsaturated:
+    notes.append("Not saturated (server core under 90 %: the generator's limit, so the server's "
+                 "capacity is higher than measured): " + "; ".join(unsaturated) + ".")
+notes.append(f"oha drove the baseline to {g(om['rate'])} calls/s with the server core at "
+             f"{om['server'] * 100:.0f} % (see below): *÷ baseline (oha)* is each max rate over that "
+             "figure, the closer bound to the physical limit.")
+a_rec, a2_rec = results("embedded-recommendations-max"), results("embedded-nolog-recommendations-max")
+a_cpu = server_cpu_s("embedded-recommendations-fixed") / max(1, sum(counts(results("embedded-recommendations-fixed")).values()))
+a2_cpu = server_cpu_s("embedded-nolog-recommendations-fixed") / max(1, sum(counts(results("embedded-nolog-recommendations-fixed")).values()))
+notes.append(f"The request log's share, recommendations on the embedded store: without it the max "
+             f"rate is {achieved(a2_rec) / achieved(a_rec):.2f}× and the CPU per request "
+             f"{a2_cpu / a_cpu:.2f}× what they are with it.")
+notes.append(f"Latency floor of the instrument: on the baseline at {META['fixed_rate']:,}/s our "
+             f"generator measures p50 {base_lat.quantile_ms(0.5):.2f} ms / p99 "
+             f"{base_lat.quantile_ms(0.99):.2f} ms where oha (`--latency-correction`) measures "
+             f"{of['p50']:.2f} / {of['p99']:.2f} ms (table at the end): a block's p99 near the "
+             "baseline's is the generator's timing, not the server's.")
+for n in notes:
+    w(f"- {n}")
+w("")
+
+def rt(name):  # (b)'s request log over a pass: (requests, round trips, hits, misses) per request
+    ls = log_lines(name)
+    n = max(1, len(ls))
+    return (len(ls), sum(l.get("round_trips", 0) for l in ls) / n,
+            sum(l.get("cache_hits", 0) for l in ls) / n, sum(l.get("cache_misses", 0) for l in ls) / n)
+
+w("Passes that fill the caches: the first pass on each server (every block in turn, caches "
+  "cold), and on (b) each block's warm-up pass (every user once; users not read in the last 30 s "
+  "are store reads):\n")
+w("| server | pass | calls | non-2xx | over the cap | store round trips / request | p50 | p99 |")
+w("|---|---|---|---|---|---|---|---|")
+passes = [("(a) embedded store", "first pass", META["prime_plan"], "embedded-prime"),
+          ("(b) DynamoDB Local", "first pass", META["prime_plan"], "dynamodb-prime")]
+passes += [("(b) DynamoDB Local", f"{b} warm-up", META["warm_plan"], f"dynamodb-{b}-warm") for b in META["blocks"]]
+passes += [("(a′) embedded, request log off", "first pass", META["prime_plan"], "embedded-nolog-prime")]
+for label, what, plan, key in passes:
+    r = results(key); lat = latency(r); c = counts(r)
+    trips = f"{rt(key)[1]:.3f}" if key.startswith("dynamodb") else "—"
+    w(f"| {label} | {what}, `{plan}` | {g(sum(c.values()))} | {non_2xx(r)} | "
+      f"{g(c.get('in_flight_cap', 0))} | {trips} | {lat.quantile_ms(0.5):.2f} ms | {lat.quantile_ms(0.99):.2f} ms |")
+w("")
+for label, what, plan, key in passes:
+    r = results(key); c = counts(r)
+    if key.startswith("dynamodb") and (non_2xx(r) or c.get("in_flight_cap", 0)):
+        causes = {}
+        for l in log_lines(key, requests=False):
+            why = l.get("cause") or l.get("error")
+            if why:
+                causes[why] = causes.get(why, 0) + 1
+        why = "; ".join(f"`{k}` ×{v}" for k, v in sorted(causes.items(), key=lambda kv: -kv[1])[:3])
+        w(f"- (b) {what}: {rt(key)[1]:.2f} store round trips per request at `{plan}`, "
+          f"{g(c.get('in_flight_cap', 0))} calls over the cap, {non_2xx(r)} non-2xx"
+          + (f" (its log: {why})" if why else "") + ": DynamoDB Local, a Java process on the "
+          "generator's core, did not keep up with that rate of reads.")
+w("")
+
+w(f"Store round trips per request on (b): the `round_trips` field of its request log lines, "
+  "averaged over a pass (cache hits and misses likewise). *overload* and *warm*: the max-rate "
+  f"and {META['fixed_rate']:,}/s passes above, after the warm-up (catalog, popular lists and "
+  "users cached; a user entry lives 30 s, so users read early in the warm-up, or by the "
+  "previous block's passes, are read again late in these passes). *new users*: then "
+  f"`--plan \"{META['new_plan']}\"` over {META['new_users']:,} users of the dataset no pass had "
+  "called, each once — a campaign's case, one recipient after another — with the catalog warm.\n")
+w("| block | overload: requests | round trips / request | warm: requests | round trips / request | "
+  "cache hits / misses per request | new users: requests | round trips / request | "
+  "cache hits / misses per request |")
+w("|---|---|---|---|---|---|---|---|---|")
+for b in META["blocks"]:
+    o, f, n = rt(f"dynamodb-{b}-max"), rt(f"dynamodb-{b}-fixed"), rt(f"dynamodb-{b}-new")
+    w(f"| {b} | {g(o[0])} | {o[1]:.3f} | {g(f[0])} | {f[1]:.3f} | {f[2]:.2f} / {f[3]:.2f} | "
+      f"{g(n[0])} | {n[1]:.3f} | {n[2]:.2f} / {n[3]:.2f} |")
+w("")
+
+ours = base_rate
+w(f"Our generator against oha {META['oha_version']} on the baseline (same server, same pinning, "
+  "one after the other):\n")
+w("| generator | command | answered calls/s | ÷ oha | non-2xx, errors | server core | generator core |")
 w("|---|---|---|---|---|---|---|")
 w(f"| `sendtime loadtest` | `--plan \"{META['gen_plan']}\" --max-in-flight {META['in_flight']}` | "
   f"{g(ours)} | {ours / om['rate']:.2f} | {non_2xx(base_max)} | {busy(base + '-max') * 100:.0f} % | "
   f"{gen_busy(base + '-max') * 100:.0f} % |")
-w(f"| oha | `-z 10s -c {META['in_flight']} --no-tui --output-format json` | {g(om['rate'])} | 1 | "
-  f"{om['errors']} | {om['server'] * 100:.0f} % | {om['gen'] * 100:.0f} % |")
+w(f"| oha | `-z {META['max_seconds']}s -c {META['in_flight']} --no-tui --output-format json` | "
+  f"{g(om['rate'])} | 1 | {om['non_2xx'] + om['errors']} (+ {om['cut']} cut at the deadline) | "
+  f"{om['server'] * 100:.0f} % | {om['gen'] * 100:.0f} % |")
 w("")
-w(f"| generator at {META['fixed_rate']:,}/s | command | calls | p50 | p99 |")
+w(f"| generator at {META['fixed_rate']:,}/s on the baseline | command | calls | p50 | p99 |")
 w("|---|---|---|---|---|")
 w(f"| `sendtime loadtest` | `--plan \"{META['fixed_plan']}\"` | {g(sum(counts(base_fixed).values()))} | "
   f"{base_lat.quantile_ms(0.5):.2f} ms | {base_lat.quantile_ms(0.99):.2f} ms |")
-w(f"| oha | `-n {META['fixed_rate'] * 20} -q {META['fixed_rate']} --latency-correction -c 64` | "
-  f"{g(of['total'])} | {of['p50']:.2f} ms | {of['p99']:.2f} ms |")
+w(f"| oha | `-n {fixed_calls} -q {META['fixed_rate']} --latency-correction -c 64` | "
+  f"{g(of['answered'])} | {of['p50']:.2f} ms | {of['p99']:.2f} ms |")
 w("")
-section = "\n".join(out).rstrip() + "\n"
+def wrap(block):  # paragraphs and bullets at 95 columns, tables as they are
+    if block.startswith("|") or not block.strip():
+        return block
+    bullet = block.startswith("- ")
+    return textwrap.fill(block, 95, subsequent_indent="  " if bullet else "",
+                         break_long_words=False, break_on_hyphens=False)
+section = "\n".join(wrap(b) for b in "\n".join(out).split("\n")).rstrip() + "\n"
 json.dump({"section": section}, open(os.path.join(work, "section.json"), "w"))
 
 if doc == "-":

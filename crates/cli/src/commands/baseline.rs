@@ -111,7 +111,10 @@ mod tests {
                 .await
                 .unwrap();
             assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-            assert!(answer.contains("content-type: application/json"), "{answer}");
+            assert!(
+                answer.contains("content-type: application/json"),
+                "{answer}"
+            );
             assert!(answer.ends_with(r#"{"items":[1,2,3]}"#), "{answer}");
         }
         server.abort();
