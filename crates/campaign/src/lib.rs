@@ -10,6 +10,8 @@ pub mod caller;
 pub mod limiter;
 /// `sendtime loadtest`: open-model load generation sized to campaigns, reports, verdicts.
 pub mod loadtest;
+/// Numbers for people: thousands separators and fixed decimals.
+pub mod numbers;
 /// The result log, one JSON line per (recipient, block), which doubles as the checkpoint.
 pub mod output;
 /// [`pacer::Pacer`]: the fixed-interval schedule every HTTP attempt of a send waits for.

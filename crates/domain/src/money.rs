@@ -36,7 +36,8 @@ pub fn discounted(minor: i64, pct: u8) -> i64 {
     (minor * (100 - pct) + 50).div_euclid(100)
 }
 
-fn group_thousands(n: u64) -> String {
+/// `n` with a comma every three digits (`1,234,567`).
+pub fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, ch) in digits.chars().enumerate() {

@@ -345,20 +345,7 @@ fn tick(v: f64) -> String {
         return String::new();
     }
     if v.abs() >= 10.0 {
-        let n = v.round() as i64;
-        let digits = n.unsigned_abs().to_string();
-        let mut out = String::new();
-        for (i, ch) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i).is_multiple_of(3) {
-                out.push(',');
-            }
-            out.push(ch);
-        }
-        if n < 0 {
-            format!("-{out}")
-        } else {
-            out
-        }
+        crate::numbers::group(v)
     } else if v.abs() >= 1.0 {
         trim(format!("{v:.1}"))
     } else {

@@ -4,6 +4,7 @@
 
 use super::results::{Results, Verdict};
 use crate::caller::StatusClass;
+use crate::numbers::{decimals, group};
 use crate::stats::Latency;
 use std::fmt::Write as _;
 
@@ -221,38 +222,6 @@ fn share(n: u64, total: u64) -> String {
         return "–".into();
     }
     format!("{:.2} %", n as f64 / total as f64 * 100.0)
-}
-
-/// `x` with thousands separators and `places` decimals.
-fn decimals(x: f64, places: usize) -> String {
-    if !x.is_finite() {
-        return "–".into();
-    }
-    let text = format!("{:.*}", places, x.abs());
-    let (int, frac) = match text.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (text.as_str(), None),
-    };
-    let mut out = String::new();
-    if x < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') {
-        out.push('-');
-    }
-    for (i, ch) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if let Some(f) = frac {
-        out.push('.');
-        out.push_str(f);
-    }
-    out
-}
-
-/// A whole number with thousands separators.
-fn group(x: f64) -> String {
-    decimals(x, 0)
 }
 
 /// Text safe in a table cell: pipes escaped, line breaks as spaces.

@@ -1,6 +1,7 @@
 //! The table `sendtime campaign plan` prints for people (`--json` prints the [`Plan`] itself).
 
 use super::{human_minutes, Plan};
+use crate::numbers::group;
 
 /// The human-readable table `sendtime campaign plan` prints.
 pub fn render(plan: &Plan) -> String {
@@ -91,21 +92,4 @@ pub fn render(plan: &Plan) -> String {
         group(plan.minimum_rate_per_minute.ceil())
     ));
     out
-}
-
-fn group(x: f64) -> String {
-    let n = x.round() as i64;
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
 }

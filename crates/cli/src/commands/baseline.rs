@@ -4,6 +4,7 @@
 //! block, no store, no JSON encoding, no request log. `scripts/bench.sh` measures every block
 //! against it.
 
+use crate::commands::serve::shutdown_signal;
 use anyhow::Context;
 use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
@@ -66,28 +67,6 @@ pub fn app(body: Bytes) -> Router {
         let json = json.clone();
         async move { ([(CONTENT_TYPE, json)], body).into_response() }
     }))
-}
-
-/// Ctrl-C or SIGTERM, as `serve` stops.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sendtime_campaign::audience::{self, Format};
 use sendtime_campaign::plan::{self, Channel, Front, PlanInput};
 use sendtime_campaign::send::{self, Progress, SendConfig};
+use sendtime_domain::BlockKind;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -86,16 +87,7 @@ impl SendArgs {
         if !(self.rate.is_finite() && self.rate > 0.0) {
             bail!("--rate must be a positive number of messages per minute");
         }
-        if let Some(bad) = self
-            .blocks
-            .iter()
-            .find(|b| b.parse::<sendtime_domain::BlockKind>().is_err())
-        {
-            bail!(
-                "--blocks: unknown block '{bad}' (known: {})",
-                sendtime_domain::BlockKind::names()
-            );
-        }
+        parse_blocks(&self.blocks)?;
         if self.max_concurrency == 0 || self.initial_concurrency == 0 {
             bail!("--max-concurrency and --initial-concurrency must be at least 1");
         }
@@ -195,6 +187,21 @@ pub(crate) fn read_audience(
     })
 }
 
+/// `--blocks` names as blocks of the registry; an unknown name fails naming the known ones.
+pub(crate) fn parse_blocks(names: &[String]) -> anyhow::Result<Vec<BlockKind>> {
+    names
+        .iter()
+        .map(|b| {
+            b.parse::<BlockKind>().map_err(|_| {
+                anyhow::anyhow!(
+                    "--blocks: unknown block '{b}' (known: {})",
+                    BlockKind::names()
+                )
+            })
+        })
+        .collect()
+}
+
 /// `--channel email=0.7,push=0.3` as (channel, share) pairs; a bare name is share 1.
 pub(crate) fn parse_channels(parts: &[String]) -> anyhow::Result<Vec<(Channel, f64)>> {
     let mut channels = Vec::new();
@@ -219,8 +226,25 @@ fn fmt_map(m: &std::collections::BTreeMap<String, u64>) -> String {
         .join(", ")
 }
 
-/// A progress bar with rate and ETA on a terminal; a plain line every 5 s otherwise.
+/// A send's progress: calls done of all, with the outcome counts.
 async fn report_progress(progress: Arc<Progress>) {
+    show_progress(move || {
+        let (ok, failed) = (
+            progress.ok.load(Ordering::Relaxed),
+            progress.failed.load(Ordering::Relaxed),
+        );
+        (
+            progress.total.load(Ordering::Relaxed),
+            progress.done.load(Ordering::Relaxed),
+            format!("ok {ok}, failed {failed}"),
+        )
+    })
+    .await
+}
+
+/// A progress bar with rate and ETA on a terminal; a plain line every 5 s otherwise. `read`
+/// gives (calls in all, calls done, a status message); runs until the task is aborted.
+pub(crate) async fn show_progress(read: impl Fn() -> (u64, u64, String)) {
     let tty = std::io::stderr().is_terminal();
     let bar = tty.then(|| {
         let bar = ProgressBar::new(0);
@@ -239,23 +263,16 @@ async fn report_progress(progress: Arc<Progress>) {
     });
     loop {
         tick.tick().await;
-        let (total, done) = (
-            progress.total.load(Ordering::Relaxed),
-            progress.done.load(Ordering::Relaxed),
-        );
-        let (ok, failed) = (
-            progress.ok.load(Ordering::Relaxed),
-            progress.failed.load(Ordering::Relaxed),
-        );
+        let (total, done, message) = read();
         match &bar {
             Some(bar) => {
                 bar.set_length(total);
                 bar.set_position(done);
-                bar.set_message(format!("ok {ok}, failed {failed}"));
+                bar.set_message(message);
             }
             None if started.elapsed() > Duration::from_secs(1) => {
                 eprintln!(
-                    "progress: {done}/{total} calls, ok {ok}, failed {failed}, {:.0} s",
+                    "progress: {done}/{total} calls, {message}, {:.0} s",
                     started.elapsed().as_secs_f64()
                 );
             }

@@ -3,18 +3,16 @@
 //! into one report and verdict). Writes `results.json`, `report.md` and `chart.svg`; the SLO
 //! verdict decides the exit code.
 
-use crate::commands::campaign::{parse_channels, read_audience};
+use crate::commands::campaign::{parse_blocks, parse_channels, read_audience, show_progress};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use sendtime_campaign::caller::CallerConfig;
 use sendtime_campaign::loadtest::results::{Results, Slo, Verdict};
 use sendtime_campaign::loadtest::run::{self, Load, LoadProgress, RunConfig};
 use sendtime_campaign::loadtest::shape::{self, CampaignShape, Shard};
 use sendtime_campaign::loadtest::{chart, report};
-use sendtime_domain::{BlockKind, UserId};
+use sendtime_domain::UserId;
 use sendtime_store::{ParsedRecords, Record};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -179,18 +177,7 @@ impl RunArgs {
         if self.max_in_flight == 0 {
             bail!("--max-in-flight must be at least 1");
         }
-        let blocks = self
-            .blocks
-            .iter()
-            .map(|b| {
-                b.parse::<BlockKind>().map_err(|_| {
-                    anyhow::anyhow!(
-                        "--blocks: unknown block '{b}' (known: {})",
-                        BlockKind::names()
-                    )
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let blocks = parse_blocks(&self.blocks)?;
         let (load, shape_text) = match (&self.plan, self.audience, self.rate) {
             (Some(plan), _, _) => (
                 Load::Plan(shape::parse_plan(plan).context("--plan")?),
@@ -353,53 +340,21 @@ fn print_verdict(results: &Results, verdict: &Verdict) {
     eprintln!("  verdict: {}", if verdict.pass { "PASS" } else { "FAIL" });
 }
 
-/// A progress bar with rate and the current p99 on a terminal; a plain line every 5 s
-/// otherwise.
+/// A load test's progress: calls done of those scheduled, the current p99, errors and calls
+/// over the in-flight cap.
 async fn report_progress(progress: Arc<LoadProgress>) {
-    let tty = std::io::stderr().is_terminal();
-    let bar = tty.then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} calls ({per_sec}) {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar
-    });
-    let started = std::time::Instant::now();
-    let mut tick = tokio::time::interval(if tty {
-        Duration::from_millis(200)
-    } else {
-        Duration::from_secs(5)
-    });
-    loop {
-        tick.tick().await;
+    show_progress(move || {
         let p = &progress;
-        let (scheduled, done) = (
+        (
             p.scheduled.load(Ordering::Relaxed),
             p.done.load(Ordering::Relaxed),
-        );
-        let message = format!(
-            "p99 {:.1} ms, errors {}, over cap {}",
-            p.recent_p99_micros.load(Ordering::Relaxed) as f64 / 1000.0,
-            p.errors.load(Ordering::Relaxed),
-            p.capped.load(Ordering::Relaxed)
-        );
-        match &bar {
-            Some(bar) => {
-                bar.set_length(scheduled);
-                bar.set_position(done);
-                bar.set_message(message);
-            }
-            None if started.elapsed() > Duration::from_secs(1) => {
-                eprintln!(
-                    "progress: {done}/{scheduled} calls, {message}, {:.0} s",
-                    started.elapsed().as_secs_f64()
-                );
-            }
-            None => {}
-        }
-    }
+            format!(
+                "p99 {:.1} ms, errors {}, over cap {}",
+                p.recent_p99_micros.load(Ordering::Relaxed) as f64 / 1000.0,
+                p.errors.load(Ordering::Relaxed),
+                p.capped.load(Ordering::Relaxed)
+            ),
+        )
+    })
+    .await
 }

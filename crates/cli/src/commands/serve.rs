@@ -224,7 +224,8 @@ async fn example_urls(service: &BlockService, addr: SocketAddr, users: &[UserId]
     lines
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM: what stops `serve` and `baseline` gracefully.
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
