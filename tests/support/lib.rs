@@ -15,7 +15,7 @@ use sendtime_domain::{
 };
 use sendtime_dynamo::{DynamoConfig, DynamoStore};
 use sendtime_store::{ItemsGet, PopularGet, Record, RecordsPut, StoreError, UserData, UserDataGet};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -282,7 +282,7 @@ impl<S: UserDataGet> UserDataGet for CountingStore<S> {
 
 #[async_trait]
 impl<S: ItemsGet> ItemsGet for CountingStore<S> {
-    async fn items(&self, ids: &[ItemId]) -> Result<HashMap<ItemId, Item>, StoreError> {
+    async fn items(&self, ids: &[ItemId]) -> Result<sendtime_domain::Catalog, StoreError> {
         self.item_loads.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         if self

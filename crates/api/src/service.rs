@@ -5,11 +5,10 @@
 use futures::future::{try_join, try_join_all};
 use sendtime_domain::rules::{Assessment, BlockData, BlockRequest, OnUnreadable, Reads};
 use sendtime_domain::{
-    Block, BlockKind, BlockRule, Clock, Item, ItemId, PopularList, RulesConfig, UserId,
+    Block, BlockKind, BlockRule, Catalog, Clock, PopularList, RulesConfig, UserId,
 };
 use sendtime_store::metrics::record_store_error;
 use sendtime_store::{BlockStore, StoreError, UserData};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,14 +133,11 @@ impl BlockService {
     }
 
     /// One read step: its popular lists and its items, concurrently.
-    async fn fetch(
-        &self,
-        reads: &Reads,
-    ) -> Result<(Vec<PopularList>, HashMap<ItemId, Item>), StoreError> {
+    async fn fetch(&self, reads: &Reads) -> Result<(Vec<PopularList>, Catalog), StoreError> {
         let lists = try_join_all(reads.popular.iter().map(|s| self.store.popular(s)));
         let items = async {
             if reads.items.is_empty() {
-                Ok(HashMap::new())
+                Ok(Catalog::new())
             } else {
                 self.store.items(&reads.items).await
             }

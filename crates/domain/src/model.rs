@@ -59,6 +59,9 @@ impl User {
     }
 }
 
+/// Catalog items by id, shared (`Arc`): caches hand them out without copying.
+pub type Catalog = std::collections::HashMap<ItemId, std::sync::Arc<Item>>;
+
 /// Everything stored under one user, read together in one round trip.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserData {

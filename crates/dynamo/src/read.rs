@@ -7,7 +7,7 @@ use crate::write::backoff;
 use crate::DynamoStore;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-use sendtime_domain::{Item, ItemId, PopularList, PopularScope, UserId};
+use sendtime_domain::{Catalog, Item, ItemId, PopularList, PopularScope, UserId};
 use sendtime_store::{ItemsGet, PopularGet, StoreError, UserData, UserDataGet};
 use serde::de::DeserializeOwned;
 use std::collections::{HashMap, HashSet};
@@ -68,7 +68,7 @@ impl UserDataGet for DynamoStore {
 
 #[async_trait]
 impl ItemsGet for DynamoStore {
-    async fn items(&self, ids: &[ItemId]) -> Result<HashMap<ItemId, Item>, StoreError> {
+    async fn items(&self, ids: &[ItemId]) -> Result<Catalog, StoreError> {
         let mut unique: Vec<&ItemId> = Vec::with_capacity(ids.len());
         let mut seen = HashSet::with_capacity(ids.len());
         for id in ids {
@@ -85,7 +85,7 @@ impl ItemsGet for DynamoStore {
             for item in self.batch_get(keys, None).await? {
                 let key = string_attr(&item, PK).unwrap_or_default();
                 let decoded: Item = decode(item, &key)?;
-                found.insert(decoded.item_id.clone(), decoded);
+                found.insert(decoded.item_id.clone(), std::sync::Arc::new(decoded));
             }
         }
         Ok(found)

@@ -13,7 +13,7 @@ use crate::ports::{ItemsGet, PopularGet, UserData, UserDataGet};
 use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use moka::future::Cache;
-use sendtime_domain::{Item, ItemId, PopularList, PopularScope, UserId};
+use sendtime_domain::{Catalog, Item, ItemId, PopularList, PopularScope, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -82,7 +82,7 @@ impl CacheStats {
 }
 
 /// One batch load of catalog items, awaited by every request that needs one of its ids.
-type ItemBatch = Shared<BoxFuture<'static, Result<Arc<HashMap<ItemId, Item>>, StoreError>>>;
+type ItemBatch = Shared<BoxFuture<'static, Result<Arc<Catalog>, StoreError>>>;
 
 /// Item ids being loaded right now, and the batch loading each.
 type InFlight = Arc<Mutex<HashMap<ItemId, ItemBatch>>>;
@@ -188,7 +188,7 @@ impl<S: UserDataGet + 'static> UserDataGet for CachedStore<S> {
 
 #[async_trait]
 impl<S: ItemsGet + 'static> ItemsGet for CachedStore<S> {
-    async fn items(&self, ids: &[ItemId]) -> Result<HashMap<ItemId, Item>, StoreError> {
+    async fn items(&self, ids: &[ItemId]) -> Result<Catalog, StoreError> {
         let Some(cache) = &self.items else {
             self.stats.miss(ids.len() as u64);
             self.stats.load();
@@ -199,7 +199,7 @@ impl<S: ItemsGet + 'static> ItemsGet for CachedStore<S> {
         for id in ids {
             match cache.get(id).await {
                 Some(Some(item)) => {
-                    found.insert(id.clone(), item.as_ref().clone());
+                    found.insert(id.clone(), item);
                 }
                 Some(None) => {}
                 None if !missing.contains(id) => missing.push(id.clone()),
@@ -285,7 +285,7 @@ fn start_batch<S: ItemsGet + 'static>(
         let loaded = inner.items(&ids).await;
         if let Ok(items) = &loaded {
             for id in &ids {
-                let value = items.get(id).map(|item| Arc::new(item.clone()));
+                let value = items.get(id).cloned();
                 cache.insert(id.clone(), value).await;
             }
         }

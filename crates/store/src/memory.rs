@@ -5,14 +5,14 @@ use crate::error::StoreError;
 use crate::ports::{ItemsGet, PopularGet, PutReport, RecordsPut, UserData, UserDataGet};
 use crate::record::Record;
 use async_trait::async_trait;
-use sendtime_domain::{Clock, Item, ItemId, PopularList, PopularScope, UserId};
+use sendtime_domain::{Catalog, Clock, ItemId, PopularList, PopularScope, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 #[derive(Default)]
 struct Tables {
     users: HashMap<UserId, UserData>,
-    items: HashMap<ItemId, Item>,
+    items: Catalog,
     popular: HashMap<PopularScope, PopularList>,
 }
 
@@ -58,7 +58,7 @@ impl MemoryStore {
                     tables.users.entry(key).or_default().cart = Some(c);
                 }
                 Record::Item(i) => {
-                    tables.items.insert(i.item_id.clone(), i);
+                    tables.items.insert(i.item_id.clone(), Arc::new(i));
                 }
                 Record::Popular(p) => {
                     tables.popular.insert(p.scope.clone(), p);
@@ -99,7 +99,7 @@ impl UserDataGet for MemoryStore {
 
 #[async_trait]
 impl ItemsGet for MemoryStore {
-    async fn items(&self, ids: &[ItemId]) -> Result<HashMap<ItemId, Item>, StoreError> {
+    async fn items(&self, ids: &[ItemId]) -> Result<Catalog, StoreError> {
         let tables = self.read();
         Ok(ids
             .iter()

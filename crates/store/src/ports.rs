@@ -4,8 +4,7 @@
 use crate::error::StoreError;
 use crate::record::Record;
 use async_trait::async_trait;
-use sendtime_domain::{Item, ItemId, PopularList, PopularScope, UserId};
-use std::collections::HashMap;
+use sendtime_domain::{Catalog, ItemId, PopularList, PopularScope, UserId};
 
 pub use sendtime_domain::UserData;
 
@@ -22,7 +21,7 @@ pub trait UserDataGet: Send + Sync {
 /// the answer. Implementations may split large requests but must return all found items.
 #[async_trait]
 pub trait ItemsGet: Send + Sync {
-    async fn items(&self, ids: &[ItemId]) -> Result<HashMap<ItemId, Item>, StoreError>;
+    async fn items(&self, ids: &[ItemId]) -> Result<Catalog, StoreError>;
 }
 
 /// Reads one popular list (DynamoDB `GetItem`); `None` when there is none for that scope.

@@ -25,7 +25,7 @@ pub(crate) mod test_support;
 use crate::block::{Block, BlockItem, ItemSource, Reason, Stage};
 use crate::config::{ItemLimits, RulesConfig};
 use crate::ids::{ItemId, UserId};
-use crate::model::{Item, PopularList, PopularScope, User, UserData};
+use crate::model::{Catalog, Item, PopularList, PopularScope, User, UserData};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -199,7 +199,7 @@ pub struct BlockData {
     /// The user's profile, list and cart.
     pub user: UserData,
     /// The catalog items found.
-    pub catalog: HashMap<ItemId, Item>,
+    pub catalog: Catalog,
     /// The popular lists found.
     pub popular: PopularLists,
     asked_items: HashSet<ItemId>,
@@ -238,7 +238,7 @@ impl BlockData {
         &mut self,
         asked: Reads,
         lists: impl IntoIterator<Item = PopularList>,
-        items: HashMap<ItemId, Item>,
+        items: Catalog,
     ) {
         self.asked_scopes.extend(asked.popular);
         self.asked_items.extend(asked.items);
@@ -262,7 +262,7 @@ impl BlockData {
     }
 
     /// The facts the rule functions read.
-    pub fn facts(&self, now: DateTime<Utc>) -> Facts<'_, HashMap<ItemId, Item>> {
+    pub fn facts(&self, now: DateTime<Utc>) -> Facts<'_, Catalog> {
         Facts {
             catalog: &self.catalog,
             popular: &self.popular,
@@ -322,6 +322,12 @@ pub fn scopes_with_global(categories: impl IntoIterator<Item = String>) -> Vec<P
 pub trait CatalogView {
     /// The item, if it was found.
     fn item(&self, id: &ItemId) -> Option<&Item>;
+}
+
+impl CatalogView for Catalog {
+    fn item(&self, id: &ItemId) -> Option<&Item> {
+        self.get(id).map(|item| item.as_ref())
+    }
 }
 
 impl CatalogView for HashMap<ItemId, Item> {

@@ -471,7 +471,10 @@ mod tests {
             let items = reads
                 .items
                 .iter()
-                .filter_map(|i| shop.get(i).map(|x| (i.clone(), x.clone())))
+                .filter_map(|i| {
+                    shop.get(i)
+                        .map(|x| (i.clone(), std::sync::Arc::new(x.clone())))
+                })
                 .collect();
             data.record(reads, found, items);
         }
