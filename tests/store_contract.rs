@@ -15,15 +15,15 @@ mod cases {
         let expected = fixture();
         let find = |f: &dyn Fn(&Record) -> bool| expected.iter().find(|r| f(r)).cloned();
         assert_eq!(
-            data.profile.map(Record::User),
+            data.profile.clone().map(Record::User),
             find(&|r| matches!(r, Record::User(u) if u.user_id.as_str() == "alice"))
         );
         assert_eq!(
-            data.recs.map(Record::Recs),
+            data.recs.clone().map(Record::Recs),
             find(&|r| matches!(r, Record::Recs(l) if l.user_id.as_str() == "alice"))
         );
         assert_eq!(
-            data.cart.map(Record::Cart),
+            data.cart.clone().map(Record::Cart),
             find(&|r| matches!(r, Record::Cart(c) if c.user_id.as_str() == "alice"))
         );
     }
@@ -122,6 +122,7 @@ mod cases {
             .await
             .unwrap()
             .profile
+            .clone()
             .unwrap();
         assert!(!erin.activated);
         assert_eq!(erin.features_used, ["wishlist"]);
@@ -137,6 +138,7 @@ mod cases {
             .await
             .unwrap()
             .profile
+            .clone()
             .unwrap();
         assert!(fran.features_used.is_empty());
     }

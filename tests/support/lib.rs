@@ -266,7 +266,7 @@ impl std::error::Error for Injected {}
 
 #[async_trait]
 impl<S: UserDataGet> UserDataGet for CountingStore<S> {
-    async fn user_data(&self, user_id: &UserId) -> Result<UserData, StoreError> {
+    async fn user_data(&self, user_id: &UserId) -> Result<std::sync::Arc<UserData>, StoreError> {
         self.user_loads.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         if self
@@ -298,7 +298,10 @@ impl<S: ItemsGet> ItemsGet for CountingStore<S> {
 
 #[async_trait]
 impl<S: PopularGet> PopularGet for CountingStore<S> {
-    async fn popular(&self, scope: &PopularScope) -> Result<Option<PopularList>, StoreError> {
+    async fn popular(
+        &self,
+        scope: &PopularScope,
+    ) -> Result<Option<std::sync::Arc<PopularList>>, StoreError> {
         self.popular_loads.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         self.inner.popular(scope).await

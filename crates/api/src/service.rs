@@ -96,7 +96,7 @@ impl BlockService {
                     OnUnreadable::Fail => return Err(e.into()),
                     OnUnreadable::TreatAsUnknownUser => {
                         tracing::warn!(error = %e, kind = e.kind(), block = %rule.kind(), "user data unavailable, serving the block's fallback");
-                        (UserData::default(), true)
+                        (Arc::new(UserData::default()), true)
                     }
                 }
             }
@@ -133,7 +133,7 @@ impl BlockService {
     }
 
     /// One read step: its popular lists and its items, concurrently.
-    async fn fetch(&self, reads: &Reads) -> Result<(Vec<PopularList>, Catalog), StoreError> {
+    async fn fetch(&self, reads: &Reads) -> Result<(Vec<Arc<PopularList>>, Catalog), StoreError> {
         let lists = try_join_all(reads.popular.iter().map(|s| self.store.popular(s)));
         let items = async {
             if reads.items.is_empty() {

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Longest user id we accept, in bytes. Braze external ids are far shorter in practice.
 pub const MAX_USER_ID_LEN: usize = 128;
@@ -90,18 +91,37 @@ impl<'de> Deserialize<'de> for UserId {
 }
 
 /// A catalog item id. Item ids come from our own data, not from callers, so they are not
-/// restricted beyond being non-empty strings.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ItemId(pub String);
+/// restricted beyond being non-empty strings. Shared (`Arc<str>`): the hot path clones ids
+/// into read plans and cache keys without allocating.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ItemId(Arc<str>);
 
 impl ItemId {
     /// Wraps an item id as is; nothing is validated (item ids come from our own data).
-    pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
+    pub fn new(id: impl AsRef<str>) -> Self {
+        Self(Arc::from(id.as_ref()))
     }
     /// The id as a string slice.
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for ItemId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ItemId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(Self::new(raw))
+    }
+}
+
+impl std::borrow::Borrow<str> for ItemId {
+    fn borrow(&self) -> &str {
         &self.0
     }
 }

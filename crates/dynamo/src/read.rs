@@ -11,6 +11,7 @@ use sendtime_domain::{Catalog, Item, ItemId, PopularList, PopularScope, UserId};
 use sendtime_store::{ItemsGet, PopularGet, StoreError, UserData, UserDataGet};
 use serde::de::DeserializeOwned;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// DynamoDB's limit of keys per `BatchGetItem`.
 pub const BATCH_GET_MAX: usize = 100;
@@ -32,7 +33,7 @@ fn string_attr(item: &AttrMap, name: &str) -> Option<String> {
 
 #[async_trait]
 impl UserDataGet for DynamoStore {
-    async fn user_data(&self, user_id: &UserId) -> Result<UserData, StoreError> {
+    async fn user_data(&self, user_id: &UserId) -> Result<Arc<UserData>, StoreError> {
         let pk = user_pk(user_id);
         let now = self.clock.now().timestamp();
         self.count_round_trip();
@@ -62,7 +63,7 @@ impl UserDataGet for DynamoStore {
                 _ => {}
             }
         }
-        Ok(data)
+        Ok(Arc::new(data))
     }
 }
 
@@ -94,7 +95,7 @@ impl ItemsGet for DynamoStore {
 
 #[async_trait]
 impl PopularGet for DynamoStore {
-    async fn popular(&self, scope: &PopularScope) -> Result<Option<PopularList>, StoreError> {
+    async fn popular(&self, scope: &PopularScope) -> Result<Option<Arc<PopularList>>, StoreError> {
         let pk = popular_pk(scope);
         self.count_round_trip();
         let out = self
@@ -105,7 +106,9 @@ impl PopularGet for DynamoStore {
             .send()
             .await
             .map_err(|e| map_sdk_error("GetItem", self.operation_timeout, e))?;
-        out.item.map(|item| decode(item, &pk)).transpose()
+        out.item
+            .map(|item| decode(item, &pk).map(Arc::new))
+            .transpose()
     }
 }
 

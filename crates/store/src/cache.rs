@@ -171,18 +171,14 @@ impl<S> CachedStore<S> {
 
 #[async_trait]
 impl<S: UserDataGet + 'static> UserDataGet for CachedStore<S> {
-    async fn user_data(&self, user_id: &UserId) -> Result<UserData, StoreError> {
+    async fn user_data(&self, user_id: &UserId) -> Result<Arc<UserData>, StoreError> {
         let Some(cache) = &self.users else {
             self.stats.miss(1);
             self.stats.load();
             return self.inner.user_data(user_id).await;
         };
-        let data = self
-            .coalesced(cache, user_id, async {
-                self.inner.user_data(user_id).await.map(Arc::new)
-            })
-            .await?;
-        Ok(data.as_ref().clone())
+        self.coalesced(cache, user_id, self.inner.user_data(user_id))
+            .await
     }
 }
 
@@ -313,17 +309,13 @@ fn start_batch<S: ItemsGet + 'static>(
 
 #[async_trait]
 impl<S: PopularGet + 'static> PopularGet for CachedStore<S> {
-    async fn popular(&self, scope: &PopularScope) -> Result<Option<PopularList>, StoreError> {
+    async fn popular(&self, scope: &PopularScope) -> Result<Option<Arc<PopularList>>, StoreError> {
         let Some(cache) = &self.popular else {
             self.stats.miss(1);
             self.stats.load();
             return self.inner.popular(scope).await;
         };
-        let list = self
-            .coalesced(cache, scope, async {
-                self.inner.popular(scope).await.map(|p| p.map(Arc::new))
-            })
-            .await?;
-        Ok(list.map(|p| p.as_ref().clone()))
+        self.coalesced(cache, scope, self.inner.popular(scope))
+            .await
     }
 }

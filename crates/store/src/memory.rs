@@ -11,9 +11,9 @@ use std::sync::{Arc, RwLock};
 
 #[derive(Default)]
 struct Tables {
-    users: HashMap<UserId, UserData>,
+    users: HashMap<UserId, Arc<UserData>>,
     items: Catalog,
-    popular: HashMap<PopularScope, PopularList>,
+    popular: HashMap<PopularScope, Arc<PopularList>>,
 }
 
 /// All records in process memory behind a lock; implements every store port and never fails.
@@ -47,21 +47,21 @@ impl MemoryStore {
             match record {
                 Record::User(u) => {
                     let key = u.user_id.clone();
-                    tables.users.entry(key).or_default().profile = Some(u);
+                    Arc::make_mut(tables.users.entry(key).or_default()).profile = Some(u);
                 }
                 Record::Recs(r) => {
                     let key = r.user_id.clone();
-                    tables.users.entry(key).or_default().recs = Some(r);
+                    Arc::make_mut(tables.users.entry(key).or_default()).recs = Some(r);
                 }
                 Record::Cart(c) => {
                     let key = c.user_id.clone();
-                    tables.users.entry(key).or_default().cart = Some(c);
+                    Arc::make_mut(tables.users.entry(key).or_default()).cart = Some(c);
                 }
                 Record::Item(i) => {
                     tables.items.insert(i.item_id.clone(), Arc::new(i));
                 }
                 Record::Popular(p) => {
-                    tables.popular.insert(p.scope.clone(), p);
+                    tables.popular.insert(p.scope.clone(), Arc::new(p));
                 }
             }
         }
@@ -87,11 +87,12 @@ impl MemoryStore {
 
 #[async_trait]
 impl UserDataGet for MemoryStore {
-    async fn user_data(&self, user_id: &UserId) -> Result<UserData, StoreError> {
+    async fn user_data(&self, user_id: &UserId) -> Result<Arc<UserData>, StoreError> {
         let mut data = self.read().users.get(user_id).cloned().unwrap_or_default();
         let now = self.clock.now();
         if data.recs.as_ref().is_some_and(|r| !r.is_live(now)) {
-            data.recs = None;
+            // (rare: the stored record keeps its list; this answer drops it)
+            Arc::make_mut(&mut data).recs = None;
         }
         Ok(data)
     }
@@ -110,7 +111,7 @@ impl ItemsGet for MemoryStore {
 
 #[async_trait]
 impl PopularGet for MemoryStore {
-    async fn popular(&self, scope: &PopularScope) -> Result<Option<PopularList>, StoreError> {
+    async fn popular(&self, scope: &PopularScope) -> Result<Option<Arc<PopularList>>, StoreError> {
         Ok(self.read().popular.get(scope).cloned())
     }
 }

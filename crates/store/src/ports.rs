@@ -5,16 +5,18 @@ use crate::error::StoreError;
 use crate::record::Record;
 use async_trait::async_trait;
 use sendtime_domain::{Catalog, ItemId, PopularList, PopularScope, UserId};
+use std::sync::Arc;
 
 pub use sendtime_domain::UserData;
 
 /// Reads a user's profile, recommendation list and cart (DynamoDB `Query`).
 ///
 /// An unknown user is `Ok(UserData::default())`, not an error. Expired recommendation lists
-/// are filtered out at read time (DynamoDB's TTL deletion can lag by days).
+/// are filtered out at read time (DynamoDB's TTL deletion can lag by days). Shared (`Arc`):
+/// a cache hands out the same records to every request.
 #[async_trait]
 pub trait UserDataGet: Send + Sync {
-    async fn user_data(&self, user_id: &UserId) -> Result<UserData, StoreError>;
+    async fn user_data(&self, user_id: &UserId) -> Result<Arc<UserData>, StoreError>;
 }
 
 /// Reads catalog items by id (DynamoDB `BatchGetItem`). Unknown ids are simply absent from
@@ -25,9 +27,10 @@ pub trait ItemsGet: Send + Sync {
 }
 
 /// Reads one popular list (DynamoDB `GetItem`); `None` when there is none for that scope.
+/// Shared (`Arc`), like user data.
 #[async_trait]
 pub trait PopularGet: Send + Sync {
-    async fn popular(&self, scope: &PopularScope) -> Result<Option<PopularList>, StoreError>;
+    async fn popular(&self, scope: &PopularScope) -> Result<Option<Arc<PopularList>>, StoreError>;
 }
 
 /// Everything a block handler reads.

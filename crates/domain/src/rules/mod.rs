@@ -30,6 +30,7 @@ use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// Defines [`BlockKind`] and the registry from one list: `Variant => "url-name", rule`.
 macro_rules! registry {
@@ -196,19 +197,19 @@ impl Reads {
 /// plan asked for. Remembers what was asked (found or not), so nothing is asked twice.
 #[derive(Debug, Clone, Default)]
 pub struct BlockData {
-    /// The user's profile, list and cart.
-    pub user: UserData,
+    /// The user's profile, list and cart (shared with the cache that read them).
+    pub user: Arc<UserData>,
     /// The catalog items found.
     pub catalog: Catalog,
     /// The popular lists found.
     pub popular: PopularLists,
     asked_items: HashSet<ItemId>,
-    asked_scopes: HashSet<PopularScope>,
+    asked_scopes: Vec<PopularScope>,
 }
 
 impl BlockData {
     /// Starts from the user's records.
-    pub fn new(user: UserData) -> Self {
+    pub fn new(user: Arc<UserData>) -> Self {
         Self {
             user,
             ..Self::default()
@@ -216,28 +217,40 @@ impl BlockData {
     }
 
     /// The part of `wanted` not asked for yet, without duplicates, in first-seen order.
-    pub fn unread(&self, wanted: Reads) -> Reads {
-        let mut scopes = HashSet::new();
-        let mut ids = HashSet::new();
-        Reads {
-            popular: wanted
-                .popular
-                .into_iter()
-                .filter(|s| !self.asked_scopes.contains(s) && scopes.insert(s.clone()))
-                .collect(),
-            items: wanted
-                .items
-                .into_iter()
-                .filter(|i| !self.asked_items.contains(i) && ids.insert(i.clone()))
-                .collect(),
+    pub fn unread(&self, mut wanted: Reads) -> Reads {
+        let mut seen = 0;
+        for i in 0..wanted.popular.len() {
+            let scope = &wanted.popular[i];
+            if !self.asked_scopes.contains(scope) && !wanted.popular[..seen].contains(scope) {
+                wanted.popular.swap(seen, i);
+                seen += 1;
+            }
         }
+        wanted.popular.truncate(seen);
+        // Ids: a small plan is deduplicated in place (no set to build); a long one by a set.
+        let mut seen = 0;
+        let mut set = (wanted.items.len() > 16).then(HashSet::new);
+        for i in 0..wanted.items.len() {
+            let id = &wanted.items[i];
+            let new = !self.asked_items.contains(id)
+                && match &mut set {
+                    Some(set) => set.insert(id.clone()),
+                    None => !wanted.items[..seen].contains(id),
+                };
+            if new {
+                wanted.items.swap(seen, i);
+                seen += 1;
+            }
+        }
+        wanted.items.truncate(seen);
+        wanted
     }
 
     /// Records the answers to `asked`: the lists and items found (absent ones stay absent).
     pub fn record(
         &mut self,
         asked: Reads,
-        lists: impl IntoIterator<Item = PopularList>,
+        lists: impl IntoIterator<Item = Arc<PopularList>>,
         items: Catalog,
     ) {
         self.asked_scopes.extend(asked.popular);
@@ -245,7 +258,11 @@ impl BlockData {
         for list in lists {
             self.popular.insert(list);
         }
-        self.catalog.extend(items);
+        if self.catalog.is_empty() {
+            self.catalog = items;
+        } else {
+            self.catalog.extend(items);
+        }
     }
 
     /// Whether every one of `scopes` has been asked for.
@@ -254,6 +271,16 @@ impl BlockData {
         scopes: impl IntoIterator<Item = &'a PopularScope>,
     ) -> bool {
         scopes.into_iter().all(|s| self.asked_scopes.contains(s))
+    }
+
+    /// Whether the global list and those of `categories` have all been asked for.
+    pub fn has_asked_scopes_of<'a>(&self, categories: impl IntoIterator<Item = &'a str>) -> bool {
+        self.asked_scopes.contains(&PopularScope::Global)
+            && categories.into_iter().all(|c| {
+                self.asked_scopes
+                    .iter()
+                    .any(|s| matches!(s, PopularScope::Category(x) if x == c))
+            })
     }
 
     /// Whether every one of `ids` has been asked for.
@@ -307,7 +334,7 @@ pub fn popular_heads(popular: &PopularLists, per_list: usize) -> impl Iterator<I
     popular
         .global
         .iter()
-        .chain(popular.by_category.values())
+        .chain(popular.by_category.iter())
         .flat_map(move |l| l.items.iter().take(per_list))
 }
 
@@ -337,17 +364,20 @@ impl CatalogView for HashMap<ItemId, Item> {
 }
 
 /// The popular lists the caller fetched for this request.
+/// A request reads the global list and a few categories' (at most
+/// [`recommendations::MAX_FALLBACK_CATEGORIES`] plus a cart's), so the category lists are a
+/// short vector searched by name, not a map; the lists are shared with the cache.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PopularLists {
     /// The global list, if read and present.
-    pub global: Option<PopularList>,
-    /// Category lists read and present, by category.
-    pub by_category: HashMap<String, PopularList>,
+    pub global: Option<Arc<PopularList>>,
+    /// Category lists read and present, in the order read.
+    pub by_category: Vec<Arc<PopularList>>,
 }
 
 impl PopularLists {
     /// Indexes lists by scope.
-    pub fn from_lists(lists: impl IntoIterator<Item = PopularList>) -> Self {
+    pub fn from_lists(lists: impl IntoIterator<Item = Arc<PopularList>>) -> Self {
         let mut out = Self::default();
         for list in lists {
             out.insert(list);
@@ -356,19 +386,30 @@ impl PopularLists {
     }
 
     /// Adds or replaces the list of `list.scope`.
-    pub fn insert(&mut self, list: PopularList) {
+    pub fn insert(&mut self, list: Arc<PopularList>) {
         match &list.scope {
             PopularScope::Global => self.global = Some(list),
-            PopularScope::Category(c) => {
-                self.by_category.insert(c.clone(), list);
-            }
+            PopularScope::Category(c) => match self
+                .by_category
+                .iter_mut()
+                .find(|l| matches!(&l.scope, PopularScope::Category(x) if x == c))
+            {
+                Some(slot) => *slot = list,
+                None => self.by_category.push(list),
+            },
         }
+    }
+
+    /// A category's list, if read and present.
+    pub fn category_list(&self, name: &str) -> Option<&Arc<PopularList>> {
+        self.by_category
+            .iter()
+            .find(|l| matches!(&l.scope, PopularScope::Category(c) if c == name))
     }
 
     /// A category's list (empty when absent).
     pub fn category(&self, name: &str) -> &[ItemId] {
-        self.by_category
-            .get(name)
+        self.category_list(name)
             .map(|l| l.items.as_slice())
             .unwrap_or_default()
     }
@@ -385,7 +426,7 @@ impl PopularLists {
     pub fn all_item_ids(&self) -> impl Iterator<Item = &ItemId> {
         self.global
             .iter()
-            .chain(self.by_category.values())
+            .chain(self.by_category.iter())
             .flat_map(|l| l.items.iter())
     }
 }

@@ -440,10 +440,10 @@ mod tests {
             item("bag3", "bags", 10),
             item("g1", "toys", 10),
         ]);
-        let mut data = BlockData::new(UserData {
+        let mut data = BlockData::new(std::sync::Arc::new(UserData {
             profile: Some(u.clone()),
             ..UserData::default()
-        });
+        }));
         let request = BlockRequest {
             user_id: &u.user_id,
             now: now(),
@@ -460,12 +460,12 @@ mod tests {
             if reads.is_empty() {
                 break;
             }
-            let found: Vec<PopularList> = reads
+            let found: Vec<std::sync::Arc<PopularList>> = reads
                 .popular
                 .iter()
                 .filter_map(|s| match s {
                     crate::PopularScope::Global => lists.global.clone(),
-                    crate::PopularScope::Category(c) => lists.by_category.get(c).cloned(),
+                    crate::PopularScope::Category(c) => lists.category_list(c).cloned(),
                 })
                 .collect();
             let items = reads

@@ -98,15 +98,15 @@ pub fn cart(user_id: &str, changed: DateTime<Utc>, items: &[&str]) -> Cart {
 
 /// The global popular list plus one list per `(category, items)` pair.
 pub fn popular(global: &[&str], categories: &[(&str, &[&str])]) -> PopularLists {
-    let mut lists = vec![PopularList {
+    let mut lists = vec![std::sync::Arc::new(PopularList {
         scope: PopularScope::Global,
         items: ids(global),
-    }];
+    })];
     for (c, items) in categories {
-        lists.push(PopularList {
+        lists.push(std::sync::Arc::new(PopularList {
             scope: PopularScope::category(*c),
             items: ids(items),
-        });
+        }));
     }
     PopularLists::from_lists(lists)
 }
