@@ -33,11 +33,10 @@ fn registry() -> BTreeSet<String> {
 
 async fn memory_app(store: Arc<MemoryStore>, cache: &CacheConfig) -> axum::Router {
     let cached = CachedStore::new(store, cache);
-    router(Arc::new(BlockService::new(
-        Arc::new(cached),
-        RulesConfig::default(),
-        clock(),
-    )))
+    router(Arc::new(
+        BlockService::new(Arc::new(cached), RulesConfig::default(), clock())
+            .with_answer_cache(cache),
+    ))
 }
 
 async fn fixture_store() -> Arc<MemoryStore> {
@@ -391,11 +390,11 @@ async fn a_store_failure_is_counted_in_the_request_metrics() {
     // WHEN recommendations degrade and cart fails, each in its own request scope
     for (kind, degraded) in [(BlockKind::Recommendations, true), (BlockKind::Cart, false)] {
         let counters = Arc::new(RequestCounters::default());
-        let answer = scope(counters.clone(), service.block(kind, &uid("alice"), 4)).await;
+        let answer = scope(counters.clone(), service.answer(kind, &uid("alice"), 4)).await;
         // THEN the request's log line will say one store error
         assert_eq!(counters.snapshot().store_errors, 1, "{kind}");
         match answer {
-            Ok(block) => assert!(degraded && block.degraded, "{kind}"),
+            Ok(answer) => assert!(degraded && answer.summary.degraded, "{kind}"),
             Err(_) => assert!(!degraded, "{kind}"),
         }
     }

@@ -228,11 +228,11 @@ async fn warm_cache_serves_recommendations_with_at_most_one_dynamodb_round_trip(
     // WHEN the first request warms the cache
     let before = dynamo.round_trips();
     let cold = service
-        .block(BlockKind::Recommendations, &alice, 4)
+        .answer(BlockKind::Recommendations, &alice, 4)
         .await
         .unwrap();
     let cold_trips = dynamo.round_trips() - before;
-    assert!(cold.eligible && !cold.items.is_empty());
+    assert!(cold.summary.eligible && !cold.value()["items"].as_array().unwrap().is_empty());
     assert!(
         cold_trips >= 2,
         "cold: query + popular + items, got {cold_trips}"
@@ -241,20 +241,154 @@ async fn warm_cache_serves_recommendations_with_at_most_one_dynamodb_round_trip(
     // THEN a fully warm request costs nothing
     let before = dynamo.round_trips();
     let warm = service
-        .block(BlockKind::Recommendations, &alice, 4)
+        .answer(BlockKind::Recommendations, &alice, 4)
         .await
         .unwrap();
     assert_eq!(dynamo.round_trips() - before, 0);
-    assert_eq!(warm, cold);
+    assert_eq!(warm.json, cold.json);
 
     // AND once the short-lived user entry is gone, catalog and popular lists still serve
     // from cache: exactly the one Query for the user's partition
     cached.invalidate_users();
     let before = dynamo.round_trips();
     let refreshed = service
-        .block(BlockKind::Recommendations, &alice, 4)
+        .answer(BlockKind::Recommendations, &alice, 4)
         .await
         .unwrap();
     assert_eq!(dynamo.round_trips() - before, 1);
-    assert_eq!(refreshed, cold);
+    assert_eq!(refreshed.json, cold.json);
+}
+
+/// A clock the test moves by hand (the answer cache keys answers by the day).
+struct StepClock(std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
+
+impl sendtime_domain::Clock for StepClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn repeat_calls_are_served_byte_identical_from_the_answer_cache_and_data_changes_are_never_hidden(
+) {
+    use sendtime_api::AnswerCacheUse::{Hit, Miss};
+    // GIVEN the deployed cache settings, but a user entry that lives 300 ms
+    let memory = Arc::new(MemoryStore::new(clock()));
+    load_fixture(memory.as_ref()).await;
+    let config = CacheConfig {
+        user_ttl: Duration::from_millis(300),
+        ..CacheConfig::default()
+    };
+    let cached = Arc::new(CachedStore::new(memory.clone(), &config));
+    let step = Arc::new(StepClock(std::sync::Mutex::new(now())));
+    let service = BlockService::new(cached.clone(), RulesConfig::default(), step.clone())
+        .with_answer_cache(&config);
+    // and the same store without any cache: every answer assembled afresh
+    let fresh = BlockService::new(memory.clone(), RulesConfig::default(), step.clone());
+    let (alice, bob) = (uid("alice"), uid("bob"));
+
+    // WHEN each block is asked twice, with and without a limit
+    for kind in BlockKind::ALL {
+        for limit in [4, 2] {
+            let first = service.answer(kind, &alice, limit).await.unwrap();
+            let again = service.answer(kind, &alice, limit).await.unwrap();
+            let assembled = fresh.answer(kind, &alice, limit).await.unwrap();
+            // THEN the repeat is a hit, byte for byte the freshly assembled answer
+            assert_eq!(
+                (first.cache, again.cache),
+                (Miss, Hit),
+                "{kind} limit {limit}"
+            );
+            assert_eq!(again.json, assembled.json, "{kind} limit {limit}");
+            assert_eq!(first.json, again.json, "{kind} limit {limit}");
+        }
+    }
+    // AND another user, another limit or another block is never served someone else's answer
+    let bobs = service
+        .answer(BlockKind::Recommendations, &bob, 4)
+        .await
+        .unwrap();
+    assert_eq!(bobs.cache, Miss);
+    assert_eq!(
+        bobs.json,
+        fresh
+            .answer(BlockKind::Recommendations, &bob, 4)
+            .await
+            .unwrap()
+            .json
+    );
+
+    // WHEN alice's list changes in the store, her answer stays cached only while her cached
+    // records are still the ones it came from...
+    let before = service
+        .answer(BlockKind::Recommendations, &alice, 4)
+        .await
+        .unwrap();
+    let Some(sendtime_store::Record::Recs(mut list)) = fixture()
+        .into_iter()
+        .find(|r| matches!(r, sendtime_store::Record::Recs(l) if l.user_id.as_str() == "alice"))
+    else {
+        panic!("fixture has alice's list")
+    };
+    list.items.reverse();
+    memory.insert([sendtime_store::Record::Recs(list)]);
+    // ... THEN once her user entry's TTL has run out, the next call shows the new list
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let after = service
+        .answer(BlockKind::Recommendations, &alice, 4)
+        .await
+        .unwrap();
+    assert_eq!(after.cache, Miss);
+    assert_ne!(after.json, before.json);
+    assert_eq!(
+        after.json,
+        fresh
+            .answer(BlockKind::Recommendations, &alice, 4)
+            .await
+            .unwrap()
+            .json
+    );
+    assert_ne!(after.summary.rec_id, before.summary.rec_id);
+    // AND a user entry dropped early (invalidated) after a cart change: the change shows
+    let cart_before = service.answer(BlockKind::Cart, &alice, 4).await.unwrap();
+    let Some(sendtime_store::Record::Cart(mut cart)) = fixture()
+        .into_iter()
+        .find(|r| matches!(r, sendtime_store::Record::Cart(c) if c.user_id.as_str() == "alice"))
+    else {
+        panic!("fixture has alice's cart")
+    };
+    cart.lines.truncate(1);
+    memory.insert([sendtime_store::Record::Cart(cart)]);
+    cached.invalidate_users();
+    let cart_after = service.answer(BlockKind::Cart, &alice, 4).await.unwrap();
+    assert_eq!(cart_after.cache, Miss);
+    assert_ne!(cart_after.json, cart_before.json);
+    assert_eq!(
+        cart_after.json,
+        fresh.answer(BlockKind::Cart, &alice, 4).await.unwrap().json
+    );
+
+    // WHEN the day changes THEN the staged blocks are computed again (a cart ages a day)
+    let cart_today = service.answer(BlockKind::Cart, &alice, 4).await.unwrap();
+    *step.0.lock().unwrap() += chrono::Duration::days(1);
+    let cart_tomorrow = service.answer(BlockKind::Cart, &alice, 4).await.unwrap();
+    assert_eq!(cart_tomorrow.cache, Miss);
+    assert_eq!(
+        cart_tomorrow.json,
+        fresh.answer(BlockKind::Cart, &alice, 4).await.unwrap().json
+    );
+    assert_ne!(cart_today.value()["days"], cart_tomorrow.value()["days"]);
+
+    // AND with any record kind uncached there is no answer cache at all
+    let uncached = CacheConfig {
+        item_ttl: Duration::ZERO,
+        ..CacheConfig::default()
+    };
+    assert_eq!(uncached.answer_lifetime(), Duration::ZERO);
+    let off = BlockService::new(memory.clone(), RulesConfig::default(), clock())
+        .with_answer_cache(&uncached);
+    assert_eq!(
+        off.answer(BlockKind::Cart, &alice, 4).await.unwrap().cache,
+        sendtime_api::AnswerCacheUse::Off
+    );
 }

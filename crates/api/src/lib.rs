@@ -17,7 +17,7 @@ pub mod telemetry;
 
 pub use error::ApiError;
 pub use router::{router, router_with, RouterOptions, BLOCK_ROUTE};
-pub use service::{BlockService, ServiceError};
+pub use service::{Answer, AnswerCacheUse, BlockService, ServiceError};
 pub use telemetry::{RequestId, TelemetryOptions};
 
 /// The router type, so entry points need no direct axum dependency.

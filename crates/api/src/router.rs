@@ -6,7 +6,7 @@ use crate::telemetry::{BlockMeta, TelemetryOptions};
 use crate::{auth, telemetry};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::Uri;
+use axum::http::{header, HeaderValue, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -106,12 +106,17 @@ async fn get_block(
                 max: limits.max_limit,
             })?,
     };
-    let block = service.block(kind, &user_id, limit).await?;
+    let answer = service.answer(kind, &user_id, limit).await?;
     let meta = BlockMeta {
         block: kind,
-        source: block.source,
-        degraded: block.degraded,
-        eligible: block.eligible,
+        source: answer.summary.source,
+        degraded: answer.summary.degraded,
+        eligible: answer.summary.eligible,
+        answer_cache: answer.cache,
     };
-    Ok((Extension(meta), Json(block)).into_response())
+    let json = [(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    )];
+    Ok((Extension(meta), json, answer.json).into_response())
 }

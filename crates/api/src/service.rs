@@ -1,15 +1,24 @@
 //! Assembles a block: reads the user's records, lets the block's rule assess them, fetches
 //! what the rule's read plan asks for (step by step, each step's reads in parallel) and hands
 //! everything to the rule to build the answer. One loop for every block; no stage knowledge.
+//!
+//! The answer is serialised once, straight from the borrowed data, and kept in a bounded
+//! cache of answers (Braze renders one email's HTML, text and AMP parts with the same call):
+//! keyed by user, block, limit and the day the stages are computed for, and valid only while
+//! the store hands out the very user records it was built from — a user entry that expired
+//! and was read again (a data change) is never hidden by an older answer.
 
+use bytes::Bytes;
+use chrono::Datelike;
 use futures::future::{try_join, try_join_all};
+use sendtime_domain::block::{BlockSummary, EncodedBlock};
 use sendtime_domain::rules::{Assessment, BlockData, BlockRequest, OnUnreadable, Reads};
 use sendtime_domain::{
     Block, BlockKind, BlockRule, Catalog, Clock, PopularList, RulesConfig, UserId,
 };
 use sendtime_store::metrics::record_store_error;
-use sendtime_store::{BlockStore, StoreError, UserData};
-use std::sync::Arc;
+use sendtime_store::{BlockStore, CacheConfig, StoreError, UserData};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// More read steps than any rule needs (the cart's alternatives take three); a rule that
@@ -27,12 +36,78 @@ pub enum ServiceError {
     Deadline(Duration),
 }
 
+/// A block as sent: its JSON (shared bytes, cheap to clone) and what it says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The JSON object, `rec_id` first.
+    pub json: Bytes,
+    /// Block, eligibility, stage, source, `degraded`, `rec_id`.
+    pub summary: BlockSummary,
+    /// Whether it came from the answer cache.
+    pub cache: AnswerCacheUse,
+}
+
+impl Answer {
+    fn new(encoded: EncodedBlock, cache: AnswerCacheUse) -> Self {
+        Self {
+            json: Bytes::from(encoded.json),
+            summary: encoded.summary,
+            cache,
+        }
+    }
+
+    /// The JSON as a value (tests, examples).
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.json).unwrap_or_default()
+    }
+}
+
+/// What the answer cache did for a request; the request log says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerCacheUse {
+    /// Served from the cache.
+    Hit,
+    /// Assembled (and cached unless degraded).
+    Miss,
+    /// The answer cache is off.
+    Off,
+}
+
+impl AnswerCacheUse {
+    /// `hit`, `miss` or `off`, for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// Everything that shapes an answer besides the data: user, block, limit, and the day the
+/// stages are computed for (days since the cart changed, since sign-up…).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct AnswerKey {
+    user: UserId,
+    block: BlockKind,
+    limit: usize,
+    day: i32,
+}
+
+/// A cached answer and the user records it was built from (weakly: only to recognise them).
+#[derive(Clone)]
+struct CachedAnswer {
+    answer: Answer,
+    built_from: Weak<UserData>,
+}
+
 /// Reads the store and applies a block's rule; shared by every entry point.
 pub struct BlockService {
     store: Arc<dyn BlockStore>,
     rules: RulesConfig,
     clock: Arc<dyn Clock>,
     deadline: Option<Duration>,
+    answers: Option<moka::sync::Cache<AnswerKey, CachedAnswer>>,
 }
 
 impl BlockService {
@@ -43,7 +118,21 @@ impl BlockService {
             rules,
             clock,
             deadline: None,
+            answers: None,
         }
+    }
+
+    /// Keeps up to `cache.max_answers` answers for [`CacheConfig::answer_lifetime`] (none
+    /// when that is zero). Without this call there is no answer cache.
+    pub fn with_answer_cache(mut self, cache: &CacheConfig) -> Self {
+        let ttl = cache.answer_lifetime();
+        self.answers = (!ttl.is_zero()).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(cache.max_answers)
+                .time_to_live(ttl)
+                .build()
+        });
+        self
     }
 
     /// Answers every request within `budget`: past it the request fails with
@@ -58,36 +147,31 @@ impl BlockService {
         &self.rules
     }
 
-    /// The block `kind` for `user_id` with at most `limit` items, sealed (positions and
-    /// `rec_id` set).
-    pub async fn block(
+    /// The block `kind` for `user_id` with at most `limit` items, as sent: from the answer
+    /// cache when the same user records gave it already, else assembled and encoded.
+    pub async fn answer(
         &self,
         kind: BlockKind,
         user_id: &UserId,
         limit: usize,
-    ) -> Result<Block, ServiceError> {
-        let assemble = self.assemble(kind.rule(), user_id, limit);
-        let block = match self.deadline {
-            Some(budget) => tokio::time::timeout(budget, assemble)
+    ) -> Result<Answer, ServiceError> {
+        let work = self.answer_within_budget(kind, user_id, limit);
+        match self.deadline {
+            Some(budget) => tokio::time::timeout(budget, work)
                 .await
-                .map_err(|_| ServiceError::Deadline(budget))??,
-            None => assemble.await?,
-        };
-        Ok(block.sealed())
+                .map_err(|_| ServiceError::Deadline(budget))?,
+            None => work.await,
+        }
     }
 
-    async fn assemble(
+    async fn answer_within_budget(
         &self,
-        rule: &dyn BlockRule,
+        kind: BlockKind,
         user_id: &UserId,
         limit: usize,
-    ) -> Result<Block, ServiceError> {
-        let request = BlockRequest {
-            user_id,
-            now: self.clock.now(),
-            rules: &self.rules,
-            limit,
-        };
+    ) -> Result<Answer, ServiceError> {
+        let rule = kind.rule();
+        let now = self.clock.now();
         let (user, degraded) = match self.store.user_data(user_id).await {
             Ok(user) => (user, false),
             Err(e) => {
@@ -101,9 +185,66 @@ impl BlockService {
                 }
             }
         };
+        let Some(answers) = self.answers.as_ref().filter(|_| !degraded) else {
+            let cache = match self.answers {
+                Some(_) => AnswerCacheUse::Miss,
+                None => AnswerCacheUse::Off,
+            };
+            let encoded = self
+                .assemble(rule, user_id, limit, now, user, degraded)
+                .await?;
+            return Ok(Answer::new(encoded, cache));
+        };
+        let key = AnswerKey {
+            user: user_id.clone(),
+            block: kind,
+            limit,
+            day: now.date_naive().num_days_from_ce(),
+        };
+        if let Some(hit) = answers.get(&key) {
+            if std::ptr::eq(hit.built_from.as_ptr(), Arc::as_ptr(&user)) {
+                let mut answer = hit.answer;
+                answer.cache = AnswerCacheUse::Hit;
+                return Ok(answer);
+            }
+        }
+        let built_from = Arc::downgrade(&user);
+        let encoded = self
+            .assemble(rule, user_id, limit, now, user, false)
+            .await?;
+        let answer = Answer::new(encoded, AnswerCacheUse::Miss);
+        answers.insert(
+            key,
+            CachedAnswer {
+                answer: answer.clone(),
+                built_from,
+            },
+        );
+        Ok(answer)
+    }
+
+    /// The block, assembled from `user`'s records and what the rule's read plan asks for,
+    /// sealed and encoded.
+    async fn assemble(
+        &self,
+        rule: &dyn BlockRule,
+        user_id: &UserId,
+        limit: usize,
+        now: chrono::DateTime<chrono::Utc>,
+        user: Arc<UserData>,
+        degraded: bool,
+    ) -> Result<EncodedBlock, ServiceError> {
+        let request = BlockRequest {
+            user_id,
+            now,
+            rules: &self.rules,
+            limit,
+        };
         let eligible = match rule.assess(&request, &user) {
             Assessment::NotEligible(reason) => {
-                return Ok(Block::not_eligible(user_id.clone(), rule.kind(), reason));
+                let mut block = Block::not_eligible(user_id, rule.kind(), reason);
+                block.degraded = degraded;
+                return Ok(block.encode());
             }
             Assessment::Eligible(eligible) => eligible,
         };
@@ -127,9 +268,9 @@ impl BlockService {
             data.record(reads, lists, items);
             steps += 1;
         }
-        let mut block = rule.build(&request, eligible, &data);
+        let mut block = rule.build(&request, eligible, &data).sealed();
         block.degraded = degraded;
-        Ok(block)
+        Ok(block.encode())
     }
 
     /// One read step: its popular lists and its items, concurrently.

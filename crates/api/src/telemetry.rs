@@ -3,6 +3,7 @@
 //! cache hits and misses, store loads and round trips, and the block's `source`/`degraded`.
 //! No headers, no query strings, no bodies.
 
+use crate::service::AnswerCacheUse;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -26,6 +27,8 @@ pub struct BlockMeta {
     pub degraded: bool,
     /// Whether the block said to send (false: the template aborts).
     pub eligible: bool,
+    /// Whether the answer came from the answer cache.
+    pub answer_cache: crate::service::AnswerCacheUse,
 }
 
 /// How request telemetry is emitted; the default is the log line only, no EMF.
@@ -42,11 +45,7 @@ pub(crate) async fn observe(
 ) -> Response {
     let started = Instant::now();
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let counters = Arc::new(RequestCounters::default());
     let response = metrics::scope(counters.clone(), next.run(request)).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -55,7 +54,7 @@ pub(crate) async fn observe(
     let status = response.status().as_u16();
     tracing::info!(
         request_id = request_id.as_deref(),
-        route = %route,
+        route = route.as_ref().map_or("unmatched", MatchedPath::as_str),
         block = meta.map(|m| m.block.as_str()),
         status,
         latency_ms = (latency_ms * 1000.0).round() / 1000.0,
@@ -67,6 +66,7 @@ pub(crate) async fn observe(
         source = meta.and_then(|m| m.source).map(source_name),
         degraded = meta.map(|m| m.degraded),
         eligible = meta.map(|m| m.eligible),
+        answer_cache = meta.map(|m| m.answer_cache.as_str()),
         "request"
     );
     if options.emf {
@@ -113,7 +113,8 @@ pub fn emf_record(
                     {"Name": "cache_hits", "Unit": "Count"},
                     {"Name": "cache_misses", "Unit": "Count"},
                     {"Name": "fallback", "Unit": "Count"},
-                    {"Name": "store_errors", "Unit": "Count"}
+                    {"Name": "store_errors", "Unit": "Count"},
+                    {"Name": "answer_cache_hits", "Unit": "Count"}
                 ]
             }]
         },
@@ -124,6 +125,7 @@ pub fn emf_record(
         "cache_misses": counts.cache_misses,
         "fallback": u8::from(fallback),
         "store_errors": counts.store_errors,
+        "answer_cache_hits": u8::from(meta.is_some_and(|m| m.answer_cache == AnswerCacheUse::Hit)),
     })
     .to_string()
 }
@@ -139,6 +141,7 @@ mod tests {
             source: Some(ItemSource::Popular),
             degraded: false,
             eligible: true,
+            answer_cache: AnswerCacheUse::Hit,
         };
         let counts = RequestCounts {
             cache_hits: 3,
@@ -156,6 +159,7 @@ mod tests {
         assert_eq!(v["block"], "recommendations");
         assert_eq!(v["cache_hits"], 3);
         assert_eq!(v["fallback"], 1);
+        assert_eq!(v["answer_cache_hits"], 1);
         assert_eq!(v["latency"], 1.5);
     }
 }

@@ -3,11 +3,11 @@
 
 use crate::ids::{ItemId, UserId};
 use crate::model::Item;
-use crate::money::{discounted, display_price};
+use crate::money::{discounted, Money};
 use crate::rules::onboarding::OnboardingContent;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::io;
+use std::borrow::Cow;
 
 pub use crate::rules::{BlockKind, UnknownBlock};
 
@@ -93,33 +93,34 @@ pub enum UrgencyKind {
 
 /// The win-back offer of the `personal_offer` stage.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Offer {
+pub struct Offer<'a> {
     /// The user's most-bought category, or `None` when we know none.
-    pub category: Option<String>,
+    pub category: Option<&'a str>,
     /// Percent off.
     pub discount_pct: u8,
 }
 
 /// One item as a template sees it. Fields beyond the basics appear only where the stage
-/// needs them, so blocks stay a few KB.
+/// needs them, so blocks stay a few KB. Borrows the catalog item it shows: the answer is
+/// serialised straight from the shared catalog, nothing copied.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BlockItem {
+pub struct BlockItem<'a> {
     /// Catalog id.
     pub id: ItemId,
     /// Product name.
-    pub title: String,
+    pub title: &'a str,
     /// Category key.
-    pub category: String,
+    pub category: &'a str,
     /// Product page.
-    pub url: String,
+    pub url: &'a str,
     /// Image.
-    pub image_url: String,
+    pub image_url: &'a str,
     /// Price in minor units of `currency`.
     pub price: i64,
     /// ISO 4217 code.
-    pub currency: String,
+    pub currency: &'a str,
     /// `price` ready to print (`₩12,900`).
-    pub display_price: String,
+    pub display_price: Money<'a>,
     /// Where the item came from.
     pub source: ItemSource,
     /// 1-based place in the block, for click attribution (set when the block is sealed).
@@ -135,7 +136,7 @@ pub struct BlockItem {
     pub review_count: Option<u32>,
     /// The top review, cut to `REVIEW_SNIPPET_CHARS` (social proof).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub review_snippet: Option<String>,
+    pub review_snippet: Option<Cow<'a, str>>,
     /// Units left (urgency).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stock: Option<u32>,
@@ -150,24 +151,24 @@ pub struct BlockItem {
     pub sale_price: Option<i64>,
     /// `sale_price` ready to print.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub display_sale_price: Option<String>,
+    pub display_sale_price: Option<Money<'a>>,
 }
 
 /// Longest review snippet we put in a block, in characters.
 pub const REVIEW_SNIPPET_CHARS: usize = 140;
 
-impl BlockItem {
+impl<'a> BlockItem<'a> {
     /// The basic fields of `item`, from `source`.
-    pub fn from_item(item: &Item, source: ItemSource) -> Self {
+    pub fn from_item(item: &'a Item, source: ItemSource) -> Self {
         Self {
             id: item.item_id.clone(),
-            title: item.title.clone(),
-            category: item.category.clone(),
-            url: item.url.clone(),
-            image_url: item.image_url.clone(),
+            title: &item.title,
+            category: &item.category,
+            url: &item.url,
+            image_url: &item.image_url,
             price: item.price,
-            currency: item.currency.clone(),
-            display_price: display_price(item.price, &item.currency),
+            currency: &item.currency,
+            display_price: Money::new(item.price, &item.currency),
             source,
             position: 0,
             quantity: None,
@@ -189,7 +190,7 @@ impl BlockItem {
     }
 
     /// Adds rating, review count and a review snippet.
-    pub fn with_social_proof(mut self, item: &Item) -> Self {
+    pub fn with_social_proof(mut self, item: &'a Item) -> Self {
         self.rating = item.rating;
         self.review_count = Some(item.review_count);
         self.review_snippet = item
@@ -218,7 +219,7 @@ impl BlockItem {
         let sale = discounted(self.price, pct);
         self.discount_pct = Some(pct);
         self.sale_price = Some(sale);
-        self.display_sale_price = Some(display_price(sale, &self.currency));
+        self.display_sale_price = Some(Money::new(sale, self.currency));
         self
     }
 
@@ -231,27 +232,21 @@ impl BlockItem {
     }
 }
 
-fn snippet(text: &str, max_chars: usize) -> String {
-    let mut chars = text.chars();
-    let head: String = chars.by_ref().take(max_chars).collect();
-    if chars.next().is_some() {
-        format!("{}…", head.trim_end())
-    } else {
-        head
+/// The text itself when it fits, else its first `max_chars` characters and `…`.
+fn snippet(text: &str, max_chars: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max_chars) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}…", text[..cut].trim_end())),
     }
 }
 
 /// A block's answer. `reason` is set exactly when `eligible` is false; `stage` exactly when it
-/// is true.
+/// is true. Borrows the request's data (user id, catalog items, configured content); becomes
+/// bytes once, in [`Block::encode`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Block {
-    /// Attribution id: the same for the same user, block and shown content (Braze renders
-    /// one email's HTML, text and AMP parts separately: they agree), different when what is
-    /// shown changes — `days` included, so a cart's id moves on as its age does. Set by
-    /// [`Block::sealed`].
-    pub rec_id: String,
+pub struct Block<'a> {
     /// Whose block.
-    pub user_id: UserId,
+    pub user_id: &'a UserId,
     /// Which block.
     pub block: BlockKind,
     /// Whether to send it; a template aborts when false.
@@ -265,10 +260,10 @@ pub struct Block {
     /// True when the store could not be read and this is fallback content.
     pub degraded: bool,
     /// The items to show, best first.
-    pub items: Vec<BlockItem>,
+    pub items: Vec<BlockItem<'a>>,
     /// The win-back offer (`personal_offer`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub offer: Option<Offer>,
+    pub offer: Option<Offer<'a>>,
     /// What makes the cart urgent (`urgency`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub urgency: Option<UrgencyKind>,
@@ -278,14 +273,51 @@ pub struct Block {
     pub days: Option<i64>,
     /// The onboarding stages' content (features, guide links, benefit); empty elsewhere.
     #[serde(flatten)]
-    pub onboarding: OnboardingContent,
+    pub onboarding: OnboardingContent<'a>,
 }
 
-impl Block {
+/// What the request log and the answer cache keep about an answer besides its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockSummary {
+    /// Which block.
+    pub block: BlockKind,
+    /// Whether to send it.
+    pub eligible: bool,
+    /// The stage, when eligible.
+    pub stage: Option<Stage>,
+    /// Source of the first item.
+    pub source: Option<ItemSource>,
+    /// Fallback content because the store could not be read.
+    pub degraded: bool,
+    /// The attribution id written as `rec_id`.
+    pub rec_id: u64,
+}
+
+/// A block as sent: its JSON and its summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedBlock {
+    /// The JSON object, `rec_id` first.
+    pub json: Vec<u8>,
+    /// What it says, for logs.
+    pub summary: BlockSummary,
+}
+
+impl EncodedBlock {
+    /// `rec_id` as written in the JSON (16 lowercase hex digits).
+    pub fn rec_id(&self) -> String {
+        format!("{:016x}", self.summary.rec_id)
+    }
+}
+
+/// `{"rec_id":"` + 16 hex digits + `"`: the fixed-size head [`Block::encode`] writes first and
+/// fills in last.
+const REC_ID_HEAD: &[u8] = b"{\"rec_id\":\"0000000000000000\"";
+const REC_ID_DIGITS: std::ops::Range<usize> = 11..27;
+
+impl<'a> Block<'a> {
     /// A block that should not be sent, for `reason`.
-    pub fn not_eligible(user_id: UserId, block: BlockKind, reason: Reason) -> Self {
+    pub fn not_eligible(user_id: &'a UserId, block: BlockKind, reason: Reason) -> Self {
         Self {
-            rec_id: String::new(),
             user_id,
             block,
             eligible: false,
@@ -303,13 +335,12 @@ impl Block {
 
     /// A block in `stage` with these items.
     pub fn eligible(
-        user_id: UserId,
+        user_id: &'a UserId,
         block: BlockKind,
         stage: Stage,
-        items: Vec<BlockItem>,
+        items: Vec<BlockItem<'a>>,
     ) -> Self {
         Self {
-            rec_id: String::new(),
             user_id,
             block,
             eligible: true,
@@ -331,33 +362,51 @@ impl Block {
         self
     }
 
-    /// Finishes a block for answering: numbers the items from 1 and sets `rec_id` to a hash
-    /// of everything the answer shows (so equal answers share it and any change of content,
-    /// stage or user gives a new one).
+    /// Numbers the items from 1 (their `position`).
     pub fn sealed(mut self) -> Self {
         for (index, item) in self.items.iter_mut().enumerate() {
             item.position = u32::try_from(index + 1).unwrap_or(u32::MAX);
         }
-        self.rec_id.clear();
-        let mut hasher = ContentHasher(xxhash_rust::xxh3::Xxh3::new());
-        // Writing into a hasher cannot fail, and the block serializes without error (plain
-        // data, string keys); an error would only weaken the id, never fail the answer.
-        let _ = serde_json::to_writer(&mut hasher, &self);
-        self.rec_id = format!("{:016x}", hasher.0.digest());
         self
+    }
+
+    /// The answer's bytes, serialised once: `rec_id` first, a hash of everything else the
+    /// answer shows (so equal answers share it and any change of content, stage, days or
+    /// user gives a new one), hashed from the same bytes and written into its reserved place.
+    pub fn encode(&self) -> EncodedBlock {
+        let mut json = Vec::with_capacity(256 + 448 * self.items.len());
+        json.extend_from_slice(REC_ID_HEAD);
+        let body = json.len();
+        // The block is plain data with string keys: serialising it into memory cannot fail.
+        // Were it ever to, the answer says so instead of carrying a half-written object.
+        if serde_json::to_writer(&mut json, self).is_err() {
+            json.truncate(body);
+            json.extend_from_slice(b"{\"error\":\"encoding\"}");
+        }
+        let rec_id = xxhash_rust::xxh3::xxh3_64(&json[body..]);
+        // `{"user_id":…}` continues the head: its opening brace becomes the comma.
+        json[body] = b',';
+        let mut digits = [0u8; 16];
+        hex16(rec_id, &mut digits);
+        json[REC_ID_DIGITS].copy_from_slice(&digits);
+        EncodedBlock {
+            json,
+            summary: BlockSummary {
+                block: self.block,
+                eligible: self.eligible,
+                stage: self.stage,
+                source: self.source,
+                degraded: self.degraded,
+                rec_id,
+            },
+        }
     }
 }
 
-/// Feeds serialized bytes to the hash without building the string.
-struct ContentHasher(xxhash_rust::xxh3::Xxh3);
-
-impl io::Write for ContentHasher {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+fn hex16(n: u64, out: &mut [u8; 16]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
     }
 }
 
@@ -372,6 +421,29 @@ mod tests {
         }
         assert!("Cart".parse::<BlockKind>().is_err());
         assert!("onboarding2".parse::<BlockKind>().is_err());
+    }
+
+    #[test]
+    fn rec_id_heads_the_answer_and_hashes_the_rest() {
+        let user = UserId::parse("u1").unwrap();
+        let a = Block::not_eligible(&user, BlockKind::Cart, Reason::CartEmpty).encode();
+        let text = std::str::from_utf8(&a.json).unwrap();
+        let value: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(value["rec_id"], a.rec_id());
+        assert!(text.starts_with(&format!(
+            "{{\"rec_id\":\"{}\",\"user_id\":\"u1\"",
+            a.rec_id()
+        )));
+        assert_eq!(
+            a.summary.rec_id,
+            xxhash_rust::xxh3::xxh3_64(&{
+                let mut rest = a.json[REC_ID_HEAD.len()..].to_vec();
+                rest[0] = b'{';
+                rest
+            })
+        );
+        let b = Block::not_eligible(&user, BlockKind::Cart, Reason::Purchased).encode();
+        assert_ne!(a.rec_id(), b.rec_id());
     }
 
     #[test]

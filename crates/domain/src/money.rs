@@ -3,31 +3,78 @@
 
 /// Formats an amount in minor units: `₩12,900`, `$12.90`, `€5.00`, or `12.90 CHF` for others.
 pub fn display_price(minor: i64, currency: &str) -> String {
-    let (symbol, decimals) = match currency {
-        "KRW" => (Some("₩"), 0),
-        "JPY" => (Some("¥"), 0),
-        "USD" => (Some("$"), 2),
-        "EUR" => (Some("€"), 2),
-        "GBP" => (Some("£"), 2),
-        _ => (None, 2),
-    };
-    let sign = if minor < 0 { "-" } else { "" };
-    let abs = minor.unsigned_abs();
-    let number = if decimals == 0 {
-        group_thousands(abs)
-    } else {
-        let scale = 10u64.pow(decimals);
-        format!(
-            "{}.{:0width$}",
-            group_thousands(abs / scale),
-            abs % scale,
-            width = decimals as usize
-        )
-    };
-    match symbol {
-        Some(s) => format!("{sign}{s}{number}"),
-        None => format!("{sign}{number} {currency}"),
+    Money::new(minor, currency).to_string()
+}
+
+/// An amount ready to print, formatted only when written (a block serialises it straight
+/// into the answer, with no intermediate string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Money<'a> {
+    /// Minor units of `currency`.
+    pub minor: i64,
+    /// ISO 4217 code.
+    pub currency: &'a str,
+}
+
+impl<'a> Money<'a> {
+    /// `minor` units of `currency`.
+    pub fn new(minor: i64, currency: &'a str) -> Self {
+        Self { minor, currency }
     }
+}
+
+impl std::fmt::Display for Money<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (minor, currency) = (self.minor, self.currency);
+        let (symbol, decimals) = match currency {
+            "KRW" => (Some("₩"), 0),
+            "JPY" => (Some("¥"), 0),
+            "USD" => (Some("$"), 2),
+            "EUR" => (Some("€"), 2),
+            "GBP" => (Some("£"), 2),
+            _ => (None, 2),
+        };
+        if minor < 0 {
+            f.write_str("-")?;
+        }
+        if let Some(s) = symbol {
+            f.write_str(s)?;
+        }
+        let abs = minor.unsigned_abs();
+        if decimals == 0 {
+            write_grouped(f, abs)?;
+        } else {
+            let scale = 10u64.pow(decimals);
+            write_grouped(f, abs / scale)?;
+            write!(f, ".{:0width$}", abs % scale, width = decimals as usize)?;
+        }
+        if symbol.is_none() {
+            write!(f, " {currency}")?;
+        }
+        Ok(())
+    }
+}
+
+impl serde::Serialize for Money<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl PartialEq<&str> for Money<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        let printed: String = self.to_string();
+        printed.as_str() == *other
+    }
+}
+
+/// Writes `n` with a comma every three digits, without allocating.
+fn write_grouped(f: &mut std::fmt::Formatter<'_>, n: u64) -> std::fmt::Result {
+    if n < 1000 {
+        return write!(f, "{n}");
+    }
+    write_grouped(f, n / 1000)?;
+    write!(f, ",{:03}", n % 1000)
 }
 
 /// Price after a percentage discount, rounded half up to the minor unit.
@@ -63,6 +110,13 @@ mod tests {
         assert_eq!(display_price(5, "EUR"), "€0.05");
         assert_eq!(display_price(1290, "CHF"), "12.90 CHF");
         assert_eq!(display_price(-500, "KRW"), "-₩500");
+        assert_eq!(display_price(1_000_000, "KRW"), "₩1,000,000");
+        assert_eq!(display_price(100_000_005, "USD"), "$1,000,000.05");
+        assert_eq!(display_price(-123_456, "JPY"), "-¥123,456");
+        assert_eq!(
+            serde_json::to_string(&Money::new(12_900, "KRW")).unwrap(),
+            "\"₩12,900\""
+        );
     }
 
     #[test]

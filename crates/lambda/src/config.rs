@@ -91,6 +91,8 @@ pub const CACHE_USER_TTL_SECS: &str = "SENDTIME_CACHE_USER_TTL_SECS";
 pub const CACHE_ITEM_TTL_SECS: &str = "SENDTIME_CACHE_ITEM_TTL_SECS";
 /// Seconds a popular list stays cached; default 300, 0 disables.
 pub const CACHE_POPULAR_TTL_SECS: &str = "SENDTIME_CACHE_POPULAR_TTL_SECS";
+/// Seconds a serialised answer is kept for repeat calls (0 disables).
+pub const CACHE_ANSWER_TTL_SECS: &str = "SENDTIME_CACHE_ANSWER_TTL_SECS";
 /// Hex SHA-256 (64 digits) of the caller key; unset or empty turns the key check off.
 pub const API_KEY_SHA256: &str = "SENDTIME_API_KEY_SHA256";
 
@@ -144,6 +146,10 @@ impl LambdaConfig {
             popular_ttl: Duration::from_secs(number(
                 CACHE_POPULAR_TTL_SECS,
                 defaults.popular_ttl.as_secs(),
+            )?),
+            answer_ttl: Duration::from_secs(number(
+                CACHE_ANSWER_TTL_SECS,
+                defaults.answer_ttl.as_secs(),
             )?),
             ..defaults
         };

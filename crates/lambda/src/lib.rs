@@ -36,6 +36,7 @@ pub async fn build_app(config: &LambdaConfig) -> Router {
         "init complete"
     );
     let service = BlockService::new(cached, config.rules.clone(), Arc::new(SystemClock))
+        .with_answer_cache(&config.cache)
         .with_deadline(config.request_budget);
     app(Arc::new(service), config)
 }

@@ -32,6 +32,22 @@ pub struct CacheConfig {
     pub max_users: u64,
     /// Items held at most.
     pub max_items: u64,
+    /// A serialised answer (the block service's answer cache); it never outlives the
+    /// records it came from, see [`CacheConfig::answer_lifetime`].
+    pub answer_ttl: Duration,
+    /// Answers held at most.
+    pub max_answers: u64,
+}
+
+impl CacheConfig {
+    /// How long an answer may be kept: `answer_ttl`, but never longer than any record it is
+    /// built from stays cached (zero, so no answer cache, when any of them is not cached).
+    pub fn answer_lifetime(&self) -> Duration {
+        self.answer_ttl
+            .min(self.user_ttl)
+            .min(self.item_ttl)
+            .min(self.popular_ttl)
+    }
 }
 
 impl Default for CacheConfig {
@@ -42,6 +58,8 @@ impl Default for CacheConfig {
             popular_ttl: Duration::from_secs(300),
             max_users: 100_000,
             max_items: 200_000,
+            answer_ttl: Duration::from_secs(30),
+            max_answers: 100_000,
         }
     }
 }

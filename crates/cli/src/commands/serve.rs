@@ -71,6 +71,10 @@ pub struct CacheArgs {
     /// Seconds a popular list stays cached (0 disables).
     #[arg(long, env = "SENDTIME_CACHE_POPULAR_TTL_SECS", default_value_t = 300)]
     pub cache_popular_ttl_secs: u64,
+    /// Seconds a serialised answer is kept for repeat calls (0 disables); never longer than
+    /// the records it came from are cached.
+    #[arg(long, env = "SENDTIME_CACHE_ANSWER_TTL_SECS", default_value_t = 30)]
+    pub cache_answer_ttl_secs: u64,
 }
 
 impl CacheArgs {
@@ -80,6 +84,7 @@ impl CacheArgs {
             user_ttl: Duration::from_secs(self.cache_user_ttl_secs),
             item_ttl: Duration::from_secs(self.cache_item_ttl_secs),
             popular_ttl: Duration::from_secs(self.cache_popular_ttl_secs),
+            answer_ttl: Duration::from_secs(self.cache_answer_ttl_secs),
             ..CacheConfig::default()
         }
     }
@@ -163,7 +168,7 @@ impl ServeArgs {
                 }
             };
 
-        let service = Arc::new(BlockService::new(store, rules, clock));
+        let service = Arc::new(BlockService::new(store, rules, clock).with_answer_cache(&cache));
         let listener = tokio::net::TcpListener::bind(self.addr)
             .await
             .with_context(|| format!("cannot listen on {} (choose another --addr)", self.addr))?;
@@ -201,9 +206,10 @@ async fn example_urls(service: &BlockService, addr: SocketAddr, users: &[UserId]
     let mut lines = Vec::new();
     for kind in BlockKind::ALL {
         for user in users {
-            if let Ok(block) = service.block(kind, user, 4).await {
-                if block.eligible {
-                    let stage = block
+            if let Ok(answer) = service.answer(kind, user, 4).await {
+                if answer.summary.eligible {
+                    let stage = answer
+                        .summary
                         .stage
                         .map(|s| serde_json::to_value(s).unwrap_or_default())
                         .and_then(|v| v.as_str().map(str::to_owned))

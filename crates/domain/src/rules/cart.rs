@@ -60,7 +60,12 @@ impl BlockRule for CartRule {
         }
     }
 
-    fn build(&self, request: &BlockRequest<'_>, eligible: Eligible, data: &BlockData) -> Block {
+    fn build<'a>(
+        &self,
+        request: &BlockRequest<'a>,
+        eligible: Eligible,
+        data: &'a BlockData,
+    ) -> Block<'a> {
         let profile = data.user.profile.as_ref();
         let cart = data.user.cart.as_ref();
         let facts = data.facts(request.now);
@@ -129,44 +134,44 @@ pub fn cart_categories<C: CatalogView>(cart: &Cart, catalog: &C) -> Vec<String> 
 }
 
 /// Assesses the cart and builds its block.
-pub fn cart_block<C: CatalogView>(
-    user_id: &UserId,
-    user: Option<&User>,
-    cart: Option<&Cart>,
-    facts: &Facts<'_, C>,
+pub fn cart_block<'a, C: CatalogView>(
+    user_id: &'a UserId,
+    user: Option<&'a User>,
+    cart: Option<&'a Cart>,
+    facts: &Facts<'a, C>,
     rules: &CartRules,
     limit: usize,
-) -> Block {
+) -> Block<'a> {
     let (stage, days) = match assess(user, cart, facts.now, rules) {
         CartAssessment::NotEligible(reason) => {
-            return Block::not_eligible(user_id.clone(), BlockKind::Cart, reason)
+            return Block::not_eligible(user_id, BlockKind::Cart, reason)
         }
         CartAssessment::Eligible { stage, days } => (stage, days),
     };
     let Some(cart) = cart else {
-        return Block::not_eligible(user_id.clone(), BlockKind::Cart, Reason::CartEmpty);
+        return Block::not_eligible(user_id, BlockKind::Cart, Reason::CartEmpty);
     };
     stage_block(user_id, user, cart, (stage, days), facts, rules, limit)
 }
 
 /// Builds the block of a cart already assessed as eligible in `stage` after `days`.
-fn stage_block<C: CatalogView>(
-    user_id: &UserId,
-    user: Option<&User>,
-    cart: &Cart,
+fn stage_block<'a, C: CatalogView>(
+    user_id: &'a UserId,
+    user: Option<&'a User>,
+    cart: &'a Cart,
     (stage, days): (Stage, i64),
-    facts: &Facts<'_, C>,
+    facts: &Facts<'a, C>,
     rules: &CartRules,
     limit: usize,
-) -> Block {
+) -> Block<'a> {
     // Lines whose item left the catalog are skipped; a cart of only such lines is empty.
-    let lines: Vec<(&Item, u32)> = cart
+    let lines: Vec<(&'a Item, u32)> = cart
         .lines
         .iter()
         .filter_map(|l| facts.catalog.item(&l.item_id).map(|i| (i, l.quantity)))
         .collect();
     if lines.is_empty() {
-        return Block::not_eligible(user_id.clone(), BlockKind::Cart, Reason::CartEmpty);
+        return Block::not_eligible(user_id, BlockKind::Cart, Reason::CartEmpty);
     }
 
     let mut urgency = None;
@@ -208,22 +213,21 @@ fn stage_block<C: CatalogView>(
         _ => alternatives(user, cart, facts, limit),
     };
     if items.is_empty() {
-        return Block::not_eligible(user_id.clone(), BlockKind::Cart, Reason::NoItems)
-            .with_days(days);
+        return Block::not_eligible(user_id, BlockKind::Cart, Reason::NoItems).with_days(days);
     }
-    let mut block = Block::eligible(user_id.clone(), BlockKind::Cart, stage, items).with_days(days);
+    let mut block = Block::eligible(user_id, BlockKind::Cart, stage, items).with_days(days);
     block.urgency = urgency;
     block
 }
 
 /// Similar in-stock items: the popular lists of the cart items' categories, then the global
 /// list, never the cart's own items nor anything already bought.
-fn alternatives<C: CatalogView>(
-    user: Option<&User>,
-    cart: &Cart,
-    facts: &Facts<'_, C>,
+fn alternatives<'a, C: CatalogView>(
+    user: Option<&'a User>,
+    cart: &'a Cart,
+    facts: &Facts<'a, C>,
     limit: usize,
-) -> Vec<BlockItem> {
+) -> Vec<BlockItem<'a>> {
     let mut candidates =
         Candidates::new(facts.catalog, user).excluding(cart.lines.iter().map(|l| &l.item_id));
     for category in cart_categories(cart, facts.catalog) {
@@ -279,20 +283,20 @@ mod tests {
         )
     }
 
-    fn block_at(age: Duration, items: &[&str]) -> Block {
-        let u = user("u1");
-        let c = cart("u1", now() - age, items);
-        let catalog = shop();
-        let popular = pop();
+    fn block_at(age: Duration, items: &[&str]) -> Block<'static> {
+        let u = leak(user("u1"));
+        let c = leak(cart("u1", now() - age, items));
+        let catalog = leak(shop());
+        let popular = leak(pop());
         let facts = Facts {
-            catalog: &catalog,
-            popular: &popular,
+            catalog,
+            popular,
             now: now(),
         };
         cart_block(
             &u.user_id,
-            Some(&u),
-            Some(&c),
+            Some(u),
+            Some(c),
             &facts,
             &CartRules::default(),
             4,
@@ -359,7 +363,8 @@ mod tests {
             popular: &popular,
             now: now(),
         };
-        let b = cart_block(&uid("ghost"), None, None, &facts, &CartRules::default(), 4);
+        let ghost = uid("ghost");
+        let b = cart_block(&ghost, None, None, &facts, &CartRules::default(), 4);
         assert_eq!((b.eligible, b.reason), (false, Some(Reason::CartEmpty)));
     }
 
@@ -421,7 +426,7 @@ mod tests {
         let b = block_at(Duration::days(6), &["a", "sale"]);
         assert_eq!(b.urgency, Some(UrgencyKind::Discount));
         assert_eq!(b.items[1].discount_pct, Some(20));
-        assert_eq!(b.items[1].display_sale_price.as_deref(), Some("₩8,000"));
+        assert_eq!(b.items[1].display_sale_price.unwrap(), "₩8,000");
 
         let b = block_at(Duration::days(5), &["a", "old_sale"]);
         assert_eq!(b.urgency, Some(UrgencyKind::Nudge));

@@ -62,7 +62,12 @@ impl BlockRule for DormancyRule {
         }
     }
 
-    fn build(&self, request: &BlockRequest<'_>, eligible: Eligible, data: &BlockData) -> Block {
+    fn build<'a>(
+        &self,
+        request: &BlockRequest<'a>,
+        eligible: Eligible,
+        data: &'a BlockData,
+    ) -> Block<'a> {
         let facts = data.facts(request.now);
         let rules = &request.rules.dormancy;
         match (eligible.stage, eligible.days, data.user.profile.as_ref()) {
@@ -106,41 +111,40 @@ pub fn assess(
 }
 
 /// The category a win-back offer is about: the most-bought one, else the most preferred.
-pub fn offer_category(user: &User) -> Option<String> {
+pub fn offer_category(user: &User) -> Option<&str> {
     user.most_bought_category()
-        .map(str::to_owned)
-        .or_else(|| user.preferred_categories.first().cloned())
+        .or_else(|| user.preferred_categories.first().map(String::as_str))
 }
 
 /// Assesses the user and builds the win-back block.
-pub fn dormancy_block<C: CatalogView>(
-    user_id: &UserId,
-    user: Option<&User>,
-    facts: &Facts<'_, C>,
+pub fn dormancy_block<'a, C: CatalogView>(
+    user_id: &'a UserId,
+    user: Option<&'a User>,
+    facts: &Facts<'a, C>,
     rules: &DormancyRules,
     limit: usize,
-) -> Block {
+) -> Block<'a> {
     let (stage, days) = match assess(user, facts.now, rules) {
         DormancyAssessment::NotEligible(reason) => {
-            return Block::not_eligible(user_id.clone(), BlockKind::Dormancy, reason)
+            return Block::not_eligible(user_id, BlockKind::Dormancy, reason)
         }
         DormancyAssessment::Eligible { stage, days } => (stage, days),
     };
     let Some(user) = user else {
-        return Block::not_eligible(user_id.clone(), BlockKind::Dormancy, Reason::UnknownUser);
+        return Block::not_eligible(user_id, BlockKind::Dormancy, Reason::UnknownUser);
     };
     stage_block(user_id, user, (stage, days), facts, rules, limit)
 }
 
 /// Builds the block of a user already assessed as dormant in `stage` after `days`.
-fn stage_block<C: CatalogView>(
-    user_id: &UserId,
-    user: &User,
+fn stage_block<'a, C: CatalogView>(
+    user_id: &'a UserId,
+    user: &'a User,
     (stage, days): (Stage, i64),
-    facts: &Facts<'_, C>,
+    facts: &Facts<'a, C>,
     rules: &DormancyRules,
     limit: usize,
-) -> Block {
+) -> Block<'a> {
     let category = offer_category(user);
     let block = match stage {
         Stage::LastInterest => {
@@ -150,13 +154,13 @@ fn stage_block<C: CatalogView>(
             candidates.offer_all(&user.recent_views, ItemSource::History);
             candidates.offer_all(&user.purchased_items, ItemSource::History);
             if candidates.len() < limit {
-                if let Some(c) = &category {
+                if let Some(c) = category {
                     candidates.offer_all(facts.popular.category(c), ItemSource::CategoryPopular);
                 }
                 candidates.offer_all(facts.popular.global(), ItemSource::Popular);
             }
             Block::eligible(
-                user_id.clone(),
+                user_id,
                 BlockKind::Dormancy,
                 stage,
                 candidates.into_items(limit),
@@ -164,7 +168,7 @@ fn stage_block<C: CatalogView>(
         }
         Stage::PersonalOffer => {
             let mut candidates = Candidates::new(facts.catalog, Some(user));
-            if let Some(c) = &category {
+            if let Some(c) = category {
                 candidates.offer_all(facts.popular.category(c), ItemSource::CategoryPopular);
             }
             if candidates.len() < limit {
@@ -175,7 +179,7 @@ fn stage_block<C: CatalogView>(
                 .into_iter()
                 .map(|i| i.with_discount(rules.offer_discount_pct))
                 .collect();
-            let mut block = Block::eligible(user_id.clone(), BlockKind::Dormancy, stage, items);
+            let mut block = Block::eligible(user_id, BlockKind::Dormancy, stage, items);
             block.offer = Some(Offer {
                 category,
                 discount_pct: rules.offer_discount_pct,
@@ -183,11 +187,10 @@ fn stage_block<C: CatalogView>(
             block
         }
         // Feedback asks whether to keep in touch: deliberately no items.
-        _ => Block::eligible(user_id.clone(), BlockKind::Dormancy, stage, Vec::new()),
+        _ => Block::eligible(user_id, BlockKind::Dormancy, stage, Vec::new()),
     };
     if block.items.is_empty() && stage != Stage::Feedback {
-        return Block::not_eligible(user_id.clone(), BlockKind::Dormancy, Reason::NoItems)
-            .with_days(days);
+        return Block::not_eligible(user_id, BlockKind::Dormancy, Reason::NoItems).with_days(days);
     }
     block.with_days(days)
 }
@@ -226,14 +229,21 @@ mod tests {
         u
     }
 
-    fn run(user: Option<&User>, limit: usize) -> Block {
-        let (catalog, popular) = (shop(), pop());
+    fn run(user: Option<&User>, limit: usize) -> Block<'static> {
+        let (catalog, popular) = (leak(shop()), leak(pop()));
         let facts = Facts {
-            catalog: &catalog,
-            popular: &popular,
+            catalog,
+            popular,
             now: now(),
         };
-        dormancy_block(&uid("u1"), user, &facts, &DormancyRules::default(), limit)
+        let user = user.map(|u| leak(u.clone()));
+        dormancy_block(
+            leak(uid("u1")),
+            user,
+            &facts,
+            &DormancyRules::default(),
+            limit,
+        )
     }
 
     #[test]
@@ -313,11 +323,11 @@ mod tests {
         let b = run(Some(&dormant(1)), 4);
         assert_eq!(b.stage, Some(Stage::PersonalOffer));
         let offer = b.offer.as_ref().unwrap();
-        assert_eq!(offer.category.as_deref(), Some("bags"));
+        assert_eq!(offer.category, Some("bags"));
         assert_eq!(offer.discount_pct, 10);
         // b1 was bought already; the global list fills the rest.
         assert_eq!(item_ids(&b), ["bag_top", "bag_2", "g1"]);
-        assert_eq!(b.items[0].display_sale_price.as_deref(), Some("₩9,000"));
+        assert_eq!(b.items[0].display_sale_price.unwrap(), "₩9,000");
     }
 
     #[test]
@@ -327,7 +337,7 @@ mod tests {
         u.purchased_items.clear();
         u.preferred_categories = vec!["bags".into()];
         let b = run(Some(&u), 1);
-        assert_eq!(b.offer.as_ref().unwrap().category.as_deref(), Some("bags"));
+        assert_eq!(b.offer.as_ref().unwrap().category, Some("bags"));
         assert_eq!(item_ids(&b), ["bag_top"]);
     }
 

@@ -319,8 +319,13 @@ pub trait BlockRule: Send + Sync + 'static {
     /// was not asked yet and asks again, until nothing new is needed.
     fn reads(&self, request: &BlockRequest<'_>, eligible: Eligible, data: &BlockData) -> Reads;
 
-    /// The answer, from what was read.
-    fn build(&self, request: &BlockRequest<'_>, eligible: Eligible, data: &BlockData) -> Block;
+    /// The answer, from what was read; it borrows the request and the data.
+    fn build<'a>(
+        &self,
+        request: &BlockRequest<'a>,
+        eligible: Eligible,
+        data: &'a BlockData,
+    ) -> Block<'a>;
 }
 
 /// Ids taken from one list for the catalog read: enough to survive the filters, bounded so a
@@ -339,9 +344,15 @@ pub fn popular_heads(popular: &PopularLists, per_list: usize) -> impl Iterator<I
 }
 
 /// The global list and those of `categories`, in that order.
-pub fn scopes_with_global(categories: impl IntoIterator<Item = String>) -> Vec<PopularScope> {
+pub fn scopes_with_global<S: AsRef<str>>(
+    categories: impl IntoIterator<Item = S>,
+) -> Vec<PopularScope> {
     std::iter::once(PopularScope::Global)
-        .chain(categories.into_iter().map(PopularScope::Category))
+        .chain(
+            categories
+                .into_iter()
+                .map(|c| PopularScope::category(c.as_ref())),
+        )
         .collect()
 }
 
@@ -499,7 +510,7 @@ impl<'a, C: CatalogView> Candidates<'a, C> {
     }
 
     /// The first `limit` picked items as block items, in offer order.
-    pub fn into_items(self, limit: usize) -> Vec<BlockItem> {
+    pub fn into_items(self, limit: usize) -> Vec<BlockItem<'a>> {
         self.picked
             .into_iter()
             .take(limit)

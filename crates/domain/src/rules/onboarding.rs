@@ -59,17 +59,18 @@ pub struct Benefit {
 }
 
 /// What an onboarding answer shows besides items; each field only in its stage.
+/// Borrows the configured content.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct OnboardingContent {
+pub struct OnboardingContent<'a> {
     /// Welcome: the key features, those the user has not tried first.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub features: Option<Vec<Feature>>,
+    pub features: Option<Vec<&'a Feature>>,
     /// Guide: how-to and FAQ links.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub guides: Option<Vec<GuideLink>>,
+    pub guides: Option<&'a [GuideLink]>,
     /// Incentive: the first-use benefit.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub benefit: Option<Benefit>,
+    pub benefit: Option<&'a Benefit>,
 }
 
 /// Thresholds and content of the onboarding block.
@@ -207,15 +208,11 @@ pub fn assess(
 
 /// The features to show: those the user has not used yet, in configured order, then the
 /// used ones (a user who tried them all but has not activated still gets a reminder).
-pub fn features_for(user: &User, features: &[Feature], limit: usize) -> Vec<Feature> {
+pub fn features_for<'a>(user: &User, features: &'a [Feature], limit: usize) -> Vec<&'a Feature> {
     let used = |f: &&Feature| user.features_used.contains(&f.key);
-    let (tried, untried): (Vec<&Feature>, Vec<&Feature>) = features.iter().partition(used);
-    untried
-        .into_iter()
-        .chain(tried)
-        .take(limit)
-        .cloned()
-        .collect()
+    let untried = features.iter().filter(|f| !used(f));
+    let tried = features.iter().filter(used);
+    untried.chain(tried).take(limit).collect()
 }
 
 /// The onboarding block in the registry.
@@ -263,13 +260,18 @@ impl BlockRule for OnboardingRule {
         }
     }
 
-    fn build(&self, request: &BlockRequest<'_>, eligible: Eligible, data: &BlockData) -> Block {
+    fn build<'a>(
+        &self,
+        request: &BlockRequest<'a>,
+        eligible: Eligible,
+        data: &'a BlockData,
+    ) -> Block<'a> {
         let rules = &request.rules.onboarding;
-        let user_id = request.user_id.clone();
+        let user_id = request.user_id;
         let (Some(stage), Some(user)) = (eligible.stage, data.user.profile.as_ref()) else {
             return Block::not_eligible(user_id, BlockKind::Onboarding, Reason::UnknownUser);
         };
-        let mut block = Block::eligible(user_id.clone(), BlockKind::Onboarding, stage, Vec::new());
+        let mut block = Block::eligible(user_id, BlockKind::Onboarding, stage, Vec::new());
         match stage {
             Stage::Welcome => {
                 block.onboarding.features =
@@ -277,7 +279,7 @@ impl BlockRule for OnboardingRule {
             }
             Stage::Guide => {
                 block.onboarding.guides =
-                    Some(rules.guides.iter().take(request.limit).cloned().collect());
+                    Some(&rules.guides[..request.limit.min(rules.guides.len())]);
             }
             _ => {
                 let mut candidates = Candidates::new(&data.catalog, Some(user));
@@ -296,13 +298,13 @@ impl BlockRule for OnboardingRule {
                         None => i,
                     })
                     .collect();
-                block = Block::eligible(user_id.clone(), BlockKind::Onboarding, stage, items);
-                block.onboarding.benefit = Some(rules.benefit.clone());
+                block = Block::eligible(user_id, BlockKind::Onboarding, stage, items);
+                block.onboarding.benefit = Some(&rules.benefit);
             }
         }
         let empty = block.items.is_empty()
             && block.onboarding.features.as_ref().is_none_or(Vec::is_empty)
-            && block.onboarding.guides.as_ref().is_none_or(Vec::is_empty)
+            && block.onboarding.guides.is_none_or(<[GuideLink]>::is_empty)
             && block.onboarding.benefit.is_none();
         if empty {
             // Nothing configured to show: sending nothing beats sending noise.
@@ -433,17 +435,21 @@ mod tests {
         assert_eq!(rules.validate().unwrap_err().key, "onboarding.last_day");
     }
 
-    fn build(u: &User, limit: usize, rules: &RulesConfig) -> Block {
+    fn build(u: &User, limit: usize, rules: &RulesConfig) -> Block<'static> {
+        let (u, rules) = (leak(u.clone()), leak(rules.clone()));
         let shop: HashMap<ItemId, Item> = catalog(vec![
             item("bag1", "bags", 10),
             item("bag2", "bags", 0),
             item("bag3", "bags", 10),
             item("g1", "toys", 10),
         ]);
-        let mut data = BlockData::new(std::sync::Arc::new(UserData {
-            profile: Some(u.clone()),
-            ..UserData::default()
-        }));
+        let data = leak(std::cell::RefCell::new(BlockData::new(
+            std::sync::Arc::new(UserData {
+                profile: Some(u.clone()),
+                ..UserData::default()
+            }),
+        )));
+        let mut data = data.borrow_mut();
         let request = BlockRequest {
             user_id: &u.user_id,
             now: now(),
@@ -478,7 +484,8 @@ mod tests {
                 .collect();
             data.record(reads, found, items);
         }
-        OnboardingRule.build(&request, eligible, &data)
+        let data: &'static BlockData = leak(data.clone());
+        OnboardingRule.build(&request, eligible, data)
     }
 
     #[test]
@@ -527,7 +534,7 @@ mod tests {
         assert_eq!(item_ids(&b), ["bag1", "bag3", "g1"]);
         assert_eq!(b.source, Some(ItemSource::CategoryPopular));
         assert_eq!(b.items[2].source, ItemSource::Popular);
-        assert_eq!(b.items[0].display_sale_price.as_deref(), Some("₩9,000"));
+        assert_eq!(b.items[0].display_sale_price.unwrap(), "₩9,000");
     }
 
     #[test]
@@ -541,19 +548,24 @@ mod tests {
     #[test]
     fn the_answer_is_sealed_with_positions_and_a_content_hash() {
         let u = newcomer(Duration::days(6));
-        let a = build(&u, 3, &RulesConfig::default()).sealed();
-        let b = build(&u, 3, &RulesConfig::default()).sealed();
-        assert_eq!(a.rec_id, b.rec_id);
-        assert_eq!(a.rec_id.len(), 16);
-        let positions: Vec<u32> = a.items.iter().map(|i| i.position).collect();
+        let sealed = build(&u, 3, &RulesConfig::default()).sealed();
+        let a = sealed.encode();
+        let b = build(&u, 3, &RulesConfig::default()).sealed().encode();
+        assert_eq!(a.rec_id(), b.rec_id());
+        assert_eq!(a.json, b.json);
+        assert_eq!(a.rec_id().len(), 16);
+        let positions: Vec<u32> = sealed.items.iter().map(|i| i.position).collect();
         assert_eq!(positions, [1, 2, 3]);
-        let fewer = build(&u, 2, &RulesConfig::default()).sealed();
-        assert_ne!(a.rec_id, fewer.rec_id);
+        let fewer = build(&u, 2, &RulesConfig::default()).sealed().encode();
+        assert_ne!(a.rec_id(), fewer.rec_id());
         let mut other = u.clone();
         other.user_id = UserId::parse("u2").unwrap();
         assert_ne!(
-            a.rec_id,
-            build(&other, 3, &RulesConfig::default()).sealed().rec_id
+            a.rec_id(),
+            build(&other, 3, &RulesConfig::default())
+                .sealed()
+                .encode()
+                .rec_id()
         );
     }
 }

@@ -78,7 +78,7 @@ impl BlockRule for RecommendationsRule {
         }
     }
 
-    fn build(&self, request: &BlockRequest<'_>, _: Eligible, data: &BlockData) -> Block {
+    fn build<'a>(&self, request: &BlockRequest<'a>, _: Eligible, data: &'a BlockData) -> Block<'a> {
         recommendations(
             request.user_id,
             data.user.profile.as_ref(),
@@ -92,14 +92,14 @@ impl BlockRule for RecommendationsRule {
 
 /// Builds the recommendations block. `list` may be absent or expired: both mean "no
 /// personalized items", and an unknown user is indistinguishable from a cold one.
-pub fn recommendations<C: CatalogView>(
-    user_id: &UserId,
-    user: Option<&User>,
-    list: Option<&RecList>,
-    facts: &Facts<'_, C>,
+pub fn recommendations<'a, C: CatalogView>(
+    user_id: &'a UserId,
+    user: Option<&'a User>,
+    list: Option<&'a RecList>,
+    facts: &Facts<'a, C>,
     rules: &RecommendationRules,
     limit: usize,
-) -> Block {
+) -> Block<'a> {
     let Facts {
         catalog,
         popular,
@@ -121,7 +121,7 @@ pub fn recommendations<C: CatalogView>(
 
     let picked = diversify(candidates.picked, rules, limit);
     if picked.is_empty() {
-        return Block::not_eligible(user_id.clone(), BlockKind::Recommendations, Reason::NoItems);
+        return Block::not_eligible(user_id, BlockKind::Recommendations, Reason::NoItems);
     }
     let stage = if picked.iter().any(|(_, s)| *s == ItemSource::Personalized) {
         Stage::Personalized
@@ -132,7 +132,7 @@ pub fn recommendations<C: CatalogView>(
         .into_iter()
         .map(|(item, source)| BlockItem::from_item(item, source).with_rating(item))
         .collect();
-    Block::eligible(user_id.clone(), BlockKind::Recommendations, stage, items)
+    Block::eligible(user_id, BlockKind::Recommendations, stage, items)
 }
 
 /// Fills `limit` slots in preference order, except that within the first `diversity_slots`
@@ -204,8 +204,8 @@ mod tests {
             Some(&u),
             Some(&list),
             &Facts {
-                catalog: &shop(),
-                popular: &popular(&["g1"], &[]),
+                catalog: leak(shop()),
+                popular: leak(popular(&["g1"], &[])),
                 now: now(),
             },
             &rules(),
@@ -229,8 +229,8 @@ mod tests {
             Some(&u),
             Some(&list),
             &Facts {
-                catalog: &shop(),
-                popular: &popular(&["g1", "p1", "g2"], &[]),
+                catalog: leak(shop()),
+                popular: leak(popular(&["g1", "p1", "g2"], &[])),
                 now: now(),
             },
             &rules(),
@@ -250,8 +250,8 @@ mod tests {
             Some(&u),
             Some(&list),
             &Facts {
-                catalog: &shop(),
-                popular: &popular(&[], &[]),
+                catalog: leak(shop()),
+                popular: leak(popular(&[], &[])),
                 now: now(),
             },
             &rules(),
@@ -270,8 +270,8 @@ mod tests {
             Some(&u),
             Some(&list),
             &Facts {
-                catalog: &shop(),
-                popular: &popular(&[], &[]),
+                catalog: leak(shop()),
+                popular: leak(popular(&[], &[])),
                 now: now(),
             },
             &rules(),
@@ -290,8 +290,11 @@ mod tests {
             Some(&u),
             Some(&list),
             &Facts {
-                catalog: &shop(),
-                popular: &popular(&["g1", "g3"], &[("hats", &["c1"]), ("toys", &["g2"])]),
+                catalog: leak(shop()),
+                popular: leak(popular(
+                    &["g1", "g3"],
+                    &[("hats", &["c1"]), ("toys", &["g2"])],
+                )),
                 now: now(),
             },
             &rules(),
@@ -321,8 +324,8 @@ mod tests {
             Some(&u),
             Some(&list),
             &Facts {
-                catalog: &shop(),
-                popular: &popular(&["g1"], &[("hats", &["c1", "c2"])]),
+                catalog: leak(shop()),
+                popular: leak(popular(&["g1"], &[("hats", &["c1", "c2"])])),
                 now: now(),
             },
             &rules(),
@@ -343,8 +346,8 @@ mod tests {
             Some(&u),
             Some(&list),
             &Facts {
-                catalog: &shop(),
-                popular: &popular(&["g1"], &[]),
+                catalog: leak(shop()),
+                popular: leak(popular(&["g1"], &[])),
                 now: now(),
             },
             &rules(),
@@ -361,8 +364,8 @@ mod tests {
             None,
             None,
             &Facts {
-                catalog: &shop(),
-                popular: &popular(&["g1", "g2", "g3", "g4", "p1"], &[]),
+                catalog: leak(shop()),
+                popular: leak(popular(&["g1", "g2", "g3", "g4", "p1"], &[])),
                 now: now(),
             },
             &rules(),
@@ -384,7 +387,7 @@ mod tests {
                 None,
                 None,
                 &Facts {
-                    catalog: &shop(),
+                    catalog: leak(shop()),
                     popular: &pop,
                     now: now(),
                 },
@@ -403,8 +406,8 @@ mod tests {
             None,
             None,
             &Facts {
-                catalog: &shop(),
-                popular: &popular(&["gone", "missing"], &[]),
+                catalog: leak(shop()),
+                popular: leak(popular(&["gone", "missing"], &[])),
                 now: now(),
             },
             &rules(),

@@ -111,7 +111,13 @@ pub fn popular(global: &[&str], categories: &[(&str, &[&str])]) -> PopularLists 
     PopularLists::from_lists(lists)
 }
 
+/// Keeps a test fixture alive for the rest of the test run, so a helper can return a block
+/// that borrows it.
+pub fn leak<T>(value: T) -> &'static T {
+    Box::leak(Box::new(value))
+}
+
 /// The item ids of a block, in order.
-pub fn item_ids(block: &crate::Block) -> Vec<&str> {
+pub fn item_ids<'a>(block: &'a crate::Block<'_>) -> Vec<&'a str> {
     block.items.iter().map(|i| i.id.as_str()).collect()
 }
