@@ -21,9 +21,10 @@ use sendtime_store::{BlockStore, CacheConfig, StoreError, UserData};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-/// More read steps than any rule needs (the cart's alternatives take three); a rule that
-/// keeps asking for new data past it is cut off and built from what was read.
-const MAX_READ_STEPS: usize = 6;
+/// More read steps than any rule needs (the cart's alternatives take three; recommendations
+/// read in growing batches, whole lists of sold-out items by the sixth); a rule that keeps
+/// asking for new data past it is cut off and built from what was read.
+const MAX_READ_STEPS: usize = 8;
 
 /// Why a block could not be assembled.
 #[derive(Debug, thiserror::Error)]

@@ -203,7 +203,8 @@ pub struct BlockData {
     pub catalog: Catalog,
     /// The popular lists found.
     pub popular: PopularLists,
-    asked_items: HashSet<ItemId>,
+    /// Items asked for and not found (those found are in `catalog`).
+    absent: Vec<ItemId>,
     asked_scopes: Vec<PopularScope>,
 }
 
@@ -232,7 +233,7 @@ impl BlockData {
         let mut set = (wanted.items.len() > 16).then(HashSet::new);
         for i in 0..wanted.items.len() {
             let id = &wanted.items[i];
-            let new = !self.asked_items.contains(id)
+            let new = !self.was_asked(id)
                 && match &mut set {
                     Some(set) => set.insert(id.clone()),
                     None => !wanted.items[..seen].contains(id),
@@ -254,15 +255,26 @@ impl BlockData {
         items: Catalog,
     ) {
         self.asked_scopes.extend(asked.popular);
-        self.asked_items.extend(asked.items);
         for list in lists {
             self.popular.insert(list);
         }
+        self.absent
+            .extend(asked.items.into_iter().filter(|id| !items.contains_key(id)));
         if self.catalog.is_empty() {
             self.catalog = items;
         } else {
             self.catalog.extend(items);
         }
+    }
+
+    /// How many items have been asked for so far (found or not).
+    pub fn items_asked(&self) -> usize {
+        self.catalog.len() + self.absent.len()
+    }
+
+    /// Whether `id` has been asked for (found or not).
+    pub fn was_asked(&self, id: &ItemId) -> bool {
+        self.catalog.contains_key(id) || self.absent.contains(id)
     }
 
     /// Whether every one of `scopes` has been asked for.
@@ -285,7 +297,7 @@ impl BlockData {
 
     /// Whether every one of `ids` has been asked for.
     pub fn has_asked_items<'a>(&self, ids: impl IntoIterator<Item = &'a ItemId>) -> bool {
-        ids.into_iter().all(|i| self.asked_items.contains(i))
+        ids.into_iter().all(|i| self.was_asked(i))
     }
 
     /// The facts the rule functions read.
@@ -455,11 +467,13 @@ pub struct Facts<'a, C: CatalogView> {
 
 /// Collects candidate items in order of preference, dropping duplicates, unknown items, items
 /// out of stock and items the user already bought.
+///
+/// A block shows a handful of items and offers a few dozen: the exclusions and the picks are
+/// short vectors searched in place, not hash sets built per request.
 pub(crate) struct Candidates<'a, C: CatalogView> {
     catalog: &'a C,
     user: Option<&'a User>,
-    exclude: HashSet<&'a ItemId>,
-    seen: HashSet<&'a ItemId>,
+    exclude: Vec<&'a ItemId>,
     /// Accepted items with the source each was offered from, in offer order.
     pub picked: Vec<(&'a Item, ItemSource)>,
 }
@@ -470,8 +484,7 @@ impl<'a, C: CatalogView> Candidates<'a, C> {
         Self {
             catalog,
             user,
-            exclude: HashSet::new(),
-            seen: HashSet::new(),
+            exclude: Vec::new(),
             picked: Vec::new(),
         }
     }
@@ -489,19 +502,20 @@ impl<'a, C: CatalogView> Candidates<'a, C> {
         }
     }
 
-    /// Picks the item unless excluded, picked already, unknown, out of stock or bought by the user.
-    pub fn offer(&mut self, id: &'a ItemId, source: ItemSource) {
-        if self.exclude.contains(id) || self.seen.contains(id) {
-            return;
+    /// Picks the item unless excluded, picked already, unknown, out of stock or bought by the
+    /// user; whether it was picked.
+    pub fn offer(&mut self, id: &'a ItemId, source: ItemSource) -> bool {
+        if self.exclude.contains(&id) || self.picked.iter().any(|(item, _)| item.item_id == *id) {
+            return false;
         }
         let Some(item) = self.catalog.item(id) else {
-            return;
+            return false;
         };
         if !item.in_stock() || self.user.is_some_and(|u| u.has_purchased(id)) {
-            return;
+            return false;
         }
-        self.seen.insert(id);
         self.picked.push((item, source));
+        true
     }
 
     /// Number of items picked so far.
