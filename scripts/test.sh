@@ -31,6 +31,11 @@ cargo build --workspace --bins --locked
 step "cargo test --workspace"
 cargo test --workspace --locked
 
+# The Criterion micro-benchmarks are built and each run once (test mode: nothing timed);
+# `cargo bench -p sendtime-bench` and scripts/bench.sh give the figures.
+step "cargo test --benches (the micro-benchmarks, each run once)"
+cargo test -p sendtime-bench --benches --locked
+
 step "sam build (the deployable arm64 bootstraps, one release build for every function)"
 # rust-cargolambda is a beta build method (also set in samconfig.toml). SAM groups functions
 # with the same CodeUri, runtime, architecture and Metadata into one build definition: the

@@ -30,13 +30,10 @@ pub fn sha256(key: &str) -> [u8; 32] {
 }
 
 pub(crate) async fn require_key(
-    State(expected): State<Option<[u8; 32]>>,
+    State(expected): State<[u8; 32]>,
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(expected) = expected else {
-        return next.run(request).await;
-    };
     if request.uri().path() == "/health" {
         return next.run(request).await;
     }

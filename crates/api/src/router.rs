@@ -4,13 +4,12 @@ use crate::error::ApiError;
 use crate::service::BlockService;
 use crate::telemetry::{BlockMeta, TelemetryOptions};
 use crate::{auth, telemetry};
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{QueryRejection, RawPathParamsRejection};
+use axum::extract::{Query, RawPathParams, State};
 use axum::http::{header, HeaderValue, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Extension;
 use axum::{Json, Router};
 use sendtime_domain::{BlockKind, InvalidUserId, UserId};
 use serde::Deserialize;
@@ -46,8 +45,9 @@ pub fn router(service: Arc<BlockService>) -> Router {
 }
 
 /// The router every entry point serves. Handlers only parse, delegate and map errors.
+/// The key check is a layer only when a key is configured (no per-request cost otherwise).
 pub fn router_with(service: Arc<BlockService>, options: RouterOptions) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/health", get(health))
         .route(BLOCK_ROUTE, get(get_block))
         .fallback(unmatched)
@@ -55,15 +55,15 @@ pub fn router_with(service: Arc<BlockService>, options: RouterOptions) -> Router
         .with_state(AppState {
             service,
             only_block: options.only_block,
-        })
-        .layer(middleware::from_fn_with_state(
-            options.api_key_sha256,
-            auth::require_key,
-        ))
-        .layer(middleware::from_fn_with_state(
-            options.telemetry,
-            telemetry::observe,
-        ))
+        });
+    let routes = match options.api_key_sha256 {
+        Some(expected) => routes.layer(middleware::from_fn_with_state(expected, auth::require_key)),
+        None => routes,
+    };
+    routes.layer(middleware::from_fn_with_state(
+        options.telemetry,
+        telemetry::observe,
+    ))
 }
 
 /// Requests no route matched. Under `/v1/users/` that means the user id segment is empty or
@@ -84,16 +84,21 @@ async fn health() -> Json<serde_json::Value> {
 
 async fn get_block(
     State(state): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
+    params: Result<RawPathParams, RawPathParamsRejection>,
     query: Result<Query<BlockQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let service = &state.service;
-    let Path((raw_user, raw_block)) = path.map_err(|_| ApiError::UndecodableUserId)?;
+    // The route's two segments, borrowed (percent-decoded by the router, nothing copied).
+    let params = params.map_err(|_| ApiError::UndecodableUserId)?;
+    let segment = |name: &str| params.iter().find(|(key, _)| *key == name).map(|(_, v)| v);
+    let (Some(raw_user), Some(raw_block)) = (segment("user_id"), segment("block")) else {
+        return Err(ApiError::NotFound);
+    };
     let kind: BlockKind = raw_block.parse().map_err(|_| ApiError::UnknownBlock)?;
     if let Some(only) = state.only_block.filter(|only| *only != kind) {
         return Err(ApiError::OtherBlock(only));
     }
-    let user_id = UserId::parse(&raw_user)?;
+    let user_id = UserId::parse(raw_user)?;
     let Query(query) = query.map_err(|_| ApiError::InvalidQuery)?;
     let limits = kind.rule().limits(service.rules());
     let limit = match query.limit.as_deref() {
@@ -107,16 +112,16 @@ async fn get_block(
             })?,
     };
     let answer = service.answer(kind, &user_id, limit).await?;
-    let meta = BlockMeta {
+    telemetry::record_block(BlockMeta {
         block: kind,
         source: answer.summary.source,
         degraded: answer.summary.degraded,
         eligible: answer.summary.eligible,
         answer_cache: answer.cache,
-    };
+    });
     let json = [(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     )];
-    Ok((Extension(meta), json, answer.json).into_response())
+    Ok((json, answer.json).into_response())
 }

@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use sendtime_domain::{BlockKind, ItemSource};
 use sendtime_store::metrics::{self, RequestCounters, RequestCounts};
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,6 +32,17 @@ pub struct BlockMeta {
     pub answer_cache: crate::service::AnswerCacheUse,
 }
 
+tokio::task_local! {
+    /// The block the current request answered, set by the handler.
+    static ANSWERED: Cell<Option<BlockMeta>>;
+}
+
+/// Tells the current request's log line which block it answered and how; a no-op outside
+/// the telemetry layer (a task-local slot: no response extension to allocate).
+pub fn record_block(meta: BlockMeta) {
+    let _ = ANSWERED.try_with(|slot| slot.set(Some(meta)));
+}
+
 /// How request telemetry is emitted; the default is the log line only, no EMF.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TelemetryOptions {
@@ -47,10 +59,14 @@ pub(crate) async fn observe(
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
     let route = request.extensions().get::<MatchedPath>().cloned();
     let counters = Arc::new(RequestCounters::default());
-    let response = metrics::scope(counters.clone(), next.run(request)).await;
+    let (response, meta) = ANSWERED
+        .scope(Cell::new(None), async {
+            let response = metrics::scope(counters.clone(), next.run(request)).await;
+            (response, ANSWERED.with(Cell::get))
+        })
+        .await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let counts = counters.snapshot();
-    let meta = response.extensions().get::<BlockMeta>().copied();
     let status = response.status().as_u16();
     tracing::info!(
         request_id = request_id.as_deref(),

@@ -163,6 +163,11 @@ impl<S> CachedStore<S> {
         K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
+        // A hit first: the entry API below is for misses (it coalesces their loads).
+        if let Some(value) = cache.get(key).await {
+            self.stats.hit(1);
+            return Ok(value);
+        }
         let entry = cache
             .entry_by_ref(key)
             .or_try_insert_with(async {

@@ -160,18 +160,33 @@ fn main() -> anyhow::Result<()> {
     let users = requests.min(sendtime_bench::USERS);
     println!("| server | block | allocations / request | bytes allocated / request |");
     println!("|---|---|---|---|");
-    for (label, answer_cache) in [("answer cache off", false), ("answer cache on", true)] {
+    // `ALLOC_ONLY=recommendations` (a block name) measures that block only, answer cache
+    // off: a short run to profile (e.g. under heaptrack).
+    let only: Option<BlockKind> = std::env::var("ALLOC_ONLY")
+        .ok()
+        .and_then(|b| b.parse().ok());
+    let modes: &[(&str, bool)] = match only {
+        Some(_) => &[("answer cache off", false)],
+        None => &[("answer cache off", false), ("answer cache on", true)],
+    };
+    for &(label, answer_cache) in modes {
         let addr = spawn_server(router_with(
             sendtime_bench::service(answer_cache),
             RouterOptions::default(),
         ))?;
-        for kind in BlockKind::ALL {
+        for kind in BlockKind::ALL
+            .into_iter()
+            .filter(|k| only.is_none_or(|o| o == *k))
+        {
             let paths: Vec<String> = (0..requests)
                 .map(|n| format!("/v1/users/{}/{kind}", sendtime_bench::user(n, users)))
                 .collect();
             let (allocs, bytes) = measure(addr, &paths)?;
             println!("| {label} | {kind} | {allocs:.1} | {bytes:.0} |");
         }
+    }
+    if only.is_some() {
+        return Ok(());
     }
     let body = axum::body::Bytes::from(vec![b'x'; 1_392]);
     let addr = spawn_server(sendtime_cli::commands::baseline::app(body))?;

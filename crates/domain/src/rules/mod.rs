@@ -485,7 +485,7 @@ impl<'a, C: CatalogView> Candidates<'a, C> {
             catalog,
             user,
             exclude: Vec::new(),
-            picked: Vec::new(),
+            picked: Vec::with_capacity(16),
         }
     }
 

@@ -9,7 +9,6 @@ use crate::block::{Block, BlockItem, BlockKind, ItemSource, Reason, Stage};
 use crate::config::{ItemLimits, RecommendationRules, RulesConfig};
 use crate::ids::{ItemId, UserId};
 use crate::model::{Item, RecList, User};
-use std::collections::HashMap;
 
 /// How many preferred categories' popular lists feed the fallback chain.
 pub const MAX_FALLBACK_CATEGORIES: usize = 3;
@@ -114,6 +113,7 @@ impl BlockRule for RecommendationsRule {
                     return Reads::default();
                 }
                 batch = batch_size(request.limit, candidates.len(), offered, refused, data);
+                next.reserve_exact(batch);
             }
             if !data.was_asked(id) && !next.contains(id) {
                 next.push(id.clone());
@@ -235,25 +235,22 @@ fn decided(picked: &[(&Item, ItemSource)], rules: &RecommendationRules, limit: u
     if picked.len() > taken.len() {
         return false;
     }
-    let mut per_category: Vec<(&str, usize)> = Vec::new();
+    // The categories of the slots filled so far, counted in place (a block has a handful).
+    let filled_in = |taken: &[bool; 64], category: &str| {
+        (0..picked.len())
+            .filter(|&i| taken[i] && picked[i].0.category == category)
+            .count()
+    };
     for slot in 0..limit {
-        let fits = |item: &Item| {
+        let fits = |taken: &[bool; 64], item: &Item| {
             slot >= rules.diversity_slots
-                || per_category
-                    .iter()
-                    .find(|(c, _)| *c == item.category)
-                    .map_or(0, |(_, n)| *n)
-                    < rules.max_per_category
+                || filled_in(taken, &item.category) < rules.max_per_category
         };
-        let Some(index) = (0..picked.len()).find(|&i| !taken[i] && fits(picked[i].0)) else {
+        let Some(index) = (0..picked.len()).find(|&i| !taken[i] && fits(&taken, picked[i].0))
+        else {
             return false;
         };
         taken[index] = true;
-        let category = picked[index].0.category.as_str();
-        match per_category.iter_mut().find(|(c, _)| *c == category) {
-            Some((_, n)) => *n += 1,
-            None => per_category.push((category, 1)),
-        }
     }
     true
 }
@@ -268,28 +265,33 @@ fn diversify<'a>(
     limit: usize,
 ) -> Vec<(&'a Item, ItemSource)> {
     let mut remaining = candidates;
-    let mut out = Vec::with_capacity(limit.min(remaining.len()));
-    let mut per_category: HashMap<&str, usize> = HashMap::new();
+    let mut out: Vec<(&Item, ItemSource)> = Vec::with_capacity(limit.min(remaining.len()));
     while out.len() < limit && !remaining.is_empty() {
         let index = if out.len() < rules.diversity_slots {
             remaining
                 .iter()
-                .position(|(item, _)| {
-                    per_category
-                        .get(item.category.as_str())
-                        .copied()
-                        .unwrap_or(0)
-                        < rules.max_per_category
-                })
+                .position(|(item, _)| fits_diversity(&out, item, rules))
                 .unwrap_or(0)
         } else {
             0
         };
-        let (item, source) = remaining.remove(index);
-        *per_category.entry(item.category.as_str()).or_default() += 1;
-        out.push((item, source));
+        out.push(remaining.remove(index));
     }
     out
+}
+
+/// Whether `item` may take the next diversity slot: its category holds fewer than
+/// `max_per_category` of the slots filled (a block has a handful: counted in place).
+fn fits_diversity(
+    filled: &[(&Item, ItemSource)],
+    item: &Item,
+    rules: &RecommendationRules,
+) -> bool {
+    filled
+        .iter()
+        .filter(|(i, _)| i.category == item.category)
+        .count()
+        < rules.max_per_category
 }
 
 #[cfg(test)]
