@@ -1,13 +1,13 @@
 //! Abandoned-cart block: the stage follows the days since the cart last changed (BRIEF §2).
 
 use super::{
-    popular_heads, scopes_with_global, take_per_list, Assessment, BlockData, BlockRequest,
+    at_least, offered_as, scopes_with_global, walk_reads, Assessment, BlockData, BlockRequest,
     BlockRule, Candidates, CatalogView, Eligible, Facts, Reads, StageAssessment,
 };
 use crate::block::{Block, BlockItem, BlockKind, ItemSource, Reason, Stage, UrgencyKind};
 use crate::clock::whole_days;
 use crate::config::{CartRules, ItemLimits, RulesConfig};
-use crate::ids::{ItemId, UserId};
+use crate::ids::UserId;
 use crate::model::{Cart, Item, User, UserData};
 use chrono::{DateTime, Utc};
 
@@ -36,28 +36,36 @@ impl BlockRule for CartRule {
         .into()
     }
 
-    /// The cart's items; for `alternatives` then the popular lists of their categories, then
-    /// the heads of those lists.
+    /// The cart's items; for `alternatives` then only what can be shown ([`walk_reads`]):
+    /// the popular lists of the cart items' categories, then the global list.
     fn reads(&self, request: &BlockRequest<'_>, eligible: Eligible, data: &BlockData) -> Reads {
         let Some(cart) = data.user.cart.as_ref() else {
             return Reads::default();
         };
-        let cart_ids: Vec<ItemId> = cart.lines.iter().map(|l| l.item_id.clone()).collect();
-        if eligible.stage != Some(Stage::Alternatives) || !data.has_asked_items(&cart_ids) {
+        let cart_ids = cart.lines.iter().map(|l| &l.item_id);
+        if !data.has_asked_items(cart_ids.clone()) {
             return Reads {
                 popular: Vec::new(),
-                items: cart_ids,
+                items: cart_ids.cloned().collect(),
             };
         }
-        let scopes = scopes_with_global(cart_categories(cart, &data.catalog));
-        let mut items = cart_ids;
-        if data.has_asked_popular(&scopes) {
-            items.extend(popular_heads(&data.popular, take_per_list(request.limit)).cloned());
+        if eligible.stage != Some(Stage::Alternatives) {
+            return Reads::default();
         }
-        Reads {
-            popular: scopes,
-            items,
-        }
+        let categories = cart_categories(cart, &data.catalog);
+        let order = categories
+            .iter()
+            .flat_map(|c| offered_as(data.popular.category(c), ItemSource::CategoryPopular))
+            .chain(offered_as(data.popular.global(), ItemSource::Popular));
+        walk_reads(
+            data,
+            &mut Candidates::new(&data.catalog, data.user.profile.as_ref()).excluding(cart_ids),
+            order,
+            request.limit,
+            at_least(request.limit),
+            data.has_asked_scopes_of(categories.iter().map(String::as_str)),
+            || scopes_with_global(&categories),
+        )
     }
 
     fn build<'a>(

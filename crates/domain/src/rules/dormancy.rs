@@ -2,7 +2,7 @@
 //! many win-back messages went unanswered (BRIEF §2).
 
 use super::{
-    popular_heads, scopes_with_global, take_per_list, Assessment, BlockData, BlockRequest,
+    at_least, offered_as, scopes_with_global, walk_reads, Assessment, BlockData, BlockRequest,
     BlockRule, Candidates, CatalogView, Eligible, Facts, Reads, StageAssessment,
 };
 use crate::block::{Block, BlockKind, ItemSource, Offer, Reason, Stage};
@@ -31,35 +31,42 @@ impl BlockRule for DormancyRule {
         assess(user.profile.as_ref(), request.now, &request.rules.dormancy).into()
     }
 
-    /// `feedback` reads nothing; the others the global list and the offer category's, then
-    /// in one batch the heads of those lists and (for `last_interest`) the user's history.
+    /// `feedback` reads nothing; the others only what can be shown ([`walk_reads`]): for
+    /// `last_interest` the user's views and purchases first, then the offer category's
+    /// popular list, then the global list.
     fn reads(&self, request: &BlockRequest<'_>, eligible: Eligible, data: &BlockData) -> Reads {
         let Some(user) = data.user.profile.as_ref() else {
             return Reads::default();
         };
-        if eligible.stage == Some(Stage::Feedback) {
-            return Reads::default();
-        }
-        let scopes = scopes_with_global(offer_category(user));
-        if !data.has_asked_popular(&scopes) {
-            return Reads {
-                popular: scopes,
-                items: Vec::new(),
-            };
-        }
-        let per_list = take_per_list(request.limit);
-        let history = (eligible.stage == Some(Stage::LastInterest))
-            .then(|| user.recent_views.iter().chain(user.purchased_items.iter()))
-            .into_iter()
-            .flatten()
-            .take(per_list * 2);
-        Reads {
-            popular: scopes,
-            items: history
-                .chain(popular_heads(&data.popular, per_list))
-                .cloned()
-                .collect(),
-        }
+        let last_interest = match eligible.stage {
+            Some(Stage::LastInterest) => true,
+            Some(Stage::PersonalOffer) => false,
+            _ => return Reads::default(),
+        };
+        let category = offer_category(user);
+        let history: (&[crate::ItemId], &[crate::ItemId]) = if last_interest {
+            (&user.recent_views, &user.purchased_items)
+        } else {
+            (&[], &[])
+        };
+        let order =
+            offered_as(history.0, ItemSource::History)
+                .chain(offered_as(history.1, ItemSource::History))
+                .chain(category.into_iter().flat_map(|c| {
+                    offered_as(data.popular.category(c), ItemSource::CategoryPopular)
+                }))
+                .chain(offered_as(data.popular.global(), ItemSource::Popular));
+        // Last interest welcomes re-buying: no purchase filter (as `stage_block` offers them).
+        let buyer = (!last_interest).then_some(user);
+        walk_reads(
+            data,
+            &mut Candidates::new(&data.catalog, buyer),
+            order,
+            request.limit,
+            at_least(request.limit),
+            data.has_asked_scopes_of(category),
+            || scopes_with_global(category),
+        )
     }
 
     fn build<'a>(

@@ -20,6 +20,8 @@ pub mod onboarding;
 pub mod recommendations;
 
 #[cfg(test)]
+mod read_plan_tests;
+#[cfg(test)]
 pub(crate) mod test_support;
 
 use crate::block::{Block, BlockItem, ItemSource, Reason, Stage};
@@ -340,19 +342,87 @@ pub trait BlockRule: Send + Sync + 'static {
     ) -> Block<'a>;
 }
 
-/// Ids taken from one list for the catalog read: enough to survive the filters, bounded so a
-/// long list cannot blow up the `BatchGetItem`.
-pub fn take_per_list(limit: usize) -> usize {
-    (limit * 3).max(20)
+/// The share of offered candidates the filters refuse, assumed until a few were seen.
+const PRIOR_REFUSED_SHARE: f64 = 0.25;
+
+/// Reads only what can be shown. Walks a block's candidates in the order it offers them
+/// (`order`: its own lists, then popular lists) over what has been read, offering each read
+/// one to `candidates`, and stops at the first unread candidate: if `decided` says the picks
+/// so far settle the answer whatever follows, nothing more is read. Else it asks for the
+/// next unread candidates: as many as the open slots need at the refusal rate seen so far
+/// (sold out, bought, repeated; a prior until four were seen), plus one, and never fewer
+/// than were read before (a long run of refusals takes a few steps, not one per item). The
+/// popular lists (`scopes`, unless `lists_read`) come only once what is known cannot fill
+/// that batch. Every block's `reads` is this walk over its own order; its `build` offers the
+/// same order, so the answer is the one reading everything would give.
+pub(crate) fn walk_reads<'a, C: CatalogView>(
+    data: &BlockData,
+    candidates: &mut Candidates<'a, C>,
+    order: impl IntoIterator<Item = (&'a ItemId, ItemSource)>,
+    limit: usize,
+    decided: impl Fn(&[(&'a Item, ItemSource)]) -> bool,
+    lists_read: bool,
+    scopes: impl FnOnce() -> Vec<PopularScope>,
+) -> Reads {
+    let (mut offered, mut refused) = (0usize, 0usize);
+    let mut next: Vec<ItemId> = Vec::new();
+    let mut batch = 0;
+    for (id, source) in order {
+        if batch == 0 {
+            if data.was_asked(id) {
+                offered += 1;
+                if !candidates.offer(id, source) {
+                    refused += 1;
+                }
+                continue;
+            }
+            // The first unread candidate: is the answer decided before it?
+            if decided(&candidates.picked) {
+                return Reads::default();
+            }
+            let share = if offered >= 4 {
+                (refused as f64 / offered as f64).min(0.9)
+            } else {
+                PRIOR_REFUSED_SHARE
+            };
+            let open = limit.saturating_sub(candidates.len()).max(1);
+            batch = ((open as f64 / (1.0 - share)).ceil() as usize + 1).max(data.items_asked());
+            next.reserve_exact(batch);
+        }
+        if !data.was_asked(id) && !next.contains(id) {
+            next.push(id.clone());
+            if next.len() == batch {
+                break;
+            }
+        }
+    }
+    if next.is_empty() && (lists_read || decided(&candidates.picked)) {
+        // Everything known was walked: decided, or nothing more to offer.
+        return Reads::default();
+    }
+    // The batch could not be filled from what is known: the popular lists come next.
+    let popular = if lists_read || (batch > 0 && next.len() == batch) {
+        Vec::new()
+    } else {
+        scopes()
+    };
+    Reads {
+        popular,
+        items: next,
+    }
 }
 
-/// The head of every popular list read so far: the ids worth fetching for a fallback.
-pub fn popular_heads(popular: &PopularLists, per_list: usize) -> impl Iterator<Item = &ItemId> {
-    popular
-        .global
-        .iter()
-        .chain(popular.by_category.iter())
-        .flat_map(move |l| l.items.iter().take(per_list))
+/// The [`walk_reads`] test of blocks without diversity: `limit` items picked.
+pub(crate) fn at_least(limit: usize) -> impl Fn(&[(&Item, ItemSource)]) -> bool {
+    move |picked| picked.len() >= limit
+}
+
+/// `(id, source)` for each id of `list`: one stretch of a block's offer order.
+pub(crate) fn offered_as(
+    list: &[ItemId],
+    source: ItemSource,
+) -> impl Iterator<Item = (&ItemId, ItemSource)> {
+    list.iter().map(move |id| (id, source))
 }
 
 /// The global list and those of `categories`, in that order.

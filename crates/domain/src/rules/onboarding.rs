@@ -5,7 +5,7 @@
 //! flow takes over) and `unknown_user`. Boundaries and copy are configuration.
 
 use super::{
-    popular_heads, scopes_with_global, take_per_list, Assessment, BlockData, BlockRequest,
+    at_least, offered_as, scopes_with_global, walk_reads, Assessment, BlockData, BlockRequest,
     BlockRule, Candidates, Eligible, Reads, StageAssessment,
 };
 use crate::block::{Block, BlockKind, ItemSource, Reason, Stage};
@@ -239,25 +239,27 @@ impl BlockRule for OnboardingRule {
         .into()
     }
 
-    /// Welcome and guide read nothing more; incentive the global list and the preferred
-    /// categories' lists, then their heads.
+    /// Welcome and guide read nothing more; incentive only what can be shown
+    /// ([`walk_reads`]): the preferred categories' popular lists, then the global list.
     fn reads(&self, request: &BlockRequest<'_>, eligible: Eligible, data: &BlockData) -> Reads {
         if eligible.stage != Some(Stage::Incentive) {
             return Reads::default();
         }
-        let scopes = scopes_with_global(incentive_categories(data.user.profile.as_ref()));
-        if !data.has_asked_popular(&scopes) {
-            return Reads {
-                popular: scopes,
-                items: Vec::new(),
-            };
-        }
-        Reads {
-            popular: scopes,
-            items: popular_heads(&data.popular, take_per_list(request.limit))
-                .cloned()
-                .collect(),
-        }
+        let user = data.user.profile.as_ref();
+        let categories = incentive_categories(user);
+        let order = categories
+            .iter()
+            .flat_map(|c| offered_as(data.popular.category(c), ItemSource::CategoryPopular))
+            .chain(offered_as(data.popular.global(), ItemSource::Popular));
+        walk_reads(
+            data,
+            &mut Candidates::new(&data.catalog, user),
+            order,
+            request.limit,
+            at_least(request.limit),
+            data.has_asked_scopes_of(categories.iter().map(String::as_str)),
+            || scopes_with_global(categories),
+        )
     }
 
     fn build<'a>(
@@ -285,7 +287,7 @@ impl BlockRule for OnboardingRule {
                 let mut candidates = Candidates::new(&data.catalog, Some(user));
                 for category in incentive_categories(Some(user)) {
                     candidates.offer_all(
-                        data.popular.category(&category),
+                        data.popular.category(category),
                         ItemSource::CategoryPopular,
                     );
                 }
@@ -318,13 +320,9 @@ impl BlockRule for OnboardingRule {
 }
 
 /// The preferred categories whose popular lists the incentive stage draws from.
-fn incentive_categories(user: Option<&User>) -> Vec<String> {
+fn incentive_categories(user: Option<&User>) -> &[String] {
     user.map(|u| {
-        u.preferred_categories
-            .iter()
-            .take(MAX_INCENTIVE_CATEGORIES)
-            .cloned()
-            .collect()
+        &u.preferred_categories[..u.preferred_categories.len().min(MAX_INCENTIVE_CATEGORIES)]
     })
     .unwrap_or_default()
 }

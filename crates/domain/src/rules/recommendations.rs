@@ -2,12 +2,12 @@
 //! popular lists so it is never empty (BRIEF §2).
 
 use super::{
-    scopes_with_global, Assessment, BlockData, BlockRequest, BlockRule, Candidates, CatalogView,
-    Eligible, Facts, OnUnreadable, Reads,
+    offered_as, scopes_with_global, walk_reads, Assessment, BlockData, BlockRequest, BlockRule,
+    Candidates, CatalogView, Eligible, Facts, OnUnreadable, Reads,
 };
 use crate::block::{Block, BlockItem, BlockKind, ItemSource, Reason, Stage};
 use crate::config::{ItemLimits, RecommendationRules, RulesConfig};
-use crate::ids::{ItemId, UserId};
+use crate::ids::UserId;
 use crate::model::{Item, RecList, User};
 
 /// How many preferred categories' popular lists feed the fallback chain.
@@ -52,14 +52,9 @@ impl BlockRule for RecommendationsRule {
         })
     }
 
-    /// Only what can be shown: walks the candidates in the order the block offers them
-    /// (the live personal list, the preferred categories' popular lists, the global list)
-    /// over what has been read, and stops as soon as the answer is decided — `limit` items
-    /// picked, diversity included, without looking past the first unread candidate. Else it
-    /// asks for the next unread candidates: as many as are still needed, grown by the share
-    /// the filters refused so far (sold out, bought, repeated) and at least as many as were
-    /// read before (so a long run of refusals takes a few steps, not one per item); the
-    /// popular lists only once the personal list cannot decide the answer alone.
+    /// Only what can be shown ([`walk_reads`]): the live personal list, then the preferred
+    /// categories' popular lists, then the global list, until `limit` items are picked with
+    /// diversity decided.
     fn reads(&self, request: &BlockRequest<'_>, _: Eligible, data: &BlockData) -> Reads {
         let user = data.user.profile.as_ref();
         let categories = user
@@ -67,7 +62,6 @@ impl BlockRule for RecommendationsRule {
                 &u.preferred_categories[..u.preferred_categories.len().min(MAX_FALLBACK_CATEGORIES)]
             })
             .unwrap_or_default();
-        let popular_read = data.has_asked_scopes_of(categories.iter().map(String::as_str));
         let personal = data
             .user
             .recs
@@ -75,73 +69,22 @@ impl BlockRule for RecommendationsRule {
             .filter(|l| l.is_live(request.now))
             .map(|l| l.items.as_slice())
             .unwrap_or_default();
-        let order = personal
-            .iter()
-            .map(|id| (id, ItemSource::Personalized))
-            .chain(categories.iter().flat_map(|c| {
-                data.popular
-                    .category(c)
-                    .iter()
-                    .map(|id| (id, ItemSource::CategoryPopular))
-            }))
-            .chain(
-                data.popular
-                    .global()
-                    .iter()
-                    .map(|id| (id, ItemSource::Popular)),
-            );
-
-        let mut candidates = Candidates::new(&data.catalog, user);
-        let (mut offered, mut refused) = (0usize, 0usize);
-        let mut next: Vec<ItemId> = Vec::new();
-        let mut batch = 0;
-        for (id, source) in order {
-            if batch == 0 {
-                if data.was_asked(id) {
-                    offered += 1;
-                    if !candidates.offer(id, source) {
-                        refused += 1;
-                    }
-                    continue;
-                }
-                // The first unread candidate: is the answer decided before it?
-                if decided(
-                    &candidates.picked,
-                    &request.rules.recommendations,
-                    request.limit,
-                ) {
-                    return Reads::default();
-                }
-                batch = batch_size(request.limit, candidates.len(), offered, refused, data);
-                next.reserve_exact(batch);
-            }
-            if !data.was_asked(id) && !next.contains(id) {
-                next.push(id.clone());
-                if next.len() == batch {
-                    break;
-                }
-            }
-        }
-        let decided_by_what_was_read = next.is_empty()
-            && (popular_read
-                || decided(
-                    &candidates.picked,
-                    &request.rules.recommendations,
-                    request.limit,
-                ));
-        if decided_by_what_was_read {
-            return Reads::default();
-        }
-        // The batch could not be filled from what is known: the popular lists come next.
-        let popular = if popular_read || (batch > 0 && next.len() == batch) {
-            Vec::new()
-        } else {
-            scopes_with_global(categories)
-        };
-        Reads {
-            popular,
-            items: next,
-        }
+        let order =
+            offered_as(personal, ItemSource::Personalized)
+                .chain(categories.iter().flat_map(|c| {
+                    offered_as(data.popular.category(c), ItemSource::CategoryPopular)
+                }))
+                .chain(offered_as(data.popular.global(), ItemSource::Popular));
+        let rules = &request.rules.recommendations;
+        walk_reads(
+            data,
+            &mut Candidates::new(&data.catalog, user),
+            order,
+            request.limit,
+            |picked| decided(picked, rules, request.limit),
+            data.has_asked_scopes_of(categories.iter().map(String::as_str)),
+            || scopes_with_global(categories),
+        )
     }
 
     fn build<'a>(&self, request: &BlockRequest<'a>, _: Eligible, data: &'a BlockData) -> Block<'a> {
@@ -199,28 +142,6 @@ pub fn recommendations<'a, C: CatalogView>(
         .map(|(item, source)| BlockItem::from_item(item, source).with_rating(item))
         .collect();
     Block::eligible(user_id, BlockKind::Recommendations, stage, items)
-}
-
-/// The share of offered candidates the filters refuse, assumed until a few were seen.
-const PRIOR_REFUSED_SHARE: f64 = 0.25;
-
-/// How many unread candidates to ask for next: enough to fill the slots still open at the
-/// refusal rate seen so far (plus one), and never fewer than were read already.
-fn batch_size(
-    limit: usize,
-    picked: usize,
-    offered: usize,
-    refused: usize,
-    data: &BlockData,
-) -> usize {
-    let share = if offered >= 4 {
-        (refused as f64 / offered as f64).min(0.9)
-    } else {
-        PRIOR_REFUSED_SHARE
-    };
-    let open = limit.saturating_sub(picked).max(1);
-    let needed = (open as f64 / (1.0 - share)).ceil() as usize + 1;
-    needed.max(data.items_asked())
 }
 
 /// Whether [`diversify`] over `picked` (a prefix of every candidate, in order) gives the
@@ -542,153 +463,5 @@ mod tests {
         assert_eq!(block.reason, Some(Reason::NoItems));
         assert_eq!(block.stage, None);
         assert!(block.items.is_empty());
-    }
-
-    /// A small deterministic generator (xorshift), enough to vary the cases.
-    struct Rng(u64);
-    impl Rng {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 % n as u64) as usize
-        }
-    }
-
-    #[test]
-    fn reading_only_what_can_be_shown_gives_the_answer_reading_everything_gives() {
-        use crate::model::{PopularScope, RecList, UserData};
-        use crate::rules::{BlockData, BlockRequest, BlockRule, Eligible, PopularLists};
-        use std::sync::Arc;
-        let categories = ["shoes", "bags", "hats", "toys", "books"];
-        let mut rng = Rng(0x5eed);
-        let rules_config = crate::RulesConfig::default();
-        let mut steps_seen = 0;
-        for case in 0..600 {
-            // GIVEN a random shop (some items sold out, some categories dominant), lists and a user
-            let n_items = 5 + rng.below(60);
-            let sold_out_every = 2 + rng.below(6);
-            let skew = rng.below(3);
-            let items: Vec<Item> = (0..n_items)
-                .map(|i| {
-                    let c = if skew > 0 && rng.below(3) > 0 {
-                        0
-                    } else {
-                        rng.below(categories.len())
-                    };
-                    let stock = if rng.below(sold_out_every) == 0 { 0 } else { 5 };
-                    item(&format!("i{i}"), categories[c], stock)
-                })
-                .collect();
-            let pick = |rng: &mut Rng, max: usize| -> Vec<ItemId> {
-                let len = rng.below(max);
-                // ids of known and unknown items, repeats allowed
-                (0..len)
-                    .map(|_| iid(&format!("i{}", rng.below(n_items + 5))))
-                    .collect()
-            };
-            let mut u = user("u1");
-            u.preferred_categories = (0..rng.below(5))
-                .map(|_| categories[rng.below(5)].to_owned())
-                .collect();
-            u.purchased_items = pick(&mut rng, 6);
-            let has_list = rng.below(4) > 0;
-            let recs = has_list.then(|| RecList {
-                user_id: u.user_id.clone(),
-                generated_at: days_ago(1),
-                expires_at: if rng.below(5) == 0 {
-                    days_ago(0)
-                } else {
-                    now() + chrono::Duration::days(1)
-                },
-                items: pick(&mut rng, 50),
-            });
-            let mut lists = vec![(PopularScope::Global, pick(&mut rng, 40))];
-            for c in categories {
-                if rng.below(4) > 0 {
-                    lists.push((PopularScope::category(c), pick(&mut rng, 30)));
-                }
-            }
-            let shop = catalog(items);
-            let full: crate::Catalog = shop
-                .iter()
-                .map(|(k, v)| (k.clone(), Arc::new(v.clone())))
-                .collect();
-            let all_lists = PopularLists::from_lists(lists.iter().map(|(scope, items)| {
-                Arc::new(crate::PopularList {
-                    scope: scope.clone(),
-                    items: items.clone(),
-                })
-            }));
-            let limit = 1 + rng.below(8);
-            let rules = leak(rules_config.clone());
-            let user_data = Arc::new(UserData {
-                profile: Some(u.clone()),
-                recs: recs.clone(),
-                cart: None,
-            });
-            let request = BlockRequest {
-                user_id: leak(u.user_id.clone()),
-                now: now(),
-                rules,
-                limit,
-            };
-            let eligible = Eligible {
-                stage: None,
-                days: None,
-            };
-
-            // WHEN the block is built from its read plan, step by step as the service does
-            let mut data = BlockData::new(user_data.clone());
-            let mut steps = 0;
-            loop {
-                let reads = data.unread(RecommendationsRule.reads(&request, eligible, &data));
-                if reads.is_empty() {
-                    break;
-                }
-                steps += 1;
-                assert!(steps <= 8, "case {case}: the read plan does not settle");
-                let found: Vec<_> = reads
-                    .popular
-                    .iter()
-                    .filter_map(|s| match s {
-                        PopularScope::Global => all_lists.global.clone(),
-                        PopularScope::Category(c) => all_lists.category_list(c).cloned(),
-                    })
-                    .collect();
-                let items = reads
-                    .items
-                    .iter()
-                    .filter_map(|i| full.get(i).map(|x| (i.clone(), x.clone())))
-                    .collect();
-                data.record(reads, found, items);
-            }
-            steps_seen = steps_seen.max(steps);
-            let planned = RecommendationsRule
-                .build(&request, eligible, &data)
-                .sealed()
-                .encode();
-            // THEN it is byte for byte the block built with every item and list at hand
-            let everything = recommendations(
-                &u.user_id,
-                Some(&u),
-                recs.as_ref(),
-                &Facts {
-                    catalog: &full,
-                    popular: &all_lists,
-                    now: now(),
-                },
-                &rules.recommendations,
-                limit,
-            )
-            .sealed()
-            .encode();
-            assert_eq!(
-                String::from_utf8_lossy(&planned.json),
-                String::from_utf8_lossy(&everything.json),
-                "case {case}"
-            );
-        }
-        assert!(steps_seen >= 2, "the cases never needed a second read");
     }
 }
