@@ -6,6 +6,8 @@
 pub mod auth;
 /// [`ApiError`]: every request failure mapped to one HTTP status and one stable code.
 pub mod error;
+/// The JSON log line format of every entry point.
+pub mod log_format;
 /// The axum routes (`BLOCK_ROUTE`, `/health`) and the options an entry point builds them with.
 pub mod router;
 /// Reading and validating the rules file (TOML or JSON) named by `--rules` or the environment.

@@ -21,6 +21,8 @@ pub fn init(format: LogFormat) {
     // A second init (tests calling run twice) is harmless; ignore the error.
     let _ = match format {
         LogFormat::Text => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Json => builder
+            .event_format(sendtime_api::log_format::JsonLines { timestamp: true })
+            .try_init(),
     };
 }

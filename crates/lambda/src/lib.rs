@@ -111,12 +111,7 @@ pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SENDTIME_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_ansi(false)
-        .without_time()
+        .event_format(sendtime_api::log_format::JsonLines { timestamp: false })
         .with_env_filter(filter)
         .try_init();
 }

@@ -286,10 +286,8 @@ impl BlockRule for OnboardingRule {
             _ => {
                 let mut candidates = Candidates::new(&data.catalog, Some(user));
                 for category in incentive_categories(Some(user)) {
-                    candidates.offer_all(
-                        data.popular.category(category),
-                        ItemSource::CategoryPopular,
-                    );
+                    candidates
+                        .offer_all(data.popular.category(category), ItemSource::CategoryPopular);
                 }
                 candidates.offer_all(data.popular.global(), ItemSource::Popular);
                 let items: Vec<_> = candidates

@@ -1,0 +1,213 @@
+//! The JSON log line format of every entry point: one object per line — `timestamp` (RFC
+//! 3339 UTC with microseconds; left out under Lambda, which stamps each line itself),
+//! `level`, `message`, the event's own fields at the top level, `target`. Written field by
+//! field straight into the line buffer: the request log is one line per request, so its cost
+//! is on every request (tracing-subscriber's JSON format builds a serde map per event and
+//! cost about three times as much).
+
+use chrono::{Datelike, Timelike};
+use std::fmt::{self, Write};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// One JSON object per log line (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct JsonLines {
+    /// Write `timestamp` (off under Lambda: CloudWatch stamps every line).
+    pub timestamp: bool,
+}
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        writer.write_char('{')?;
+        if self.timestamp {
+            let now = chrono::Utc::now();
+            write!(
+                writer,
+                "\"timestamp\":\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z\",",
+                now.year(),
+                now.month(),
+                now.day(),
+                now.hour(),
+                now.minute(),
+                now.second(),
+                now.timestamp_subsec_micros()
+            )?;
+        }
+        write!(writer, "\"level\":\"{}\"", meta.level())?;
+        let mut fields = Fields {
+            out: &mut writer,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
+        writer.write_str(",\"target\":")?;
+        string(&mut writer, meta.target())?;
+        writer.write_str("}\n")
+    }
+}
+
+/// Writes each field as `,"name":value`.
+struct Fields<'a, W: Write> {
+    out: &'a mut W,
+    result: fmt::Result,
+}
+
+impl<W: Write> Fields<'_, W> {
+    fn field(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
+        if self.result.is_ok() {
+            self.result = (|| {
+                self.out.write_str(",\"")?;
+                self.out.write_str(field.name())?;
+                self.out.write_str("\":")?;
+                value(self.out)
+            })();
+        }
+    }
+}
+
+impl<W: Write> Visit for Fields<'_, W> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.field(field, |w| string(w, value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.field(field, |w| write!(w, "{value}"));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.field(field, |w| write!(w, "{value}"));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.field(field, |w| w.write_str(if value { "true" } else { "false" }));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.field(field, |w| {
+            if value.is_finite() {
+                write!(w, "{value}")
+            } else {
+                w.write_str("null")
+            }
+        });
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.field(field, |w| {
+            w.write_char('"')?;
+            write!(Escaped(&mut *w), "{value:?}")?;
+            w.write_char('"')
+        });
+    }
+}
+
+/// `text` as a JSON string.
+fn string(out: &mut impl Write, text: &str) -> fmt::Result {
+    out.write_char('"')?;
+    Escaped(&mut *out).write_str(text)?;
+    out.write_char('"')
+}
+
+/// Escapes what JSON strings may not hold raw: `"`, `\` and control characters.
+struct Escaped<W>(W);
+
+impl<W: Write> Write for Escaped<W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut plain = 0;
+        for (i, b) in text.bytes().enumerate() {
+            let escape = match b {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0..=0x1f => "",
+                _ => continue,
+            };
+            self.0.write_str(&text[plain..i])?;
+            if escape.is_empty() {
+                write!(self.0, "\\u{b:04x}")?;
+            } else {
+                self.0.write_str(escape)?;
+            }
+            plain = i + 1;
+        }
+        self.0.write_str(&text[plain..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_event_is_one_json_object_with_its_fields_at_the_top_level() {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .event_format(JsonLines { timestamp: true })
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(
+                route = "/v1/users/{user_id}/{block}",
+                status = 200u16,
+                latency_ms = 0.125,
+                nan = f64::NAN,
+                degraded = false,
+                delta = -3i64,
+                block = Some("cart"),
+                "request"
+            );
+            tracing::warn!(error = %"quote \" back\\slash\nnew line\u{1}", "odd \"text\"");
+        });
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let first = &lines[0];
+        assert_eq!(first["level"], "INFO");
+        assert_eq!(first["message"], "request");
+        assert_eq!(first["route"], "/v1/users/{user_id}/{block}");
+        assert_eq!(first["status"], 200);
+        assert_eq!(first["latency_ms"], 0.125);
+        assert!(first["nan"].is_null());
+        assert_eq!(first["degraded"], false);
+        assert_eq!(first["delta"], -3);
+        assert_eq!(first["block"], "cart");
+        assert!(first["target"].as_str().unwrap().contains("log_format"));
+        let stamp = first["timestamp"].as_str().unwrap();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+            "{stamp}"
+        );
+        assert_eq!(lines[1]["message"], "odd \"text\"");
+        assert_eq!(lines[1]["error"], "quote \" back\\slash\nnew line\u{1}");
+    }
+}
