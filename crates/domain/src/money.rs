@@ -56,8 +56,47 @@ impl std::fmt::Display for Money<'_> {
 }
 
 impl serde::Serialize for Money<'_> {
+    /// Formatted on the stack, then written as one string (a price is a few dozen bytes).
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let mut buf = StackText::default();
+        match std::fmt::write(&mut buf, format_args!("{self}")) {
+            Ok(()) => s.serialize_str(buf.as_str()),
+            Err(_) => s.collect_str(self), // longer than the buffer: an odd currency code
+        }
+    }
+}
+
+/// A short text formatted without allocating; refuses (an error) what does not fit.
+struct StackText {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 48],
+            len: 0,
+        }
+    }
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever copied in, so the bytes are UTF-8.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let end = self.len + text.len();
+        if end > self.bytes.len() {
+            return Err(std::fmt::Error);
+        }
+        self.bytes[self.len..end].copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -116,6 +155,11 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Money::new(12_900, "KRW")).unwrap(),
             "\"₩12,900\""
+        );
+        let long = "X".repeat(60);
+        assert_eq!(
+            serde_json::to_string(&Money::new(i64::MIN, &long)).unwrap(),
+            format!("\"-92,233,720,368,547,758.08 {long}\"")
         );
     }
 

@@ -99,6 +99,9 @@ impl CacheStats {
     }
 }
 
+/// Catalog items by id; `None` remembers an id the store does not have.
+type ItemCache = moka::sync::Cache<ItemId, Option<Arc<Item>>>;
+
 /// One batch load of catalog items, awaited by every request that needs one of its ids.
 type ItemBatch = Shared<BoxFuture<'static, Result<Arc<Catalog>, StoreError>>>;
 
@@ -109,7 +112,9 @@ type InFlight = Arc<Mutex<HashMap<ItemId, ItemBatch>>>;
 pub struct CachedStore<S> {
     inner: Arc<S>,
     users: Option<Cache<UserId, Arc<UserData>>>,
-    items: Option<Cache<ItemId, Option<Arc<Item>>>>,
+    /// Items are looked up by the dozen per request and loaded through our own in-flight
+    /// table, so they need no async entry API: moka's synchronous cache (a cheaper lookup).
+    items: Option<ItemCache>,
     items_in_flight: InFlight,
     popular: Option<Cache<PopularScope, Option<Arc<PopularList>>>>,
     stats: Arc<CacheStats>,
@@ -134,7 +139,12 @@ impl<S> CachedStore<S> {
         Self {
             inner,
             users: build(config.user_ttl, config.max_users),
-            items: build(config.item_ttl, config.max_items),
+            items: (!config.item_ttl.is_zero()).then(|| {
+                moka::sync::Cache::builder()
+                    .max_capacity(config.max_items)
+                    .time_to_live(config.item_ttl)
+                    .build()
+            }),
             items_in_flight: Arc::default(),
             popular: build(config.popular_ttl, 10_000),
             stats: Arc::new(CacheStats::default()),
@@ -216,7 +226,7 @@ impl<S: ItemsGet + 'static> ItemsGet for CachedStore<S> {
         let mut found = HashMap::with_capacity(ids.len());
         let mut missing: Vec<ItemId> = Vec::new();
         for id in ids {
-            match cache.get(id).await {
+            match cache.get(id) {
                 Some(Some(item)) => {
                     found.insert(id.clone(), item);
                 }
@@ -250,7 +260,7 @@ impl<S: ItemsGet + 'static> CachedStore<S> {
     /// caches nothing, so the next request tries again.
     fn join_or_start_loads(
         &self,
-        cache: &Cache<ItemId, Option<Arc<Item>>>,
+        cache: &ItemCache,
         missing: Vec<ItemId>,
     ) -> Vec<(ItemId, ItemBatch)> {
         // A poisoned lock only means a panic while holding plain map data: keep using it.
@@ -296,7 +306,7 @@ impl<S: ItemsGet + 'static> CachedStore<S> {
 /// Spawns one batch load; the returned future, shared by every waiter, is its outcome.
 fn start_batch<S: ItemsGet + 'static>(
     inner: Arc<S>,
-    cache: Cache<ItemId, Option<Arc<Item>>>,
+    cache: ItemCache,
     in_flight: InFlight,
     ids: Vec<ItemId>,
 ) -> ItemBatch {
@@ -305,7 +315,7 @@ fn start_batch<S: ItemsGet + 'static>(
         if let Ok(items) = &loaded {
             for id in &ids {
                 let value = items.get(id).cloned();
-                cache.insert(id.clone(), value).await;
+                cache.insert(id.clone(), value);
             }
         }
         let mut table = in_flight.lock().unwrap_or_else(|p| p.into_inner());

@@ -174,7 +174,24 @@ fn every_read_plan_reads_only_what_can_be_shown_and_answers_as_reading_everythin
             read_planned += planned.items_asked();
             read_everything += full.len();
             // THEN the answers are the same bytes
-            let a = rule.build(&request, eligible, &planned).sealed().encode();
+            let built = rule.build(&request, eligible, &planned);
+            if kind == BlockKind::Recommendations {
+                // AND the same items as offering every candidate (no early stop) gives
+                let reference = super::recommendations::offering_everything(
+                    user_data.profile.as_ref(),
+                    user_data.recs.as_ref(),
+                    &everything.facts(now()),
+                    &rules.recommendations,
+                    limit,
+                );
+                let shown: Vec<_> = built
+                    .items
+                    .iter()
+                    .map(|i| (i.id.clone(), i.source))
+                    .collect();
+                assert_eq!(shown, reference, "case {case} limit {limit}");
+            }
+            let a = built.sealed().encode();
             let b = rule
                 .build(&request, eligible, &everything)
                 .sealed()

@@ -3,7 +3,7 @@
 
 use super::{
     offered_as, scopes_with_global, walk_reads, Assessment, BlockData, BlockRequest, BlockRule,
-    Candidates, CatalogView, Eligible, Facts, OnUnreadable, Reads,
+    Candidates, CatalogView, Eligible, Facts, OnUnreadable, PopularLists, Reads,
 };
 use crate::block::{Block, BlockItem, BlockKind, ItemSource, Reason, Stage};
 use crate::config::{ItemLimits, RecommendationRules, RulesConfig};
@@ -62,19 +62,7 @@ impl BlockRule for RecommendationsRule {
                 &u.preferred_categories[..u.preferred_categories.len().min(MAX_FALLBACK_CATEGORIES)]
             })
             .unwrap_or_default();
-        let personal = data
-            .user
-            .recs
-            .as_ref()
-            .filter(|l| l.is_live(request.now))
-            .map(|l| l.items.as_slice())
-            .unwrap_or_default();
-        let order =
-            offered_as(personal, ItemSource::Personalized)
-                .chain(categories.iter().flat_map(|c| {
-                    offered_as(data.popular.category(c), ItemSource::CategoryPopular)
-                }))
-                .chain(offered_as(data.popular.global(), ItemSource::Popular));
+        let order = offer_order(user, data.user.recs.as_ref(), &data.popular, request.now);
         let rules = &request.rules.recommendations;
         walk_reads(
             data,
@@ -99,6 +87,52 @@ impl BlockRule for RecommendationsRule {
     }
 }
 
+/// The block as defined, without stopping early: every candidate offered, then diversified
+/// (the reference the early stop is tested against).
+#[cfg(test)]
+pub(crate) fn offering_everything<'a, C: CatalogView>(
+    user: Option<&'a User>,
+    list: Option<&'a RecList>,
+    facts: &Facts<'a, C>,
+    rules: &RecommendationRules,
+    limit: usize,
+) -> Vec<(crate::ItemId, ItemSource)> {
+    let mut candidates = Candidates::new(facts.catalog, user);
+    for (id, source) in offer_order(user, list, facts.popular, facts.now) {
+        candidates.offer(id, source);
+    }
+    diversify(candidates.picked, rules, limit)
+        .into_iter()
+        .map(|(item, source)| (item.item_id.clone(), source))
+        .collect()
+}
+
+/// The order candidates are offered in: the live personal list, the preferred categories'
+/// popular lists, the global list (the read plan and the build walk the same order).
+fn offer_order<'a>(
+    user: Option<&'a User>,
+    list: Option<&'a RecList>,
+    popular: &'a PopularLists,
+    now: chrono::DateTime<chrono::Utc>,
+) -> impl Iterator<Item = (&'a crate::ItemId, ItemSource)> {
+    let personal = list
+        .filter(|l| l.is_live(now))
+        .map(|l| l.items.as_slice())
+        .unwrap_or_default();
+    let categories = user
+        .map(|u| {
+            &u.preferred_categories[..u.preferred_categories.len().min(MAX_FALLBACK_CATEGORIES)]
+        })
+        .unwrap_or_default();
+    offered_as(personal, ItemSource::Personalized)
+        .chain(
+            categories
+                .iter()
+                .flat_map(|c| offered_as(popular.category(c), ItemSource::CategoryPopular)),
+        )
+        .chain(offered_as(popular.global(), ItemSource::Popular))
+}
+
 /// Builds the recommendations block. `list` may be absent or expired: both mean "no
 /// personalized items", and an unknown user is indistinguishable from a cold one.
 pub fn recommendations<'a, C: CatalogView>(
@@ -115,18 +149,17 @@ pub fn recommendations<'a, C: CatalogView>(
         now,
     } = *facts;
     let mut candidates = Candidates::new(catalog, user);
-    if let Some(list) = list.filter(|l| l.is_live(now)) {
-        candidates.offer_all(&list.items, ItemSource::Personalized);
+    // Offered in order until the answer is decided: what follows cannot change it (and
+    // past a few times `limit` picks, deciding is not worth asking again: offer them all).
+    let ask_until = limit * 4 + 16;
+    for (id, source) in offer_order(user, list, popular, now) {
+        if candidates.offer(id, source)
+            && (limit..=ask_until).contains(&candidates.len())
+            && decided(&candidates.picked, rules, limit)
+        {
+            break;
+        }
     }
-    for category in user
-        .map(|u| u.preferred_categories.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .take(MAX_FALLBACK_CATEGORIES)
-    {
-        candidates.offer_all(popular.category(category), ItemSource::CategoryPopular);
-    }
-    candidates.offer_all(popular.global(), ItemSource::Popular);
 
     let picked = diversify(candidates.picked, rules, limit);
     if picked.is_empty() {
@@ -149,31 +182,7 @@ pub fn recommendations<'a, C: CatalogView>(
 /// in `picked`, never by the "no candidate fits, take the next" fallback that a later
 /// candidate could change.
 fn decided(picked: &[(&Item, ItemSource)], rules: &RecommendationRules, limit: usize) -> bool {
-    if picked.len() < limit {
-        return false;
-    }
-    let mut taken = [false; 64];
-    if picked.len() > taken.len() {
-        return false;
-    }
-    // The categories of the slots filled so far, counted in place (a block has a handful).
-    let filled_in = |taken: &[bool; 64], category: &str| {
-        (0..picked.len())
-            .filter(|&i| taken[i] && picked[i].0.category == category)
-            .count()
-    };
-    for slot in 0..limit {
-        let fits = |taken: &[bool; 64], item: &Item| {
-            slot >= rules.diversity_slots
-                || filled_in(taken, &item.category) < rules.max_per_category
-        };
-        let Some(index) = (0..picked.len()).find(|&i| !taken[i] && fits(&taken, picked[i].0))
-        else {
-            return false;
-        };
-        taken[index] = true;
-    }
-    true
+    picked.len() >= limit && fill_slots(picked, rules, limit, |_| {})
 }
 
 /// Fills `limit` slots in preference order, except that within the first `diversity_slots`
@@ -185,34 +194,83 @@ fn diversify<'a>(
     rules: &RecommendationRules,
     limit: usize,
 ) -> Vec<(&'a Item, ItemSource)> {
-    let mut remaining = candidates;
-    let mut out: Vec<(&Item, ItemSource)> = Vec::with_capacity(limit.min(remaining.len()));
-    while out.len() < limit && !remaining.is_empty() {
-        let index = if out.len() < rules.diversity_slots {
-            remaining
-                .iter()
-                .position(|(item, _)| fits_diversity(&out, item, rules))
-                .unwrap_or(0)
-        } else {
-            0
-        };
-        out.push(remaining.remove(index));
-    }
+    let mut out = Vec::with_capacity(limit.min(candidates.len()));
+    fill_slots(&candidates, rules, limit, |i| out.push(candidates[i]));
     out
 }
 
-/// Whether `item` may take the next diversity slot: its category holds fewer than
-/// `max_per_category` of the slots filled (a block has a handful: counted in place).
-fn fits_diversity(
-    filled: &[(&Item, ItemSource)],
-    item: &Item,
+/// [`diversify`]'s choice: calls `take` with the index of each slot's candidate, in slot
+/// order, and says whether every diversity slot found a candidate that fits (rather than
+/// the fallback). Categories are numbered once, so the slots compare numbers, not names.
+fn fill_slots(
+    candidates: &[(&Item, ItemSource)],
     rules: &RecommendationRules,
+    limit: usize,
+    mut take: impl FnMut(usize),
 ) -> bool {
-    filled
-        .iter()
-        .filter(|(i, _)| i.category == item.category)
-        .count()
-        < rules.max_per_category
+    const ON_STACK: usize = 64;
+    let n = candidates.len();
+    let (mut stack_numbers, mut stack_taken) = ([0u16; ON_STACK], [false; ON_STACK]);
+    let (mut heap_numbers, mut heap_taken);
+    let (numbers, taken): (&mut [u16], &mut [bool]) = if n <= ON_STACK {
+        (&mut stack_numbers[..n], &mut stack_taken[..n])
+    } else {
+        heap_numbers = vec![0u16; n];
+        heap_taken = vec![false; n];
+        (&mut heap_numbers, &mut heap_taken)
+    };
+    // Number the categories in order of first appearance; a slot count per number.
+    let mut names: [&str; ON_STACK] = [""; ON_STACK];
+    let mut distinct = 0usize;
+    for (i, (item, _)) in candidates.iter().enumerate() {
+        let name = item.category.as_str();
+        let known = names[..distinct.min(ON_STACK)]
+            .iter()
+            .position(|c| *c == name);
+        numbers[i] = match known {
+            Some(k) => k as u16,
+            None if distinct < ON_STACK => {
+                names[distinct] = name;
+                distinct += 1;
+                (distinct - 1) as u16
+            }
+            // More categories than the stack holds: the rest share one number (they are
+            // compared by name below).
+            None => ON_STACK as u16,
+        };
+    }
+    let mut filled = [0usize; ON_STACK + 1];
+    let filled_in = |filled: &[usize; ON_STACK + 1], taken: &[bool], i: usize| {
+        if (numbers[i] as usize) < ON_STACK {
+            filled[numbers[i] as usize]
+        } else {
+            let name = candidates[i].0.category.as_str();
+            (0..n)
+                .filter(|&j| taken[j] && candidates[j].0.category == name)
+                .count()
+        }
+    };
+    let mut all_fit = true;
+    for slot in 0..limit {
+        let diverse = slot < rules.diversity_slots;
+        let fitting = (0..n).find(|&i| {
+            !taken[i] && (!diverse || filled_in(&filled, taken, i) < rules.max_per_category)
+        });
+        let index = match fitting {
+            Some(i) => i,
+            None => {
+                all_fit = false;
+                match (0..n).find(|&i| !taken[i]) {
+                    Some(i) => i,
+                    None => break,
+                }
+            }
+        };
+        taken[index] = true;
+        filled[numbers[index] as usize] += 1;
+        take(index);
+    }
+    all_fit
 }
 
 #[cfg(test)]
