@@ -279,6 +279,8 @@ async fn engine(
     let mut latency = Latency::new();
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    // HTTP statuses counted by number, named once at the end.
+    let mut by_code: BTreeMap<u16, u64> = BTreeMap::new();
     let mut received = 0usize;
     let mut batch = Vec::with_capacity(256);
     while received < to_send {
@@ -289,13 +291,12 @@ async fn engine(
         for a in batch.drain(..) {
             received += 1;
             log.push(&a.record)?;
-            *outcomes.entry(a.outcome.as_str().to_owned()).or_default() += 1;
-            let status = a
-                .record
-                .status
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| a.record.error.clone().unwrap_or_else(|| "none".into()));
-            *statuses.entry(status).or_default() += 1;
+            count(&mut outcomes, a.outcome.as_str());
+            match (a.record.status, &a.record.error) {
+                (Some(s), _) => *by_code.entry(s).or_default() += 1,
+                (None, Some(e)) => count(&mut statuses, e),
+                (None, None) => count(&mut statuses, "none"),
+            }
             if a.outcome == KeyOutcome::Ok {
                 latency.record(a.latency);
                 progress.ok.fetch_add(1, Ordering::Relaxed);
@@ -308,6 +309,9 @@ async fn engine(
     }
     let _ = dispatcher.await;
     log.finish()?;
+    for (code, n) in by_code {
+        *statuses.entry(code.to_string()).or_default() += n;
+    }
     let seconds = started.elapsed().as_secs_f64();
     let attempts = progress.attempts.load(Ordering::Relaxed);
     let timeline: Vec<(f64, f64)> = limiter
@@ -341,6 +345,16 @@ async fn engine(
         concurrency_final: limiter.limit(),
         concurrency_timeline: timeline,
     })
+}
+
+/// Adds one to `key`'s count, allocating its name only the first time.
+fn count(map: &mut BTreeMap<String, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.to_owned(), 1);
+        }
+    }
 }
 
 fn backoff(config: &SendConfig, attempt: u32) -> Duration {

@@ -12,6 +12,9 @@ use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Gaps shorter than this are waited out by yielding rather than with a kernel timer.
+pub const YIELD_BELOW: Duration = Duration::from_micros(20);
+
 /// Waits for instants to within a few microseconds; one per waiting task.
 pub struct PreciseTimer {
     #[cfg(target_os = "linux")]
@@ -29,26 +32,34 @@ impl PreciseTimer {
         }
     }
 
-    /// Returns at `deadline` or just after (never before).
+    /// Returns at `deadline` or just after (never before). A deadline closer than
+    /// [`YIELD_BELOW`] is waited for by yielding to other tasks: arming a kernel timer costs
+    /// more than that (a VM exit on virtual machines).
     pub async fn sleep_until(&mut self, deadline: Instant) {
         loop {
             let now = Instant::now();
             if now >= deadline {
                 return;
             }
+            let left = deadline - now;
+            if left < YIELD_BELOW {
+                tokio::task::yield_now().await;
+                continue;
+            }
             #[cfg(target_os = "linux")]
             if let Some(fd) = &self.fd {
-                if fd.get_ref().arm(deadline - now).is_ok() {
+                if fd.get_ref().arm(left).is_ok() {
                     if let Ok(mut ready) = fd.readable().await {
-                        // Reading the expiry count clears readiness; a spurious wake-up reads
-                        // nothing (WouldBlock) and the loop re-arms.
-                        let _ = ready.try_io(|fd| fd.get_ref().read());
+                        // Read the expiry count, then forget the readiness: the next wait
+                        // must see the next expiry, not this one.
+                        let _ = fd.get_ref().read();
+                        ready.clear_ready();
                         continue;
                     }
                 }
                 self.fd = None;
             }
-            coarse_wait(deadline - now).await;
+            coarse_wait(left).await;
         }
     }
 }
