@@ -90,8 +90,10 @@ where
     Fut: Future<Output = T> + 'static,
     T: Send + 'static,
 {
+    // I/O and time only: the signal and process drivers would be polled at every park.
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_io()
+        .enable_time()
         .build()?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()

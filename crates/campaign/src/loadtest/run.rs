@@ -88,10 +88,30 @@ pub struct LoadProgress {
     pub recent_p99_micros: AtomicU64,
 }
 
-/// The calls of one schedule event: `(user, block index, copies)`.
+/// The calls of one schedule event: its user, and which blocks (no allocation per event).
 struct Event {
     user: usize,
-    calls: Vec<(usize, u32)>,
+    calls: Calls,
+}
+
+/// Which blocks an event calls, and how often.
+#[derive(Clone, Copy)]
+enum Calls {
+    /// One call to this block (a plan's event).
+    One(usize),
+    /// Every block, this many times each (a campaign message).
+    EachBlock(u32),
+}
+
+impl Calls {
+    /// `(block index, copies)` for `blocks` blocks.
+    fn iter(self, blocks: usize) -> impl Iterator<Item = (usize, u32)> {
+        let (range, copies) = match self {
+            Self::One(b) => (b..b + 1, 1),
+            Self::EachBlock(c) => (0..blocks, c),
+        };
+        range.map(move |b| (b, copies))
+    }
 }
 
 /// Calls dispatched back to back before the dispatcher lets answers be processed.
@@ -124,10 +144,11 @@ async fn engine(config: RunConfig, progress: Arc<LoadProgress>) -> Result<Result
         .map(|(k, t)| (k as u64, t))
         .filter(|(k, _)| config.shard.owns(*k))
         .collect();
+    let nb = config.blocks.len();
     let events: Vec<(f64, Event)> = times.iter().map(|&(k, t)| (t, event(&config, k))).collect();
     let scheduled: u64 = events
         .iter()
-        .map(|(_, e)| e.calls.iter().map(|c| u64::from(c.1)).sum::<u64>())
+        .map(|(_, e)| e.calls.iter(nb).map(|c| u64::from(c.1)).sum::<u64>())
         .sum();
     progress.scheduled.store(scheduled, Ordering::Relaxed);
     let schedule_seconds = events.last().map_or(0.0, |(t, _)| *t);
@@ -148,33 +169,50 @@ async fn engine(config: RunConfig, progress: Arc<LoadProgress>) -> Result<Result
         start,
         progress.clone(),
     )));
-    let in_flight = Rc::new(InFlight::default());
+    let in_flight = Rc::new(InFlight::new(config.max_in_flight));
     let mut timer = PreciseTimer::new();
     let mut batch = 0;
+    // Events intended before this instant found the cap reached: not sent.
+    let mut capped_until: Option<Instant> = None;
     for (t, event) in events {
         let intended = start + Duration::from_secs_f64(t);
-        if intended > Instant::now() {
-            timer.sleep_until(intended).await;
-            batch = 0;
+        let mut over_cap = capped_until.is_some_and(|until| intended < until);
+        if over_cap {
+            if batch >= DISPATCH_BATCH {
+                tokio::task::yield_now().await;
+                batch = 0;
+            }
+        } else if intended > Instant::now() {
+            if in_flight.full() {
+                // Nothing can be sent before a call finishes: wait for that, not for each
+                // event due meanwhile (every one of them meets the cap).
+                let freed = in_flight.slot_freed().await;
+                capped_until = Some(freed);
+                over_cap = intended < freed;
+            }
+            if !over_cap {
+                timer.sleep_until(intended).await;
+                batch = 0;
+            }
         } else if batch >= DISPATCH_BATCH {
             // Behind the schedule: let the answers in before sending more.
             tokio::task::yield_now().await;
             batch = 0;
         }
         let second = t as usize;
-        for (block, copies) in event.calls {
+        for (block, copies) in event.calls.iter(nb) {
             for _ in 0..copies {
                 batch += 1;
                 let mut rec = recorder.borrow_mut();
                 rec.timeline_at(second).scheduled += 1;
-                if in_flight.count.get() >= config.max_in_flight {
+                if over_cap || in_flight.full() {
                     progress.capped.fetch_add(1, Ordering::Relaxed);
-                    rec.finish(block, StatusClass::InFlightCap, second, None, second);
+                    rec.not_sent(block, StatusClass::InFlightCap);
                     continue;
                 }
                 rec.timeline_at(second).sent += 1;
                 drop(rec);
-                in_flight.count.set(in_flight.count.get() + 1);
+                in_flight.started();
                 progress.sent.fetch_add(1, Ordering::Relaxed);
                 let (caller, recorder, in_flight) =
                     (caller.clone(), recorder.clone(), in_flight.clone());
@@ -182,15 +220,10 @@ async fn engine(config: RunConfig, progress: Arc<LoadProgress>) -> Result<Result
                 tokio::task::spawn_local(async move {
                     let outcome = caller.call(&target, false).await;
                     let now = Instant::now();
-                    in_flight.finished();
-                    let answered = now.saturating_duration_since(start).as_secs() as usize;
-                    recorder.borrow_mut().finish(
-                        block,
-                        outcome.class(),
-                        second,
-                        Some(now.saturating_duration_since(intended)),
-                        answered,
-                    );
+                    in_flight.finished(now);
+                    recorder
+                        .borrow_mut()
+                        .answered(block, outcome.class(), second, intended, now);
                 });
             }
         }
@@ -241,19 +274,55 @@ async fn engine(config: RunConfig, progress: Arc<LoadProgress>) -> Result<Result
     })
 }
 
-/// Calls in flight, and a wake-up for the end of the run when the last one finishes.
-#[derive(Default)]
+/// Calls in flight against their cap; wake-ups for the dispatcher when a slot frees at
+/// the cap, and at the end of the run when the last call finishes.
 struct InFlight {
     count: std::cell::Cell<usize>,
+    cap: usize,
+    /// When the count last dropped from the cap.
+    freed_at: std::cell::Cell<Option<Instant>>,
+    slot: Notify,
     idle: Notify,
 }
 
 impl InFlight {
-    fn finished(&self) {
-        let n = self.count.get().saturating_sub(1);
-        self.count.set(n);
-        if n == 0 {
+    fn new(cap: usize) -> Self {
+        Self {
+            count: std::cell::Cell::new(0),
+            cap,
+            freed_at: std::cell::Cell::new(None),
+            slot: Notify::new(),
+            idle: Notify::new(),
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.count.get() >= self.cap
+    }
+
+    fn started(&self) {
+        self.count.set(self.count.get() + 1);
+    }
+
+    fn finished(&self, now: Instant) {
+        let before = self.count.get();
+        self.count.set(before.saturating_sub(1));
+        if before == self.cap {
+            self.freed_at.set(Some(now));
+            self.slot.notify_one();
+        }
+        if before == 1 {
             self.idle.notify_one();
+        }
+    }
+
+    /// Waits, at the cap, until a call finishes; when that was.
+    async fn slot_freed(&self) -> Instant {
+        loop {
+            if !self.full() {
+                return self.freed_at.get().unwrap_or_else(Instant::now);
+            }
+            self.slot.notified().await;
         }
     }
 
@@ -271,13 +340,13 @@ fn event(config: &RunConfig, k: u64) -> Event {
     match &config.load {
         Load::Plan(_) => Event {
             user: (k as usize) / nb,
-            calls: vec![((k as usize) % nb, 1)],
+            calls: Calls::One((k as usize) % nb),
         },
         Load::Campaign(c) => {
             let copies = CampaignShape::calls_per_block(c.channel_of(k));
             Event {
                 user: k as usize,
-                calls: (0..nb).map(|b| (b, copies)).collect(),
+                calls: Calls::EachBlock(copies),
             }
         }
     }
@@ -318,28 +387,36 @@ impl Recorder {
         &mut self.timeline[s]
     }
 
-    /// One call finished (or, with no latency, was not sent).
-    fn finish(
+    /// One call not sent (over the in-flight cap): counted, no latency.
+    fn not_sent(&mut self, block: usize, class: StatusClass) {
+        self.cells[block][class as usize].count += 1;
+        self.progress.done.fetch_add(1, Ordering::Relaxed);
+        self.progress.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One call finished at `now`: its latency counts from `intended`, in the second it
+    /// was scheduled for, and it is answered in the second `now` falls in.
+    fn answered(
         &mut self,
         block: usize,
         class: StatusClass,
         second: usize,
-        latency: Option<Duration>,
-        answered_second: usize,
+        intended: Instant,
+        now: Instant,
     ) {
+        let latency = now.saturating_duration_since(intended);
+        let since_start = now.saturating_duration_since(self.start);
+        let answered_second = since_start.as_secs() as usize;
         let cell = &mut self.cells[block][class as usize];
         cell.count += 1;
+        cell.latency.record(latency);
         self.progress.done.fetch_add(1, Ordering::Relaxed);
         if class != StatusClass::Success {
             self.progress.errors.fetch_add(1, Ordering::Relaxed);
         }
-        let Some(latency) = latency else { return };
-        cell.latency.record(latency);
         self.timeline_at(second).latency.record(latency);
         self.timeline_at(answered_second).answered += 1;
-        self.last_answer = self
-            .last_answer
-            .max(Instant::now().saturating_duration_since(self.start));
+        self.last_answer = self.last_answer.max(since_start);
         if answered_second != self.window_second {
             self.progress.recent_p99_micros.store(
                 (self.window.quantile_ms(0.99) * 1000.0) as u64,
