@@ -496,30 +496,97 @@ fn failure_class(f: Failure) -> StatusClass {
     }
 }
 
-/// The three fields of a block answer the result log keeps; anything else is skipped
-/// without being built.
-#[derive(Deserialize)]
-struct BlockFields {
-    #[serde(default)]
-    eligible: Option<serde_json::Value>,
-    #[serde(default)]
-    stage: Option<serde_json::Value>,
-    #[serde(default)]
-    source: Option<serde_json::Value>,
-}
-
-/// A 2xx body's `eligible`/`stage`/`source`; `None` when it is not a JSON object.
+/// A 2xx body's `eligible`/`stage`/`source`; `None` when it is not a JSON object. Reading
+/// stops once the three are found: a block answer names them before its items, so the
+/// bulk of the body is skipped unparsed.
 fn summarise(body: &[u8]) -> Option<AnswerSummary> {
-    let f: BlockFields = serde_json::from_slice(body).ok()?;
+    use serde::de::Deserializer as _;
+    let mut found = Found::default();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match de.deserialize_map(FieldsVisitor(&mut found)) {
+        Ok(()) => {}
+        Err(_) if found.complete => {}
+        Err(_) => return None,
+    }
     let text = |v: Option<serde_json::Value>| match v {
         Some(serde_json::Value::String(s)) => Some(s),
         _ => None,
     };
     Some(AnswerSummary {
-        eligible: f.eligible.and_then(|v| v.as_bool()),
-        stage: text(f.stage),
-        source: text(f.source),
+        eligible: found.eligible.and_then(|v| v.as_bool()),
+        stage: text(found.stage),
+        source: text(found.source),
     })
+}
+
+/// The three fields of a block answer the result log keeps, as found; `complete` once all
+/// three are (the visitor then stops reading with an error that is not a failure).
+#[derive(Default)]
+struct Found {
+    complete: bool,
+    eligible: Option<serde_json::Value>,
+    stage: Option<serde_json::Value>,
+    source: Option<serde_json::Value>,
+}
+
+/// Fills [`Found`] from a JSON object, skipping every other member without building it.
+struct FieldsVisitor<'a>(&'a mut Found);
+
+impl<'de> serde::de::Visitor<'de> for FieldsVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<FieldName>()? {
+            let slot = match key {
+                FieldName::Eligible => &mut self.0.eligible,
+                FieldName::Stage => &mut self.0.stage,
+                FieldName::Source => &mut self.0.source,
+                FieldName::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value()?);
+            if self.0.eligible.is_some() && self.0.stage.is_some() && self.0.source.is_some() {
+                self.0.complete = true;
+                return Err(serde::de::Error::custom("all three fields found"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A member name, read without allocating.
+enum FieldName {
+    Eligible,
+    Stage,
+    Source,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for FieldName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = FieldName;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<FieldName, E> {
+                Ok(match v {
+                    "eligible" => FieldName::Eligible,
+                    "stage" => FieldName::Stage,
+                    "source" => FieldName::Source,
+                    _ => FieldName::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
 }
 
 /// The API's stable error code from a JSON error body (`{"error":{"code":…}}`).
@@ -607,6 +674,11 @@ mod tests {
         let a = summarise(br#"{"eligible":null,"stage":3}"#).unwrap();
         assert_eq!(a, AnswerSummary::default());
         assert_eq!(summarise(b"not json"), None);
+        assert_eq!(summarise(b"[1,2]"), None);
+        // the three found before a torn tail: read; a body torn before them: not
+        let a = summarise(br#"{"eligible":false,"stage":"x","source":"y","items":[{"#).unwrap();
+        assert_eq!((a.eligible, a.stage.as_deref()), (Some(false), Some("x")));
+        assert_eq!(summarise(br#"{"eligible":false,"items":[{"#), None);
         assert_eq!(
             error_code(br#"{"error":{"code":"unknown_block"}}"#).as_deref(),
             Some("unknown_block")
