@@ -12,8 +12,8 @@ use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Gaps shorter than this are waited out by yielding rather than with a kernel timer.
-pub const YIELD_BELOW: Duration = Duration::from_micros(20);
+/// The last stretch before a deadline, waited out by yielding rather than on a kernel timer.
+pub const YIELD_BELOW: Duration = Duration::from_micros(50);
 
 /// Waits for instants to within a few microseconds; one per waiting task.
 pub struct PreciseTimer {
@@ -32,9 +32,10 @@ impl PreciseTimer {
         }
     }
 
-    /// Returns at `deadline` or just after (never before). A deadline closer than
-    /// [`YIELD_BELOW`] is waited for by yielding to other tasks: arming a kernel timer costs
-    /// more than that (a VM exit on virtual machines).
+    /// Returns at `deadline` or just after (never before). The kernel timer is armed for
+    /// [`YIELD_BELOW`] before the deadline, and that last stretch is waited out by yielding
+    /// to other tasks: waking from the timer takes tens of microseconds (more on a virtual
+    /// machine, where arming one is a VM exit), yielding one.
     pub async fn sleep_until(&mut self, deadline: Instant) {
         loop {
             let now = Instant::now();
@@ -48,7 +49,7 @@ impl PreciseTimer {
             }
             #[cfg(target_os = "linux")]
             if let Some(fd) = &self.fd {
-                if fd.get_ref().arm(left).is_ok() {
+                if fd.get_ref().arm(left - YIELD_BELOW).is_ok() {
                     if let Ok(mut ready) = fd.readable().await {
                         // Read the expiry count, then forget the readiness: the next wait
                         // must see the next expiry, not this one.
