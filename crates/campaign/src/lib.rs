@@ -4,7 +4,7 @@
 
 /// Reading the recipients of a send from CSV or JSON Lines, or making N synthetic ids.
 pub mod audience;
-/// The one HTTP caller of our API (shared client, block URLs, typed outcomes).
+/// The one HTTP caller of our API (lean keep-alive HTTP/1.1, prebuilt targets, typed outcomes).
 pub mod caller;
 /// [`limiter::Limiter`]: the adaptive (AIMD) concurrency window of a send.
 pub mod limiter;
@@ -22,3 +22,5 @@ pub mod plan;
 pub mod send;
 /// Latency statistics: one mergeable HDR histogram type.
 pub mod stats;
+/// Sub-millisecond waits ([`timer::PreciseTimer`]) and the engine thread of a generator.
+pub mod timer;

@@ -61,6 +61,68 @@ pub enum OutputError {
 pub struct ResultLog {
     file: std::io::BufWriter<File>,
     since_sync: usize,
+    syncer: Option<Syncer>,
+}
+
+/// Records between two syncs to disk.
+const SYNC_EVERY: usize = 1_000;
+
+/// Syncs the log to disk on a thread of its own, so a slow disk never stalls the send: a
+/// request made while one sync runs is folded into the next. The first error is kept.
+struct Syncer {
+    wake: std::sync::mpsc::SyncSender<()>,
+    error: std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Syncer {
+    fn start(file: &File) -> std::io::Result<Self> {
+        let file = file.try_clone()?;
+        let (wake, asked) = std::sync::mpsc::sync_channel::<()>(1);
+        let error = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen = error.clone();
+        let thread = std::thread::Builder::new()
+            .name("result-log-sync".into())
+            .spawn(move || {
+                for () in asked {
+                    if let Err(e) = file.sync_data() {
+                        let mut slot = seen.lock().unwrap_or_else(|p| p.into_inner());
+                        slot.get_or_insert(e);
+                    }
+                }
+            })?;
+        Ok(Self {
+            wake,
+            error,
+            thread,
+        })
+    }
+
+    /// Asks for a sync; returns the first error a sync met so far.
+    fn request(&self) -> std::io::Result<()> {
+        let _ = self.wake.try_send(());
+        self.take_error()
+    }
+
+    fn take_error(&self) -> std::io::Result<()> {
+        match self.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for the syncs asked for to end; their first error.
+    fn stop(self) -> std::io::Result<()> {
+        let Self {
+            wake,
+            error,
+            thread,
+        } = self;
+        drop(wake);
+        let _ = thread.join();
+        let first = error.lock().unwrap_or_else(|p| p.into_inner()).take();
+        first.map_or(Ok(()), Err)
+    }
 }
 
 /// Opens the log; with `resume`, returns the keys already done.
@@ -109,10 +171,12 @@ pub fn open(
         file.set_len(good_len).map_err(io)?;
         file.seek(SeekFrom::End(0)).map_err(io)?;
     }
+    let syncer = Syncer::start(&file).map_err(io)?;
     Ok((
         ResultLog {
             file: std::io::BufWriter::new(file),
             since_sync: 0,
+            syncer: Some(syncer),
         },
         done,
     ))
@@ -120,15 +184,32 @@ pub fn open(
 
 impl ResultLog {
     /// Appends one record and hands it to the OS at once (a `kill -9` loses nothing
-    /// written); syncs to disk every 1,000 records.
+    /// written); see [`ResultLog::push`] and [`ResultLog::flush`].
     pub fn append(&mut self, record: &ResultRecord) -> std::io::Result<()> {
+        self.push(record)?;
+        self.flush()
+    }
+
+    /// Buffers one record; [`ResultLog::flush`] hands the buffered ones to the OS. A send
+    /// pushes every outcome waiting, then flushes: one write for a batch, and a record
+    /// waits in the buffer no longer than it would have waited to be logged.
+    pub fn push(&mut self, record: &ResultRecord) -> std::io::Result<()> {
         serde_json::to_writer(&mut self.file, record)?;
         self.file.write_all(b"\n")?;
-        self.file.flush()?;
         self.since_sync += 1;
-        if self.since_sync >= 1_000 {
-            self.file.get_ref().sync_data()?;
+        Ok(())
+    }
+
+    /// Hands every pushed record to the OS (a `kill -9` then loses nothing); every 1,000
+    /// records, also asks for a sync to disk, made on a thread of its own.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()?;
+        if self.since_sync >= SYNC_EVERY {
             self.since_sync = 0;
+            match &self.syncer {
+                Some(s) => s.request()?,
+                None => self.file.get_ref().sync_data()?,
+            }
         }
         Ok(())
     }
@@ -136,6 +217,9 @@ impl ResultLog {
     /// Flushes and syncs the log to disk; call once when the send ends.
     pub fn finish(mut self) -> std::io::Result<()> {
         self.file.flush()?;
+        if let Some(s) = self.syncer.take() {
+            s.stop()?;
+        }
         self.file.get_ref().sync_all()
     }
 }

@@ -3,11 +3,12 @@
 //! timeouts and connection errors, honouring `Retry-After` on 429/503, and ending with one
 //! result per key in the result log.
 
-use crate::caller::{Caller, CallerConfig, CallerError, Outcome, StatusClass};
+use crate::caller::{Caller, CallerConfig, CallerError, Outcome, StatusClass, Target};
 use crate::limiter::{Limiter, LimiterConfig};
 use crate::output::{ResultLog, ResultRecord};
 use crate::pacer::Pacer;
 use crate::stats::Latency;
+use crate::timer::on_own_thread;
 use rand::Rng;
 use sendtime_domain::{BlockKind, UserId};
 use serde::Serialize;
@@ -141,6 +142,9 @@ pub enum SendError {
     /// Appending to or syncing the result log failed.
     #[error("writing the result log failed: {0}")]
     Output(#[from] std::io::Error),
+    /// The engine thread could not be started, or stopped without an answer.
+    #[error("the send's thread failed: {0}")]
+    Engine(std::io::Error),
     /// A block name is not in the registry.
     #[error("--blocks: unknown block '{0}' (known: {known})", known = BlockKind::names())]
     UnknownBlock(String),
@@ -179,7 +183,7 @@ pub async fn run(
     config: SendConfig,
     recipients: &[UserId],
     done: &HashSet<(String, String)>,
-    mut log: ResultLog,
+    log: ResultLog,
     progress: Arc<Progress>,
 ) -> Result<Summary, SendError> {
     let blocks: Vec<BlockKind> = config
@@ -187,6 +191,35 @@ pub async fn run(
         .iter()
         .map(|b| b.parse().map_err(|_| SendError::UnknownBlock(b.clone())))
         .collect::<Result<_, _>>()?;
+    let keys_total = recipients.len() * blocks.len();
+    let todo: Vec<(UserId, BlockKind)> = recipients
+        .iter()
+        .flat_map(|u| blocks.iter().map(move |b| (u, *b)))
+        .filter(|(u, b)| !done.contains(&(u.as_str().to_owned(), b.as_str().to_owned())))
+        .map(|(u, b)| (u.clone(), b))
+        .collect();
+    progress.total.store(keys_total as u64, Ordering::Relaxed);
+    progress
+        .done
+        .store((keys_total - todo.len()) as u64, Ordering::Relaxed);
+    let recipients = recipients.len();
+    on_own_thread("campaign-send", move || {
+        engine(config, recipients, keys_total, todo, log, progress)
+    })
+    .await
+    .map_err(SendError::Engine)?
+}
+
+/// The send itself, on the engine's one thread: a dispatcher task takes each key's pacing
+/// slot and concurrency permit and spawns its fetch; this future logs the outcomes.
+async fn engine(
+    config: SendConfig,
+    recipients: usize,
+    keys_total: usize,
+    todo: Vec<(UserId, BlockKind)>,
+    mut log: ResultLog,
+    progress: Arc<Progress>,
+) -> Result<Summary, SendError> {
     let caller = Caller::new(&CallerConfig {
         base_url: config.base_url.clone(),
         api_key: config.api_key.clone(),
@@ -202,20 +235,7 @@ pub async fn run(
         slow: config.slow,
         cooldown: Duration::from_millis(200),
     });
-
-    let keys: Vec<(&UserId, BlockKind)> = recipients
-        .iter()
-        .flat_map(|u| blocks.iter().map(move |b| (u, *b)))
-        .collect();
-    let todo: Vec<(UserId, BlockKind)> = keys
-        .iter()
-        .filter(|(u, b)| !done.contains(&(u.as_str().to_owned(), b.as_str().to_owned())))
-        .map(|(u, b)| ((*u).clone(), *b))
-        .collect();
-    progress.total.store(keys.len() as u64, Ordering::Relaxed);
-    progress
-        .done
-        .store((keys.len() - todo.len()) as u64, Ordering::Relaxed);
+    let to_send = todo.len();
 
     let started = Instant::now();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Attempted>(1024);
@@ -227,8 +247,7 @@ pub async fn run(
             config.clone(),
             progress.clone(),
         );
-        let todo = todo.clone();
-        tokio::spawn(async move {
+        tokio::task::spawn_local(async move {
             for (user, block) in todo {
                 // The pacing slot first, then a permit: waiting for the schedule must not
                 // count as being in flight, or the window would look busy when it is idle.
@@ -242,12 +261,12 @@ pub async fn run(
                     tx.clone(),
                     progress.clone(),
                 );
-                tokio::spawn(async move {
-                    let url = caller.url(&user, block);
+                tokio::task::spawn_local(async move {
+                    let target = caller.target(&user, block);
                     let key = Key {
                         user: user.as_str(),
                         block: block.as_str(),
-                        url: &url,
+                        target: &target,
                     };
                     let result = fetch(&caller, &config, &pacer, &limiter, &progress, key).await;
                     drop(permit);
@@ -260,28 +279,39 @@ pub async fn run(
     let mut latency = Latency::new();
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    // HTTP statuses counted by number, named once at the end.
+    let mut by_code: BTreeMap<u16, u64> = BTreeMap::new();
     let mut received = 0usize;
-    while received < todo.len() {
-        let Some(a) = rx.recv().await else { break };
-        received += 1;
-        log.append(&a.record)?;
-        *outcomes.entry(a.outcome.as_str().to_owned()).or_default() += 1;
-        let status = a
-            .record
-            .status
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| a.record.error.clone().unwrap_or_else(|| "none".into()));
-        *statuses.entry(status).or_default() += 1;
-        if a.outcome == KeyOutcome::Ok {
-            latency.record(a.latency);
-            progress.ok.fetch_add(1, Ordering::Relaxed);
-        } else {
-            progress.failed.fetch_add(1, Ordering::Relaxed);
+    let mut batch = Vec::with_capacity(256);
+    while received < to_send {
+        // Every outcome waiting is logged, then handed to the OS in one write.
+        if rx.recv_many(&mut batch, 256).await == 0 {
+            break;
         }
-        progress.done.fetch_add(1, Ordering::Relaxed);
+        for a in batch.drain(..) {
+            received += 1;
+            log.push(&a.record)?;
+            count(&mut outcomes, a.outcome.as_str());
+            match (a.record.status, &a.record.error) {
+                (Some(s), _) => *by_code.entry(s).or_default() += 1,
+                (None, Some(e)) => count(&mut statuses, e),
+                (None, None) => count(&mut statuses, "none"),
+            }
+            if a.outcome == KeyOutcome::Ok {
+                latency.record(a.latency);
+                progress.ok.fetch_add(1, Ordering::Relaxed);
+            } else {
+                progress.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            progress.done.fetch_add(1, Ordering::Relaxed);
+        }
+        log.flush()?;
     }
     let _ = dispatcher.await;
     log.finish()?;
+    for (code, n) in by_code {
+        *statuses.entry(code.to_string()).or_default() += n;
+    }
     let seconds = started.elapsed().as_secs_f64();
     let attempts = progress.attempts.load(Ordering::Relaxed);
     let timeline: Vec<(f64, f64)> = limiter
@@ -291,9 +321,9 @@ pub async fn run(
         .collect();
     let ms = |q: f64| latency.quantile_ms(q);
     Ok(Summary {
-        recipients: recipients.len(),
-        keys_total: keys.len(),
-        keys_skipped_resumed: keys.len() - todo.len(),
+        recipients,
+        keys_total,
+        keys_skipped_resumed: keys_total - to_send,
         keys_this_run: received,
         outcomes,
         statuses,
@@ -317,6 +347,16 @@ pub async fn run(
     })
 }
 
+/// Adds one to `key`'s count, allocating its name only the first time.
+fn count(map: &mut BTreeMap<String, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.to_owned(), 1);
+        }
+    }
+}
+
 fn backoff(config: &SendConfig, attempt: u32) -> Duration {
     let cap = config
         .backoff_base
@@ -329,7 +369,7 @@ fn backoff(config: &SendConfig, attempt: u32) -> Duration {
 struct Key<'a> {
     user: &'a str,
     block: &'a str,
-    url: &'a str,
+    target: &'a Target,
 }
 
 /// One key to its final outcome: attempts paced, retried on 5xx, 429, timeouts and
@@ -351,7 +391,7 @@ async fn fetch(
         }
         progress.attempts.fetch_add(1, Ordering::Relaxed);
         let t0 = Instant::now();
-        let outcome = caller.call(key.url, true).await;
+        let outcome = caller.call(key.target, true).await;
         let latency = t0.elapsed();
         let last = attempt >= config.max_attempts;
         let done = |outcome: KeyOutcome, status: Option<u16>, error: Option<String>| Attempted {
