@@ -47,7 +47,7 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then  # a smoke test of the script itself; no
   MAIN_USERS=2000 NEW_USERS=500 MAX_SECONDS=2 FIXED_SECONDS=2 WARM_SECONDS=1
   DOC="-"
 fi
-OVERLOAD_PLAN="60000/s for ${MAX_SECONDS}s"
+OVERLOAD_PLAN="200000/s for ${MAX_SECONDS}s"  # above any server here: the achieved rate is the limit
 # The baseline's max rate, and our generator's against oha's: above what either reaches here
 # (~120,000/s), so the schedule never caps the generator.
 GEN_PLAN="200000/s for ${MAX_SECONDS}s"
@@ -212,6 +212,17 @@ c0=$(cpu_ticks "$C_PID")
   2>"$WORK/oha-fixed.cpu"
 c1=$(cpu_ticks "$C_PID")
 echo "$((c1 - c0))" >"$WORK/oha-fixed.ticks"
+
+step "campaign send on the baseline: max rate (a synthetic audience, concurrency $IN_FLIGHT from the start)"
+SEND_RATE="${GEN_PLAN%%/s*}"
+c0=$(cpu_ticks "$C_PID")
+{ time "${GEN_CPU[@]}" "$BIN" campaign send --base-url "$C_URL" --synthetic $((100000 * MAX_SECONDS)) \
+    --rate $((SEND_RATE * 60)) --max-concurrency "$IN_FLIGHT" --initial-concurrency "$IN_FLIGHT" \
+    --out "$WORK/send-max.jsonl" --summary "$WORK/send-max.json" >"$WORK/send-max.out" 2>"$WORK/send-max.err"; } \
+  2>"$WORK/send-max.cpu" || true
+c1=$(cpu_ticks "$C_PID")
+echo "$((c1 - c0))" >"$WORK/send-max.ticks"
+rm -f "$WORK/send-max.jsonl"
 
 for server in embedded repeat dynamodb; do
   case $server in
@@ -406,6 +417,14 @@ def oha(name):
                 p50=(pct.get("p50") or 0) * 1000, p99=(pct.get("p99") or 0) * 1000,
                 server=ticks / clk_tck / seconds, gen=cpu / seconds)
 om, of = oha("oha-max"), oha("oha-fixed")
+def campaign_send():
+    s = json.load(open(os.path.join(work, "send-max.json")))
+    cpu = gen_cpu_s(open(os.path.join(work, "send-max.cpu")).read())
+    ticks = int(open(os.path.join(work, "send-max.ticks")).read())
+    seconds = s["attempts"] / max(s["requests_per_second"], 1e-9)
+    return dict(rate=s["requests_per_second"], n=s["attempts"], server=ticks / clk_tck / seconds,
+                gen=cpu / seconds, cpu_us=cpu / max(1, s["attempts"]) * 1e6)
+cs = campaign_send()
 
 out = []
 w = out.append
@@ -586,6 +605,9 @@ w("|---|---|---|---|---|---|---|")
 w(f"| `sendtime loadtest` | `--plan \"{META['gen_plan']}\" --max-in-flight {META['in_flight']}` | "
   f"{g(ours)} | {ours / om['rate']:.2f} | {non_2xx(base_max)} | {busy(base + '-max') * 100:.0f} % | "
   f"{gen_busy(base + '-max') * 100:.0f} % |")
+w(f"| `sendtime campaign send` | `--synthetic {100000 * META['max_seconds']:,} --rate (the same per second × 60) "
+  f"--max-concurrency {META['in_flight']} --initial-concurrency {META['in_flight']}` | {g(cs['rate'])} | "
+  f"{cs['rate'] / om['rate']:.2f} | — | {cs['server'] * 100:.0f} % | {cs['gen'] * 100:.0f} % |")
 w(f"| oha | `-z {META['max_seconds']}s -c {META['in_flight']} --no-tui --output-format json` | "
   f"{g(om['rate'])} | 1 | {om['non_2xx'] + om['errors']} (+ {om['cut']} cut at the deadline) | "
   f"{om['server'] * 100:.0f} % | {om['gen'] * 100:.0f} % |")
@@ -617,8 +639,9 @@ verdict(rec_allocs <= 60, f"{rec_allocs:.1f} allocations per warm recommendation
 tails = {f"{s} {b}": p99(f"{k}-{b}") for s, k in (("(a)", "embedded"), ("(r)", "repeat")) for b in META["blocks"]}
 verdict(all(v <= 1.0 for v in tails.values()), f"p99 at {META['fixed_rate']:,}/s on the embedded store: "
         + ", ".join(f"{k} {v:.2f} ms" for k, v in tails.items()) + " (target 1 ms)")
-verdict(ours / om["rate"] >= 0.8, f"`sendtime loadtest` against the baseline at {ours / om['rate']:.2f} "
-        "of oha's max rate (target 0.8)")
+verdict(ours / om["rate"] >= 0.8 and cs["rate"] / om["rate"] >= 0.8,
+        f"against the baseline, `sendtime loadtest` at {ours / om['rate']:.2f} and `campaign send` at "
+        f"{cs['rate'] / om['rate']:.2f} of oha's max rate (target 0.8)")
 w("")
 def wrap(block):  # paragraphs and bullets at 95 columns, tables as they are
     if block.startswith("|") or not block.strip():
