@@ -41,6 +41,35 @@ pub mod quota {
     pub const BRAZE_MAX_RATE: f64 = 500_000.0;
 }
 
+/// Function duration, from what `scripts/bench.sh` measures (docs/benchmarks.md,
+/// [performance]) and what it cannot (DynamoDB in region).
+pub mod duration {
+    /// Server CPU per assembled block on the development machine: the costliest block
+    /// (recommendations, every request assembling from warm caches) at 2,000 calls/s, where
+    /// each request is served alone as in a Lambda environment (72.5 µs), rounded up.
+    pub const MEASURED_CPU_US_PER_CALL: f64 = 75.0;
+    /// Lambda gives a function one full vCPU at this memory size and a proportional share
+    /// below it.
+    pub const LAMBDA_MB_PER_VCPU: f64 = 1_769.0;
+    /// One DynamoDB `Query` for a user not in the function's cache, in the same region
+    /// (assumed: single-digit milliseconds; measure the deployed stack with `sendtime loadtest`).
+    pub const DYNAMODB_READ_MS: f64 = 5.0;
+
+    /// Mean duration of one call at `memory_mb` when `cache_hit_ratio` of the users are in the
+    /// function's cache: the measured CPU, scaled to the function's CPU share, plus the
+    /// DynamoDB read of every other call.
+    pub fn default_latency_ms(memory_mb: u32, cache_hit_ratio: f64) -> f64 {
+        let cpu_share = (f64::from(memory_mb.max(1)) / LAMBDA_MB_PER_VCPU).min(1.0);
+        MEASURED_CPU_US_PER_CALL / 1000.0 / cpu_share
+            + DYNAMODB_READ_MS * (1.0 - cache_hit_ratio.clamp(0.0, 1.0))
+    }
+
+    /// What Lambda bills for a call of `latency_ms`: whole milliseconds, at least one.
+    pub fn billed_ms(latency_ms: f64) -> f64 {
+        latency_ms.ceil().max(1.0)
+    }
+}
+
 /// Calls a message causes per block, by channel: an email renders HTML, plain text and AMP
 /// separately; push, SMS and KakaoTalk render once.
 pub fn calls_per_message(channel: Channel) -> f64 {
@@ -145,7 +174,8 @@ pub struct PlanInput {
     pub blocks: u32,
     /// Braze rate limit, messages per minute.
     pub rate_per_minute: f64,
-    /// Mean Lambda duration per call, ms (measured with `sendtime loadtest` or assumed).
+    /// Mean Lambda duration per call, ms (by default [`duration::default_latency_ms`]; a
+    /// `sendtime loadtest` of the deployed stack measures it).
     pub latency_ms: f64,
     /// Peak-to-average ratio inside a minute (Braze sends as fast as it can early on).
     pub burst_factor: f64,
@@ -167,7 +197,7 @@ impl PlanInput {
             channels,
             blocks: 1,
             rate_per_minute,
-            latency_ms: 20.0,
+            latency_ms: duration::default_latency_ms(256, 0.0),
             burst_factor: 2.0,
             lambda_memory_mb: 256,
             rru_per_call: 0.5,
@@ -215,7 +245,7 @@ pub struct Plan {
     pub dynamodb_rru_total: f64,
     /// The front door's cost (API Gateway, or nothing for Function URLs).
     pub cost_api_gateway: f64,
-    /// Lambda cost, USD: requests plus arm64 GB-seconds.
+    /// Lambda cost, USD: requests plus arm64 GB-seconds of the billed (whole-ms) duration.
     pub cost_lambda: f64,
     /// DynamoDB on-demand read cost, USD.
     pub cost_dynamodb: f64,
@@ -288,7 +318,9 @@ pub fn plan(input: PlanInput) -> Result<Plan, PlanError> {
 
     let millions = total_calls / 1e6;
     let cost_api_gateway = millions * input.front.price_per_million();
-    let gb_seconds = total_calls * latency_s * f64::from(input.lambda_memory_mb) / 1024.0;
+    // Lambda bills each call's duration in whole milliseconds.
+    let billed_s = duration::billed_ms(input.latency_ms) / 1000.0;
+    let gb_seconds = total_calls * billed_s * f64::from(input.lambda_memory_mb) / 1024.0;
     let cost_lambda =
         millions * price::LAMBDA_REQUESTS_PER_MILLION + gb_seconds * price::LAMBDA_ARM_GB_SECOND;
     let cost_dynamodb = dynamodb_rru_total / 1e6 * price::DYNAMODB_PER_MILLION_RRU;
@@ -398,17 +430,41 @@ mod tests {
     }
 
     #[test]
-    fn ten_million_emails_at_100k_per_minute_by_hand() {
-        // 10M × 3 calls = 30M calls; 100,000/60 × 3 = 5,000 rps, burst 10,000 (BRIEF §4);
-        // concurrency 10,000 × 0.020 s = 200; 100 minutes;
-        // HTTP API 30 × $1 = $30; Lambda 30 × $0.20 + 30M × 0.02 s × 0.25 GB × $0.0000133334
-        // = $6 + $2.00001; DynamoDB 30M × 0.5 RRU = 15M RRU × $0.125/M = $1.875.
+    fn default_latency_is_the_measured_cpu_at_the_memory_size_plus_a_dynamodb_read() {
+        // 75 µs of a full core at 256 MB (a 256/1,769 share) = 0.518 ms, plus 5 ms per read
+        let at_256 = duration::default_latency_ms(256, 0.0);
+        assert!(close(at_256, 0.075 * 1_769.0 / 256.0 + 5.0), "{at_256}");
+        assert!(close(
+            PlanInput::new(1, vec![(Channel::Email, 1.0)], 1.0).latency_ms,
+            at_256
+        ));
+        // half the users cached: half the reads; 1,769 MB and up: the CPU at full speed
+        assert!(close(duration::default_latency_ms(1_769, 0.5), 0.075 + 2.5));
+        assert!(close(duration::default_latency_ms(4_096, 1.0), 0.075));
+        // billed in whole milliseconds, at least one
+        assert!(close(duration::billed_ms(at_256), 6.0));
+        assert!(close(duration::billed_ms(0.075), 1.0));
+        assert!(close(duration::billed_ms(20.0), 20.0));
+        // 10M emails at the defaults: 30M calls × 6 ms billed × 0.25 GB = 45,000 GB-s
         let p = plan(PlanInput::new(
             10_000_000,
             vec![(Channel::Email, 1.0)],
             100_000.0,
         ))
         .unwrap();
+        assert!(close(p.cost_lambda, 6.0 + 45_000.0 * 0.000_013_333_4));
+    }
+
+    #[test]
+    fn ten_million_emails_at_100k_per_minute_by_hand() {
+        // 10M × 3 calls = 30M calls; 100,000/60 × 3 = 5,000 rps, burst 10,000 (BRIEF §4);
+        // concurrency 10,000 × 0.020 s = 200; 100 minutes;
+        // HTTP API 30 × $1 = $30; Lambda 30 × $0.20 + 30M × 0.02 s × 0.25 GB × $0.0000133334
+        // = $6 + $2.00001; DynamoDB 30M × 0.5 RRU = 15M RRU × $0.125/M = $1.875.
+        // (A function of 20 ms: slower than the default, see the test above.)
+        let mut input = PlanInput::new(10_000_000, vec![(Channel::Email, 1.0)], 100_000.0);
+        input.latency_ms = 20.0;
+        let p = plan(input).unwrap();
         assert!(close(p.calls_per_message, 3.0));
         assert!(close(p.total_calls, 30_000_000.0));
         assert!(close(p.average_rps, 5_000.0));
@@ -431,13 +487,10 @@ mod tests {
 
     #[test]
     fn braze_maximum_rate_breaks_the_default_quotas() {
-        // 500,000 msgs/min × 3 / 60 = 25,000 rps, burst 50,000 (BRIEF §4).
-        let p = plan(PlanInput::new(
-            10_000_000,
-            vec![(Channel::Email, 1.0)],
-            500_000.0,
-        ))
-        .unwrap();
+        // 500,000 msgs/min × 3 / 60 = 25,000 rps, burst 50,000 (BRIEF §4); a 20 ms function.
+        let mut input = PlanInput::new(10_000_000, vec![(Channel::Email, 1.0)], 500_000.0);
+        input.latency_ms = 20.0;
+        let p = plan(input).unwrap();
         assert!(close(p.average_rps, 25_000.0));
         assert!(close(p.burst_rps, 50_000.0));
         assert!(close(p.lambda_concurrency_burst, 1_000.0));
@@ -515,6 +568,7 @@ mod tests {
         // per million calls 9.87501 / 30 = $0.32917.
         let mut input = PlanInput::new(10_000_000, vec![(Channel::Email, 1.0)], 100_000.0);
         input.front = Front::FunctionUrl;
+        input.latency_ms = 20.0;
         let p = plan(input).unwrap();
         assert!(close(p.cost_api_gateway, 0.0));
         assert!(close(p.cost_lambda, 6.0 + 150_000.0 * 0.000_013_333_4));

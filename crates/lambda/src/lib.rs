@@ -24,6 +24,8 @@ pub async fn build_app(config: &LambdaConfig) -> Router {
     let started = Instant::now();
     let dynamo = Arc::new(sendtime_dynamo::connect(&config.dynamo).await);
     let cached = Arc::new(CachedStore::new(dynamo.clone(), &config.cache));
+    // Housekeeping off the request path (it runs while the environment is not frozen).
+    cached.maintain_every(std::time::Duration::from_secs(1));
     // Warm-up: one GetItem opens the TLS connection during init (the first call after a cold
     // start would otherwise pay ~900 ms of set-up) and fills the global popular list, which
     // every block's fallback needs. Failure is not fatal: requests degrade instead.

@@ -194,6 +194,43 @@ impl<S> CachedStore<S> {
         Ok(entry.into_value())
     }
 
+    /// Does the caches' housekeeping (expiring and evicting entries) every `period` on a
+    /// background task, for as long as the cache lives. Without it the housekeeping runs on
+    /// whichever request comes next — after a quiet spell, one request would expire every
+    /// entry of the last half minute while the others wait behind it.
+    pub fn maintain_every(self: &Arc<Self>, period: Duration)
+    where
+        S: Send + Sync + 'static,
+    {
+        let cache = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(cache) = cache.upgrade() else { return };
+                if let Some(users) = &cache.users {
+                    users.run_pending_tasks().await;
+                }
+                if let Some(popular) = &cache.popular {
+                    popular.run_pending_tasks().await;
+                }
+                if let Some(items) = &cache.items {
+                    items.run_pending_tasks();
+                }
+            }
+        });
+    }
+
+    /// Entries held now (users, items, popular lists), as of the last housekeeping.
+    pub fn entry_counts(&self) -> (u64, u64, u64) {
+        (
+            self.users.as_ref().map_or(0, |c| c.entry_count()),
+            self.items.as_ref().map_or(0, |c| c.entry_count()),
+            self.popular.as_ref().map_or(0, |c| c.entry_count()),
+        )
+    }
+
     /// Drops every cached user record (keeps catalog and popular lists).
     pub fn invalidate_users(&self) {
         if let Some(users) = &self.users {

@@ -52,10 +52,11 @@ pub fn render(plan: &Plan) -> String {
     row(
         "Lambda concurrency",
         format!(
-            "{} average, {} burst (at {} ms)",
+            "{} average, {} burst (at {:.2} ms, billed {} ms)",
             group(plan.lambda_concurrency_average.ceil()),
             group(plan.lambda_concurrency_burst.ceil()),
-            i.latency_ms
+            i.latency_ms,
+            crate::plan::duration::billed_ms(i.latency_ms)
         ),
     );
     row(

@@ -303,9 +303,11 @@ pub struct PlanArgs {
     /// Or: the send window in hours; the rate is audience / window.
     #[arg(long)]
     pub window_hours: Option<f64>,
-    /// Mean function duration per call in ms (measure with a load test; 20 is a warm Rust Lambda).
-    #[arg(long, default_value_t = 20.0)]
-    pub latency_ms: f64,
+    /// Mean function duration per call in ms. Default: the CPU per call measured by
+    /// scripts/bench.sh, scaled to --memory-mb's CPU share, plus a 5 ms DynamoDB read for each
+    /// user not in --cache-hit-ratio (about 5.5 ms at 256 MB); measure yours with `loadtest`.
+    #[arg(long)]
+    pub latency_ms: Option<f64>,
     /// Peak-to-average ratio inside a minute (Braze front-loads each minute).
     #[arg(long, default_value_t = 2.0)]
     pub burst_factor: f64,
@@ -339,7 +341,12 @@ impl PlanArgs {
         };
         let mut input = PlanInput::new(self.audience, channels, rate);
         input.blocks = self.blocks;
-        input.latency_ms = self.latency_ms;
+        input.latency_ms = self.latency_ms.unwrap_or_else(|| {
+            sendtime_campaign::plan::duration::default_latency_ms(
+                self.memory_mb,
+                self.cache_hit_ratio,
+            )
+        });
         input.burst_factor = self.burst_factor;
         input.lambda_memory_mb = self.memory_mb;
         input.cache_hit_ratio = self.cache_hit_ratio;

@@ -16,6 +16,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How often the caches' housekeeping runs off the request path.
+const CACHE_MAINTENANCE: Duration = Duration::from_secs(1);
 /// Flags of `sendtime serve`: address, data source, rules, clock, key and cache lifetimes.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -117,12 +119,9 @@ impl ServeArgs {
                     if !exists {
                         bail!("table '{table}' does not exist: create and fill it with `sendtime data load --table {table}`, or fix --table");
                     }
-                    let store = CachedStore::new(Arc::new(dynamo), &cache);
-                    (
-                        Arc::new(store),
-                        format!("DynamoDB table '{table}'"),
-                        Vec::new(),
-                    )
+                    let store = Arc::new(CachedStore::new(Arc::new(dynamo), &cache));
+                    store.maintain_every(CACHE_MAINTENANCE);
+                    (store, format!("DynamoDB table '{table}'"), Vec::new())
                 }
                 None => {
                     let (records, description) = match &self.data {
@@ -163,8 +162,9 @@ impl ServeArgs {
                         .take(500)
                         .collect();
                     let memory = MemoryStore::with_records(clock.clone(), records);
-                    let store = CachedStore::new(Arc::new(memory), &cache);
-                    (Arc::new(store), description, users)
+                    let store = Arc::new(CachedStore::new(Arc::new(memory), &cache));
+                    store.maintain_every(CACHE_MAINTENANCE);
+                    (store, description, users)
                 }
             };
 
