@@ -392,3 +392,25 @@ async fn repeat_calls_are_served_byte_identical_from_the_answer_cache_and_data_c
         sendtime_api::AnswerCacheUse::Off
     );
 }
+
+#[tokio::test]
+async fn expired_entries_leave_in_the_background_not_on_the_next_request() {
+    // GIVEN users cached for 200 ms and housekeeping every 50 ms
+    let memory = Arc::new(MemoryStore::new(clock()));
+    load_fixture(memory.as_ref()).await;
+    let config = CacheConfig {
+        user_ttl: Duration::from_millis(200),
+        ..CacheConfig::default()
+    };
+    let cached = Arc::new(CachedStore::new(memory, &config));
+    cached.maintain_every(Duration::from_millis(50));
+    for user in ["alice", "bob", "carol"] {
+        cached.user_data(&uid(user)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(cached.entry_counts().0, 3, "held while fresh");
+    // WHEN nobody asks for anything past their TTL
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // THEN the housekeeping has expired them already: no request pays for it
+    assert_eq!(cached.entry_counts().0, 0);
+}

@@ -475,16 +475,14 @@ fn plan_prices_both_front_doors_through_the_binary() {
     let api = plan("http-api");
     assert!(close(&api["cost_api_gateway"], 30.0), "{api}");
     assert_eq!(api["checks"][0]["name"], "API Gateway 10,000 rps");
-    // By hand: no front-door charge; Lambda 30 × $0.20 + 150,000 GB-s × $0.0000133334;
-    // DynamoDB 15M RRU × $0.125/M.
+    // By hand: no front-door charge; Lambda 30 × $0.20 + 45,000 GB-s × $0.0000133334 (the
+    // default duration, 5.52 ms, billed as 6 ms: 30M × 0.006 s × 0.25 GB); DynamoDB 15M RRU ×
+    // $0.125/M.
     let url = plan("function-url");
     assert_eq!(url["input"]["front"], "function-url");
     assert!(close(&url["cost_api_gateway"], 0.0), "{url}");
     assert!(
-        close(
-            &url["cost_total"],
-            6.0 + 150_000.0 * 0.000_013_333_4 + 1.875
-        ),
+        close(&url["cost_total"], 6.0 + 45_000.0 * 0.000_013_333_4 + 1.875),
         "{url}"
     );
     assert_eq!(
