@@ -28,13 +28,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo build --workspace --bins (tests run the real binaries)"
 cargo build --workspace --bins --locked
 
-step "cargo test --workspace"
-cargo test --workspace --locked
-
-# The Criterion micro-benchmarks are built and each run once (test mode: nothing timed);
-# `cargo bench -p sendtime-bench` and scripts/bench.sh give the figures.
-step "cargo test --benches (the micro-benchmarks, each run once)"
-cargo test -p sendtime-bench --benches --locked
+# --all-targets: the Criterion micro-benchmarks (crates/bench) are built with the tests and
+# each run once (test mode: nothing timed; `cargo bench -p sendtime-bench` and
+# scripts/bench.sh give the figures).
+step "cargo test --workspace --all-targets (the micro-benchmarks each run once)"
+cargo test --workspace --all-targets --locked
 
 step "sam build (the deployable arm64 bootstraps, one release build for every function)"
 # rust-cargolambda is a beta build method (also set in samconfig.toml). SAM groups functions
