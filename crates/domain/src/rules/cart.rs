@@ -1,7 +1,7 @@
 //! Abandoned-cart block: the stage follows the days since the cart last changed (BRIEF §2).
 
 use super::{
-    at_least, offered_as, scopes_with_global, walk_reads, Assessment, BlockData, BlockRequest,
+    at_least, popular_order, scopes_with_global, walk_reads, Assessment, BlockData, BlockRequest,
     BlockRule, Candidates, CatalogView, Eligible, Facts, Reads, StageAssessment,
 };
 use crate::block::{Block, BlockItem, BlockKind, ItemSource, Reason, Stage, UrgencyKind};
@@ -53,14 +53,10 @@ impl BlockRule for CartRule {
             return Reads::default();
         }
         let categories = cart_categories(cart, &data.catalog);
-        let order = categories
-            .iter()
-            .flat_map(|c| offered_as(data.popular.category(c), ItemSource::CategoryPopular))
-            .chain(offered_as(data.popular.global(), ItemSource::Popular));
         walk_reads(
             data,
             &mut Candidates::new(&data.catalog, data.user.profile.as_ref()).excluding(cart_ids),
-            order,
+            popular_order(&data.popular, &categories),
             request.limit,
             at_least(request.limit),
             data.has_asked_scopes_of(categories.iter().map(String::as_str)),

@@ -2,8 +2,8 @@
 //! many win-back messages went unanswered (BRIEF §2).
 
 use super::{
-    at_least, offered_as, scopes_with_global, walk_reads, Assessment, BlockData, BlockRequest,
-    BlockRule, Candidates, CatalogView, Eligible, Facts, Reads, StageAssessment,
+    at_least, offered_as, popular_order, scopes_with_global, walk_reads, Assessment, BlockData,
+    BlockRequest, BlockRule, Candidates, CatalogView, Eligible, Facts, Reads, StageAssessment,
 };
 use crate::block::{Block, BlockKind, ItemSource, Offer, Reason, Stage};
 use crate::clock::whole_days;
@@ -49,13 +49,10 @@ impl BlockRule for DormancyRule {
         } else {
             (&[], &[])
         };
-        let order =
-            offered_as(history.0, ItemSource::History)
-                .chain(offered_as(history.1, ItemSource::History))
-                .chain(category.into_iter().flat_map(|c| {
-                    offered_as(data.popular.category(c), ItemSource::CategoryPopular)
-                }))
-                .chain(offered_as(data.popular.global(), ItemSource::Popular));
+        let categories = category.as_slice();
+        let order = offered_as(history.0, ItemSource::History)
+            .chain(offered_as(history.1, ItemSource::History))
+            .chain(popular_order(&data.popular, categories));
         // Last interest welcomes re-buying: no purchase filter (as `stage_block` offers them).
         let buyer = (!last_interest).then_some(user);
         walk_reads(

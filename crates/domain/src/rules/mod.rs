@@ -417,6 +417,18 @@ pub(crate) fn at_least(limit: usize) -> impl Fn(&[(&Item, ItemSource)]) -> bool 
     move |picked| picked.len() >= limit
 }
 
+/// The popular lists of `categories`, then the global list: the fallback stretch of a
+/// block's offer order.
+pub(crate) fn popular_order<'a, S: AsRef<str>>(
+    popular: &'a PopularLists,
+    categories: &'a [S],
+) -> impl Iterator<Item = (&'a ItemId, ItemSource)> {
+    categories
+        .iter()
+        .flat_map(|c| offered_as(popular.category(c.as_ref()), ItemSource::CategoryPopular))
+        .chain(offered_as(popular.global(), ItemSource::Popular))
+}
+
 /// `(id, source)` for each id of `list`: one stretch of a block's offer order.
 pub(crate) fn offered_as(
     list: &[ItemId],

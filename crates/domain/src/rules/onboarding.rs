@@ -5,7 +5,7 @@
 //! flow takes over) and `unknown_user`. Boundaries and copy are configuration.
 
 use super::{
-    at_least, offered_as, scopes_with_global, walk_reads, Assessment, BlockData, BlockRequest,
+    at_least, popular_order, scopes_with_global, walk_reads, Assessment, BlockData, BlockRequest,
     BlockRule, Candidates, Eligible, Reads, StageAssessment,
 };
 use crate::block::{Block, BlockKind, ItemSource, Reason, Stage};
@@ -247,14 +247,10 @@ impl BlockRule for OnboardingRule {
         }
         let user = data.user.profile.as_ref();
         let categories = incentive_categories(user);
-        let order = categories
-            .iter()
-            .flat_map(|c| offered_as(data.popular.category(c), ItemSource::CategoryPopular))
-            .chain(offered_as(data.popular.global(), ItemSource::Popular));
         walk_reads(
             data,
             &mut Candidates::new(&data.catalog, user),
-            order,
+            popular_order(&data.popular, categories),
             request.limit,
             at_least(request.limit),
             data.has_asked_scopes_of(categories.iter().map(String::as_str)),

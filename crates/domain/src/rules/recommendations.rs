@@ -2,8 +2,8 @@
 //! popular lists so it is never empty (BRIEF §2).
 
 use super::{
-    offered_as, scopes_with_global, walk_reads, Assessment, BlockData, BlockRequest, BlockRule,
-    Candidates, CatalogView, Eligible, Facts, OnUnreadable, PopularLists, Reads,
+    offered_as, popular_order, scopes_with_global, walk_reads, Assessment, BlockData, BlockRequest,
+    BlockRule, Candidates, CatalogView, Eligible, Facts, OnUnreadable, PopularLists, Reads,
 };
 use crate::block::{Block, BlockItem, BlockKind, ItemSource, Reason, Stage};
 use crate::config::{ItemLimits, RecommendationRules, RulesConfig};
@@ -124,13 +124,7 @@ fn offer_order<'a>(
             &u.preferred_categories[..u.preferred_categories.len().min(MAX_FALLBACK_CATEGORIES)]
         })
         .unwrap_or_default();
-    offered_as(personal, ItemSource::Personalized)
-        .chain(
-            categories
-                .iter()
-                .flat_map(|c| offered_as(popular.category(c), ItemSource::CategoryPopular)),
-        )
-        .chain(offered_as(popular.global(), ItemSource::Popular))
+    offered_as(personal, ItemSource::Personalized).chain(popular_order(popular, categories))
 }
 
 /// Builds the recommendations block. `list` may be absent or expired: both mean "no
