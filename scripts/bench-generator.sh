@@ -11,9 +11,9 @@
 # GEN_RATE is 200,000/s by default: a schedule of 100,000/s would cap the generators below
 # oha's rate on this baseline (~120,000/s), so their ratio to oha could not reach 0.8.
 #
-#   scripts/bench-generator.sh            # ~1.5 minutes; needs a release build
-# Env: BIN (default target/release/sendtime), OHA (default .tools/oha/bin/oha, then
-#      ../main/.tools/oha/bin/oha), BODY (default: a recommendations answer of `sendtime serve`),
+#   scripts/bench-generator.sh            # ~1.5 minutes; needs a release build and oha
+#                                         # (scripts/bench.sh installs it into .tools/oha)
+# Env: BIN (default target/release/sendtime), OHA (default .tools/oha/bin/oha), BODY (default: a recommendations answer of `sendtime serve`),
 #      SECONDS_MAX (10), FIXED_SECONDS (20), GEN_RATE (200000), REPEAT (1: max-rate runs each),
 #      ONLY (a space-separated subset of: oha loadtest send fixed), KEEP=1 keeps the work dir.
 set -euo pipefail
@@ -22,7 +22,6 @@ cd "$ROOT"
 
 BIN="${BIN:-$ROOT/target/release/sendtime}"
 OHA="${OHA:-$ROOT/.tools/oha/bin/oha}"
-[[ -x "$OHA" ]] || OHA="$ROOT/../main/.tools/oha/bin/oha"
 "$OHA" --version >/dev/null 2>&1 || { echo "oha not found: set OHA=" >&2; exit 1; }
 SECONDS_MAX="${SECONDS_MAX:-10}"
 FIXED_SECONDS="${FIXED_SECONDS:-20}"
@@ -120,51 +119,8 @@ import base64, glob, json, math, os, struct, sys
 
 work, repeat = sys.argv[1], int(sys.argv[2])
 
-class Hdr:  # HdrHistogram V2 as results.json holds it (base64); see scripts/bench.sh
-    def __init__(self, text):
-        self.counts, self.total = [], 0
-        self.sub_half_mag, self.unit_mag = 10, 0
-        if not text:
-            return
-        raw = base64.b64decode(text)
-        cookie, length, _o, digits, low, _h, _r = struct.unpack(">iiiiqqd", raw[:40])
-        self.unit_mag = int(math.floor(math.log2(low)))
-        self.sub_half_mag = int(math.log2(2 ** int(math.ceil(math.log2(2 * 10 ** digits))))) - 1
-        payload, i = raw[40:40 + length], 0
-        while i < len(payload):
-            v, shift = 0, 0
-            for n in range(9):
-                b = payload[i]; i += 1
-                if n == 8:
-                    v |= b << 56; break
-                v |= (b & 0x7F) << shift; shift += 7
-                if not b & 0x80:
-                    break
-            v = (v >> 1) ^ -(v & 1)
-            if v < 0:
-                self.counts.extend([0] * -v)
-            else:
-                self.counts.append(v); self.total += v
-
-    def merge(self, o):
-        self.counts.extend([0] * max(0, len(o.counts) - len(self.counts)))
-        for i, c in enumerate(o.counts):
-            self.counts[i] += c
-        self.total += o.total
-        return self
-
-    def q(self, q):
-        want, seen = max(1, math.ceil(q * self.total)), 0
-        for index, c in enumerate(self.counts):
-            seen += c
-            if seen >= want:
-                half = 1 << self.sub_half_mag
-                bucket, sub = (index >> self.sub_half_mag) - 1, (index & (half - 1)) + half
-                if bucket < 0:
-                    sub -= half; bucket = 0
-                low = sub << (bucket + self.unit_mag)
-                return (low + (1 << (bucket + self.unit_mag)) - 1) / 1000.0
-        return 0.0
+sys.path.insert(0, "scripts")  # run from the repository root
+from hdr import Hdr
 
 def path(name):
     return os.path.join(work, name)
