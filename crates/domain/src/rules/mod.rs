@@ -279,14 +279,6 @@ impl BlockData {
         self.catalog.contains_key(id) || self.absent.contains(id)
     }
 
-    /// Whether every one of `scopes` has been asked for.
-    pub fn has_asked_popular<'a>(
-        &self,
-        scopes: impl IntoIterator<Item = &'a PopularScope>,
-    ) -> bool {
-        scopes.into_iter().all(|s| self.asked_scopes.contains(s))
-    }
-
     /// Whether the global list and those of `categories` have all been asked for.
     pub fn has_asked_scopes_of<'a>(&self, categories: impl IntoIterator<Item = &'a str>) -> bool {
         self.asked_scopes.contains(&PopularScope::Global)
@@ -525,14 +517,6 @@ impl PopularLists {
             .as_ref()
             .map(|l| l.items.as_slice())
             .unwrap_or_default()
-    }
-
-    /// Every item id on any list, for the caller's batch fetch.
-    pub fn all_item_ids(&self) -> impl Iterator<Item = &ItemId> {
-        self.global
-            .iter()
-            .chain(self.by_category.iter())
-            .flat_map(|l| l.items.iter())
     }
 }
 
