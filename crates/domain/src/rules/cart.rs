@@ -1,8 +1,8 @@
 //! Abandoned-cart block: the stage follows the days since the cart last changed (BRIEF §2).
 
 use super::{
-    at_least, popular_order, scopes_with_global, walk_reads, Assessment, BlockData, BlockRequest,
-    BlockRule, Candidates, CatalogView, Eligible, Facts, Reads, StageAssessment,
+    at_least, popular_order, walk_reads, Assessment, BlockData, BlockRequest, BlockRule,
+    Candidates, CatalogView, Eligible, Facts, Reads, StageAssessment,
 };
 use crate::block::{Block, BlockItem, BlockKind, ItemSource, Reason, Stage, UrgencyKind};
 use crate::clock::whole_days;
@@ -59,8 +59,7 @@ impl BlockRule for CartRule {
             popular_order(&data.popular, &categories),
             request.limit,
             at_least(request.limit),
-            data.has_asked_scopes_of(categories.iter().map(String::as_str)),
-            || scopes_with_global(&categories),
+            &categories,
         )
     }
 

@@ -2,8 +2,8 @@
 //! many win-back messages went unanswered (BRIEF §2).
 
 use super::{
-    at_least, offered_as, popular_order, scopes_with_global, walk_reads, Assessment, BlockData,
-    BlockRequest, BlockRule, Candidates, CatalogView, Eligible, Facts, Reads, StageAssessment,
+    at_least, offered_as, popular_order, walk_reads, Assessment, BlockData, BlockRequest,
+    BlockRule, Candidates, CatalogView, Eligible, Facts, Reads, StageAssessment,
 };
 use crate::block::{Block, BlockKind, ItemSource, Offer, Reason, Stage};
 use crate::clock::whole_days;
@@ -61,8 +61,7 @@ impl BlockRule for DormancyRule {
             order,
             request.limit,
             at_least(request.limit),
-            data.has_asked_scopes_of(category),
-            || scopes_with_global(category),
+            categories,
         )
     }
 

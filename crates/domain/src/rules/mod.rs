@@ -344,18 +344,18 @@ const PRIOR_REFUSED_SHARE: f64 = 0.25;
 /// next unread candidates: as many as the open slots need at the refusal rate seen so far
 /// (sold out, bought, repeated; a prior until four were seen), plus one, and never fewer
 /// than were read before (a long run of refusals takes a few steps, not one per item). The
-/// popular lists (`scopes`, unless `lists_read`) come only once what is known cannot fill
+/// popular lists (the global one and those of `categories`, unless read already) come only once what is known cannot fill
 /// that batch. Every block's `reads` is this walk over its own order; its `build` offers the
 /// same order, so the answer is the one reading everything would give.
-pub(crate) fn walk_reads<'a, C: CatalogView>(
+pub(crate) fn walk_reads<'a, C: CatalogView, S: AsRef<str>>(
     data: &BlockData,
     candidates: &mut Candidates<'a, C>,
     order: impl IntoIterator<Item = (&'a ItemId, ItemSource)>,
     limit: usize,
     decided: impl Fn(&[(&'a Item, ItemSource)]) -> bool,
-    lists_read: bool,
-    scopes: impl FnOnce() -> Vec<PopularScope>,
+    categories: &[S],
 ) -> Reads {
+    let lists_read = data.has_asked_scopes_of(categories.iter().map(AsRef::as_ref));
     let (mut offered, mut refused) = (0usize, 0usize);
     let mut next: Vec<ItemId> = Vec::new();
     let mut batch = 0;
@@ -396,7 +396,7 @@ pub(crate) fn walk_reads<'a, C: CatalogView>(
     let popular = if lists_read || (batch > 0 && next.len() == batch) {
         Vec::new()
     } else {
-        scopes()
+        scopes_with_global(categories)
     };
     Reads {
         popular,

@@ -5,8 +5,8 @@
 //! flow takes over) and `unknown_user`. Boundaries and copy are configuration.
 
 use super::{
-    at_least, popular_order, scopes_with_global, walk_reads, Assessment, BlockData, BlockRequest,
-    BlockRule, Candidates, Eligible, Reads, StageAssessment,
+    at_least, popular_order, walk_reads, Assessment, BlockData, BlockRequest, BlockRule,
+    Candidates, Eligible, Reads, StageAssessment,
 };
 use crate::block::{Block, BlockKind, ItemSource, Reason, Stage};
 use crate::clock::whole_days;
@@ -253,8 +253,7 @@ impl BlockRule for OnboardingRule {
             popular_order(&data.popular, categories),
             request.limit,
             at_least(request.limit),
-            data.has_asked_scopes_of(categories.iter().map(String::as_str)),
-            || scopes_with_global(categories),
+            categories,
         )
     }
 

@@ -2,8 +2,8 @@
 //! popular lists so it is never empty (BRIEF §2).
 
 use super::{
-    offered_as, popular_order, scopes_with_global, walk_reads, Assessment, BlockData, BlockRequest,
-    BlockRule, Candidates, CatalogView, Eligible, Facts, OnUnreadable, PopularLists, Reads,
+    offered_as, popular_order, walk_reads, Assessment, BlockData, BlockRequest, BlockRule,
+    Candidates, CatalogView, Eligible, Facts, OnUnreadable, PopularLists, Reads,
 };
 use crate::block::{Block, BlockItem, BlockKind, ItemSource, Reason, Stage};
 use crate::config::{ItemLimits, RecommendationRules, RulesConfig};
@@ -70,8 +70,7 @@ impl BlockRule for RecommendationsRule {
             order,
             request.limit,
             |picked| decided(picked, rules, request.limit),
-            data.has_asked_scopes_of(categories.iter().map(String::as_str)),
-            || scopes_with_global(categories),
+            categories,
         )
     }
 
