@@ -185,6 +185,7 @@ lt() {
   { time "${GEN_CPU[@]}" "$BIN" loadtest --base-url "$url" --blocks "$block" --plan "$plan" \
       --max-in-flight "$IN_FLIGHT" --users "$users" --out "$dir" >"$dir/stdout" 2>"$dir/stderr"; } \
     2>"$dir/gen-cpu" || true
+  sleep 0.2  # serve writes its request log in batches every 50 ms
   c1=$(cpu_ticks "$pid")
   l1=$(lines "$log")
   [[ -s "$dir/results.json" ]] || { echo "loadtest $name wrote no results:" >&2; cat "$dir/stderr" >&2; exit 1; }

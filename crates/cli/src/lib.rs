@@ -51,6 +51,11 @@ pub enum Command {
 }
 
 impl Cli {
+    /// Whether the command is a long-running server (one log line per request: batched).
+    pub fn is_server(&self) -> bool {
+        matches!(self.command, Command::Serve(_) | Command::Baseline(_))
+    }
+
     /// Runs the chosen subcommand to completion (the caller sets up logging first).
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    let _log = telemetry::init(cli.log_format, cli.is_server());
     match cli.run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
