@@ -291,7 +291,14 @@ async fn repeat_calls_are_served_byte_identical_from_the_answer_cache_and_data_c
     for kind in BlockKind::ALL {
         for limit in [4, 2] {
             let first = service.answer(kind, &alice, limit).await.unwrap();
+            let lookups = (cached.stats().hits(), cached.stats().misses());
             let again = service.answer(kind, &alice, limit).await.unwrap();
+            // (a repeat reads nothing, not even the cached user records)
+            assert_eq!(
+                (cached.stats().hits(), cached.stats().misses()),
+                lookups,
+                "{kind} limit {limit}"
+            );
             let assembled = fresh.answer(kind, &alice, limit).await.unwrap();
             // THEN the repeat is a hit, byte for byte the freshly assembled answer
             assert_eq!(

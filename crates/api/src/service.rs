@@ -5,8 +5,10 @@
 //! The answer is serialised once, straight from the borrowed data, and kept in a bounded
 //! cache of answers (Braze renders one email's HTML, text and AMP parts with the same call):
 //! keyed by user, block, limit and the day the stages are computed for, and valid only while
-//! the store hands out the very user records it was built from — a user entry that expired
-//! and was read again (a data change) is never hidden by an older answer.
+//! the store would hand out the very user records it was built from — until their cache
+//! entry expires (the store's lease) and unless the store's user records were invalidated
+//! since — so a data change is never hidden by an older answer. A repeat call is one lookup:
+//! no store read at all.
 
 use bytes::Bytes;
 use chrono::Datelike;
@@ -18,8 +20,9 @@ use sendtime_domain::{
 };
 use sendtime_store::metrics::record_store_error;
 use sendtime_store::{BlockStore, CacheConfig, StoreError, UserData};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// More read steps than any rule needs (the cart's alternatives take three; recommendations
 /// read in growing batches, whole lists of sold-out items by the sixth); a rule that keeps
@@ -87,20 +90,60 @@ impl AnswerCacheUse {
 
 /// Everything that shapes an answer besides the data: user, block, limit, and the day the
 /// stages are computed for (days since the cart changed, since sign-up…).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct AnswerKey {
     user: UserId,
+    shape: AnswerShape,
+}
+
+/// The key's parts besides the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct AnswerShape {
     block: BlockKind,
     limit: usize,
     day: i32,
 }
 
-/// A cached answer and the user records it was built from (weakly: only to recognise them).
+/// An [`AnswerKey`] borrowing the user id: a lookup allocates nothing.
+struct AnswerKeyRef<'a> {
+    user: &'a str,
+    shape: AnswerShape,
+}
+
+impl Hash for AnswerKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.user.as_str().hash(state);
+        self.shape.hash(state);
+    }
+}
+
+impl Hash for AnswerKeyRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.user.hash(state);
+        self.shape.hash(state);
+    }
+}
+
+impl quick_cache::Equivalent<AnswerKey> for AnswerKeyRef<'_> {
+    fn equivalent(&self, key: &AnswerKey) -> bool {
+        self.shape == key.shape && self.user == key.user.as_str()
+    }
+}
+
+/// A cached answer, until when it may be served and the store's user generation it was
+/// built under.
 #[derive(Clone)]
 struct CachedAnswer {
     answer: Answer,
-    built_from: Weak<UserData>,
+    until: Instant,
+    generation: u64,
 }
+
+/// The answer cache: bounded by count, each entry carrying its own expiry. A plain
+/// concurrent cache (`quick_cache`): a hit is one hash lookup under a shard's read lock,
+/// without the per-read bookkeeping of the data caches (moka), which a repeat call — a
+/// lookup and nothing else — would mostly be.
+type AnswerCache = quick_cache::sync::Cache<AnswerKey, CachedAnswer>;
 
 /// Reads the store and applies a block's rule; shared by every entry point.
 pub struct BlockService {
@@ -108,7 +151,9 @@ pub struct BlockService {
     rules: RulesConfig,
     clock: Arc<dyn Clock>,
     deadline: Option<Duration>,
-    answers: Option<moka::sync::Cache<AnswerKey, CachedAnswer>>,
+    answers: Option<AnswerCache>,
+    /// How long an answer may live at most ([`CacheConfig::answer_lifetime`]).
+    answer_lifetime: Duration,
 }
 
 impl BlockService {
@@ -120,19 +165,17 @@ impl BlockService {
             clock,
             deadline: None,
             answers: None,
+            answer_lifetime: Duration::ZERO,
         }
     }
 
-    /// Keeps up to `cache.max_answers` answers for [`CacheConfig::answer_lifetime`] (none
-    /// when that is zero). Without this call there is no answer cache.
+    /// Keeps up to `cache.max_answers` answers for [`CacheConfig::answer_lifetime`] at most,
+    /// and never past the store's lease on the user records they came from (none when the
+    /// lifetime is zero). Without this call there is no answer cache.
     pub fn with_answer_cache(mut self, cache: &CacheConfig) -> Self {
-        let ttl = cache.answer_lifetime();
-        self.answers = (!ttl.is_zero()).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(cache.max_answers)
-                .time_to_live(ttl)
-                .build()
-        });
+        self.answer_lifetime = cache.answer_lifetime();
+        self.answers = (!self.answer_lifetime.is_zero())
+            .then(|| AnswerCache::new(cache.max_answers.try_into().unwrap_or(usize::MAX)));
         self
     }
 
@@ -173,54 +216,62 @@ impl BlockService {
     ) -> Result<Answer, ServiceError> {
         let rule = kind.rule();
         let now = self.clock.now();
-        let (user, degraded) = match self.store.user_data(user_id).await {
-            Ok(user) => (user, false),
+        let shape = AnswerShape {
+            block: kind,
+            limit,
+            day: now.date_naive().num_days_from_ce(),
+        };
+        // Read before the user records: an invalidation after this voids what is built now.
+        let generation = self.store.user_generation();
+        if let Some(answers) = &self.answers {
+            let key = AnswerKeyRef {
+                user: user_id.as_str(),
+                shape,
+            };
+            if let Some(hit) = answers.get(&key) {
+                if hit.generation == generation && Instant::now() < hit.until {
+                    let mut answer = hit.answer;
+                    answer.cache = AnswerCacheUse::Hit;
+                    return Ok(answer);
+                }
+            }
+        }
+        let (user, lease, degraded) = match self.store.user_data_leased(user_id).await {
+            Ok((user, lease)) => (user, lease, false),
             Err(e) => {
                 record_store_error();
                 match rule.on_unreadable() {
                     OnUnreadable::Fail => return Err(e.into()),
                     OnUnreadable::TreatAsUnknownUser => {
                         tracing::warn!(error = %e, kind = e.kind(), block = %rule.kind(), "user data unavailable, serving the block's fallback");
-                        (Arc::new(UserData::default()), true)
+                        (Arc::new(UserData::default()), None, true)
                     }
                 }
             }
         };
-        let Some(answers) = self.answers.as_ref().filter(|_| !degraded) else {
-            let cache = match self.answers {
-                Some(_) => AnswerCacheUse::Miss,
-                None => AnswerCacheUse::Off,
-            };
-            let encoded = self
-                .assemble(rule, user_id, limit, now, user, degraded)
-                .await?;
-            return Ok(Answer::new(encoded, cache));
-        };
-        let key = AnswerKey {
-            user: user_id.clone(),
-            block: kind,
-            limit,
-            day: now.date_naive().num_days_from_ce(),
-        };
-        if let Some(hit) = answers.get(&key) {
-            if std::ptr::eq(hit.built_from.as_ptr(), Arc::as_ptr(&user)) {
-                let mut answer = hit.answer;
-                answer.cache = AnswerCacheUse::Hit;
-                return Ok(answer);
-            }
-        }
-        let built_from = Arc::downgrade(&user);
         let encoded = self
-            .assemble(rule, user_id, limit, now, user, false)
+            .assemble(rule, user_id, limit, now, user, degraded)
             .await?;
+        let Some(answers) = &self.answers else {
+            return Ok(Answer::new(encoded, AnswerCacheUse::Off));
+        };
         let answer = Answer::new(encoded, AnswerCacheUse::Miss);
-        answers.insert(
-            key,
-            CachedAnswer {
-                answer: answer.clone(),
-                built_from,
-            },
-        );
+        // Kept only while the records it came from are the store's (a degraded answer came
+        // from none: never kept).
+        if let Some(lease) = lease.filter(|_| !degraded) {
+            let until = lease.min(Instant::now() + self.answer_lifetime);
+            answers.insert(
+                AnswerKey {
+                    user: user_id.clone(),
+                    shape,
+                },
+                CachedAnswer {
+                    answer: answer.clone(),
+                    until,
+                    generation,
+                },
+            );
+        }
         Ok(answer)
     }
 

@@ -93,8 +93,42 @@ impl<'de> Deserialize<'de> for UserId {
 /// A catalog item id. Item ids come from our own data, not from callers, so they are not
 /// restricted beyond being non-empty strings. Shared (`Arc<str>`): the hot path clones ids
 /// into read plans and cache keys without allocating.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Eq, PartialOrd, Ord)]
 pub struct ItemId(Arc<str>);
+
+/// Hashes the string, as `str` does (so lookups by `&str` find it).
+impl std::hash::Hash for ItemId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+/// Equal when the strings are: the rules compare ids by the dozen per request (picked,
+/// bought, excluded), and ids of one catalog mostly share a prefix and a length, so the last
+/// eight bytes are compared first as one word — a `memcmp` call only when they match.
+impl PartialEq for ItemId {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return true;
+        }
+        if let (Some(x), Some(y)) = (last_word(a), last_word(b)) {
+            if x != y {
+                return false;
+            }
+        }
+        a == b
+    }
+}
+
+/// The last eight bytes as one word, when there are eight.
+fn last_word(bytes: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = bytes.get(bytes.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_ne_bytes(tail))
+}
 
 impl ItemId {
     /// Wraps an item id as is; nothing is validated (item ids come from our own data).
@@ -135,6 +169,35 @@ impl fmt::Display for ItemId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn item_ids_are_equal_exactly_when_their_strings_are() {
+        let ids = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "ba",
+            "sku-0001",
+            "sku-0002",
+            "tku-0001",
+            "sku-00001",
+            "xsku-0001",
+            "item-000123",
+            "item-000124",
+            "jtem-000123",
+            "item-000123 ",
+        ];
+        for a in ids {
+            for b in ids {
+                let (x, y) = (ItemId::new(a), ItemId::new(b));
+                assert_eq!(x == y, a == b, "{a:?} vs {b:?}");
+                assert_eq!(x.cmp(&y), a.cmp(b), "{a:?} vs {b:?}");
+            }
+            let x = ItemId::new(a);
+            assert_eq!(x, x.clone());
+        }
+    }
 
     #[test]
     fn accepts_typical_ids() {

@@ -17,7 +17,7 @@ use sendtime_domain::{Catalog, Item, ItemId, PopularList, PopularScope, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long each kind of data stays cached, and how much of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,7 +111,11 @@ type InFlight = Arc<Mutex<HashMap<ItemId, ItemBatch>>>;
 /// Any store, behind per-kind caches with the contract above.
 pub struct CachedStore<S> {
     inner: Arc<S>,
-    users: Option<Cache<UserId, Arc<UserData>>>,
+    /// A user's records and when they were read (their lease runs `user_ttl` from then).
+    users: Option<Cache<UserId, (Arc<UserData>, Instant)>>,
+    user_ttl: Duration,
+    /// Bumped by [`CachedStore::invalidate_users`]: leases taken before are void.
+    user_generation: AtomicU64,
     /// Items are looked up by the dozen per request and loaded through our own in-flight
     /// table, so they need no async entry API: moka's synchronous cache (a cheaper lookup).
     items: Option<ItemCache>,
@@ -139,6 +143,8 @@ impl<S> CachedStore<S> {
         Self {
             inner,
             users: build(config.user_ttl, config.max_users),
+            user_ttl: config.user_ttl,
+            user_generation: AtomicU64::new(0),
             items: (!config.item_ttl.is_zero()).then(|| {
                 moka::sync::Cache::builder()
                     .max_capacity(config.max_items)
@@ -231,24 +237,46 @@ impl<S> CachedStore<S> {
         )
     }
 
-    /// Drops every cached user record (keeps catalog and popular lists).
+    /// Drops every cached user record (keeps catalog and popular lists) and voids the leases
+    /// handed out on them.
     pub fn invalidate_users(&self) {
         if let Some(users) = &self.users {
             users.invalidate_all();
         }
+        // After the records are gone: a lease is only ever taken with the generation read
+        // before its records (see the block service), so none outlives this.
+        self.user_generation.fetch_add(1, Ordering::AcqRel);
     }
 }
 
 #[async_trait]
 impl<S: UserDataGet + 'static> UserDataGet for CachedStore<S> {
     async fn user_data(&self, user_id: &UserId) -> Result<Arc<UserData>, StoreError> {
+        Ok(self.user_data_leased(user_id).await?.0)
+    }
+
+    /// A cached user's lease runs until their entry expires: `user_ttl` after it was read.
+    async fn user_data_leased(
+        &self,
+        user_id: &UserId,
+    ) -> Result<(Arc<UserData>, Option<Instant>), StoreError> {
         let Some(cache) = &self.users else {
             self.stats.miss(1);
             self.stats.load();
-            return self.inner.user_data(user_id).await;
+            return Ok((self.inner.user_data(user_id).await?, None));
         };
-        self.coalesced(cache, user_id, self.inner.user_data(user_id))
-            .await
+        let load = async {
+            let data = self.inner.user_data(user_id).await?;
+            // Stamped after the read, before the entry is inserted: the lease never outlasts
+            // the entry.
+            Ok((data, Instant::now()))
+        };
+        let (data, read_at) = self.coalesced(cache, user_id, load).await?;
+        Ok((data, Some(read_at + self.user_ttl)))
+    }
+
+    fn user_generation(&self) -> u64 {
+        self.user_generation.load(Ordering::Acquire)
     }
 }
 

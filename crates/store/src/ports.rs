@@ -6,6 +6,7 @@ use crate::record::Record;
 use async_trait::async_trait;
 use sendtime_domain::{Catalog, ItemId, PopularList, PopularScope, UserId};
 use std::sync::Arc;
+use std::time::Instant;
 
 pub use sendtime_domain::UserData;
 
@@ -16,7 +17,24 @@ pub use sendtime_domain::UserData;
 /// a cache hands out the same records to every request.
 #[async_trait]
 pub trait UserDataGet: Send + Sync {
+    /// The user's records.
     async fn user_data(&self, user_id: &UserId) -> Result<Arc<UserData>, StoreError>;
+
+    /// The user's records and until when this store will keep handing out these very records
+    /// (a cache entry's expiry), so what is built from them may be reused until then: `None`
+    /// — the default, a store without a cache — means every read may differ.
+    async fn user_data_leased(
+        &self,
+        user_id: &UserId,
+    ) -> Result<(Arc<UserData>, Option<Instant>), StoreError> {
+        Ok((self.user_data(user_id).await?, None))
+    }
+
+    /// Changes whenever user records held for reuse are dropped early (invalidated): a lease
+    /// taken under another generation is void.
+    fn user_generation(&self) -> u64 {
+        0
+    }
 }
 
 /// Reads catalog items by id (DynamoDB `BatchGetItem`). Unknown ids are simply absent from

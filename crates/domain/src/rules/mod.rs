@@ -571,12 +571,18 @@ impl<'a, C: CatalogView> Candidates<'a, C> {
     /// Picks the item unless excluded, picked already, unknown, out of stock or bought by the
     /// user; whether it was picked.
     pub fn offer(&mut self, id: &'a ItemId, source: ItemSource) -> bool {
-        if self.exclude.contains(&id) || self.picked.iter().any(|(item, _)| item.item_id == *id) {
-            return false;
-        }
         let Some(item) = self.catalog.item(id) else {
             return false;
         };
+        // One catalog: an id offered twice is the same item, recognised by its address.
+        if self
+            .picked
+            .iter()
+            .any(|(picked, _)| std::ptr::eq(*picked, item))
+            || self.exclude.contains(&id)
+        {
+            return false;
+        }
         if !item.in_stock() || self.user.is_some_and(|u| u.has_purchased(id)) {
             return false;
         }
