@@ -204,6 +204,23 @@ async fn entries_expire_after_their_ttl_and_zero_disables() {
     cached.user_data(&uid("alice")).await.unwrap();
     assert_eq!(store.user_loads.load(Ordering::SeqCst), 2);
 
+    // AND catalog items (found or not) expire after theirs
+    let items = CachedStore::new(
+        store.clone(),
+        &CacheConfig {
+            item_ttl: Duration::from_millis(100),
+            ..CacheConfig::default()
+        },
+    );
+    let ids = [iid("s1"), iid("nope")];
+    let first = items.items(&ids).await.unwrap();
+    items.items(&ids).await.unwrap();
+    assert_eq!(store.item_loads.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(items.items(&ids).await.unwrap(), first);
+    assert_eq!(store.item_loads.load(Ordering::SeqCst), 2);
+    store.item_loads.store(0, Ordering::SeqCst);
+
     let uncached = CachedStore::new(
         store.clone(),
         &CacheConfig {
@@ -214,6 +231,16 @@ async fn entries_expire_after_their_ttl_and_zero_disables() {
     uncached.user_data(&uid("alice")).await.unwrap();
     uncached.user_data(&uid("alice")).await.unwrap();
     assert_eq!(store.user_loads.load(Ordering::SeqCst), 4);
+    let no_items = CachedStore::new(
+        store.clone(),
+        &CacheConfig {
+            item_ttl: Duration::ZERO,
+            ..CacheConfig::default()
+        },
+    );
+    no_items.items(&ids).await.unwrap();
+    no_items.items(&ids).await.unwrap();
+    assert_eq!(store.item_loads.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

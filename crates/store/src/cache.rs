@@ -99,8 +99,29 @@ impl CacheStats {
     }
 }
 
-/// Catalog items by id; `None` remembers an id the store does not have.
-type ItemCache = moka::sync::Cache<ItemId, Option<Arc<Item>>>;
+/// Catalog items by id, each until its expiry; `None` remembers an id the store does not have.
+///
+/// A plain bounded concurrent cache (`quick_cache`), not moka: a request looks up a dozen
+/// items or more, and a lookup here is one hash probe under a shard's read lock, where
+/// moka's also logs the read for its eviction policy and replays the log every few dozen
+/// reads (the item lookups were an eighth of a recommendations request's CPU). Expiry is
+/// checked on read; an expired entry is loaded again like a missing one and overwritten.
+type ItemCache = Arc<quick_cache::sync::Cache<ItemId, ItemEntry>>;
+
+/// A cached catalog lookup and when it expires.
+#[derive(Clone)]
+struct ItemEntry {
+    item: Option<Arc<Item>>,
+    expires: Instant,
+}
+
+/// The entry for `id` unless it has expired by `now`.
+fn fresh_item(cache: &ItemCache, id: &ItemId, now: Instant) -> Option<Option<Arc<Item>>> {
+    cache
+        .get(id)
+        .filter(|entry| now < entry.expires)
+        .map(|entry| entry.item)
+}
 
 /// One batch load of catalog items, awaited by every request that needs one of its ids.
 type ItemBatch = Shared<BoxFuture<'static, Result<Arc<Catalog>, StoreError>>>;
@@ -117,8 +138,9 @@ pub struct CachedStore<S> {
     /// Bumped by [`CachedStore::invalidate_users`]: leases taken before are void.
     user_generation: AtomicU64,
     /// Items are looked up by the dozen per request and loaded through our own in-flight
-    /// table, so they need no async entry API: moka's synchronous cache (a cheaper lookup).
+    /// table, so they need no entry API: see [`ItemCache`].
     items: Option<ItemCache>,
+    item_ttl: Duration,
     items_in_flight: InFlight,
     popular: Option<Cache<PopularScope, Option<Arc<PopularList>>>>,
     stats: Arc<CacheStats>,
@@ -146,11 +168,11 @@ impl<S> CachedStore<S> {
             user_ttl: config.user_ttl,
             user_generation: AtomicU64::new(0),
             items: (!config.item_ttl.is_zero()).then(|| {
-                moka::sync::Cache::builder()
-                    .max_capacity(config.max_items)
-                    .time_to_live(config.item_ttl)
-                    .build()
+                Arc::new(quick_cache::sync::Cache::new(
+                    config.max_items.try_into().unwrap_or(usize::MAX),
+                ))
             }),
+            item_ttl: config.item_ttl,
             items_in_flight: Arc::default(),
             popular: build(config.popular_ttl, 10_000),
             stats: Arc::new(CacheStats::default()),
@@ -221,9 +243,6 @@ impl<S> CachedStore<S> {
                 if let Some(popular) = &cache.popular {
                     popular.run_pending_tasks().await;
                 }
-                if let Some(items) = &cache.items {
-                    items.run_pending_tasks();
-                }
             }
         });
     }
@@ -232,7 +251,7 @@ impl<S> CachedStore<S> {
     pub fn entry_counts(&self) -> (u64, u64, u64) {
         (
             self.users.as_ref().map_or(0, |c| c.entry_count()),
-            self.items.as_ref().map_or(0, |c| c.entry_count()),
+            self.items.as_ref().map_or(0, |c| c.len() as u64),
             self.popular.as_ref().map_or(0, |c| c.entry_count()),
         )
     }
@@ -290,8 +309,9 @@ impl<S: ItemsGet + 'static> ItemsGet for CachedStore<S> {
         };
         let mut found = HashMap::with_capacity(ids.len());
         let mut missing: Vec<ItemId> = Vec::new();
+        let now = Instant::now();
         for id in ids {
-            match cache.get(id) {
+            match fresh_item(cache, id, now) {
                 Some(Some(item)) => {
                     found.insert(id.clone(), item);
                 }
@@ -335,10 +355,11 @@ impl<S: ItemsGet + 'static> CachedStore<S> {
             .unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<(ItemId, ItemBatch)> = Vec::with_capacity(missing.len());
         let mut new: Vec<ItemId> = Vec::new();
+        let now = Instant::now();
         for id in missing {
             if let Some(batch) = in_flight.get(&id) {
                 out.push((id, batch.clone()));
-            } else if !cache.contains_key(&id) {
+            } else if fresh_item(cache, &id, now).is_none() {
                 // (a batch may have finished since this request looked: then it is cached)
                 new.push(id);
             }
@@ -348,6 +369,7 @@ impl<S: ItemsGet + 'static> CachedStore<S> {
             let batch = start_batch(
                 self.inner.clone(),
                 cache.clone(),
+                self.item_ttl,
                 self.items_in_flight.clone(),
                 new.clone(),
             );
@@ -372,15 +394,17 @@ impl<S: ItemsGet + 'static> CachedStore<S> {
 fn start_batch<S: ItemsGet + 'static>(
     inner: Arc<S>,
     cache: ItemCache,
+    ttl: Duration,
     in_flight: InFlight,
     ids: Vec<ItemId>,
 ) -> ItemBatch {
     let load = async move {
         let loaded = inner.items(&ids).await;
         if let Ok(items) = &loaded {
+            let expires = Instant::now() + ttl;
             for id in &ids {
-                let value = items.get(id).cloned();
-                cache.insert(id.clone(), value);
+                let item = items.get(id).cloned();
+                cache.insert(id.clone(), ItemEntry { item, expires });
             }
         }
         let mut table = in_flight.lock().unwrap_or_else(|p| p.into_inner());
