@@ -330,7 +330,7 @@ impl BlockService {
         let lists = try_join_all(reads.popular.iter().map(|s| self.store.popular(s)));
         let items = async {
             if reads.items.is_empty() {
-                Ok(Catalog::new())
+                Ok(Catalog::default())
             } else {
                 self.store.items(&reads.items).await
             }

@@ -29,7 +29,8 @@ pub use config::{
 };
 pub use ids::{InvalidUserId, ItemId, UserId};
 pub use model::{
-    Cart, CartLine, Catalog, Discount, Item, PopularList, PopularScope, RecList, User, UserData,
+    Cart, CartLine, Catalog, Discount, IdHasher, Item, PopularList, PopularScope, RecList, User,
+    UserData,
 };
 pub use rules::onboarding::OnboardingRules;
 pub use rules::{BlockKind, BlockRule, UnknownBlock};

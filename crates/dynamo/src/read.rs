@@ -77,7 +77,7 @@ impl ItemsGet for DynamoStore {
                 unique.push(id);
             }
         }
-        let mut found = HashMap::with_capacity(unique.len());
+        let mut found = Catalog::with_capacity_and_hasher(unique.len(), Default::default());
         for chunk in unique.chunks(BATCH_GET_MAX) {
             let keys = chunk
                 .iter()

@@ -13,7 +13,7 @@ use crate::ports::{ItemsGet, PopularGet, UserData, UserDataGet};
 use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use moka::future::Cache;
-use sendtime_domain::{Catalog, Item, ItemId, PopularList, PopularScope, UserId};
+use sendtime_domain::{Catalog, IdHasher, Item, ItemId, PopularList, PopularScope, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -133,7 +133,7 @@ type InFlight = Arc<Mutex<HashMap<ItemId, ItemBatch>>>;
 pub struct CachedStore<S> {
     inner: Arc<S>,
     /// A user's records and when they were read (their lease runs `user_ttl` from then).
-    users: Option<Cache<UserId, (Arc<UserData>, Instant)>>,
+    users: Option<Cache<UserId, (Arc<UserData>, Instant), IdHasher>>,
     user_ttl: Duration,
     /// Bumped by [`CachedStore::invalidate_users`]: leases taken before are void.
     user_generation: AtomicU64,
@@ -142,11 +142,12 @@ pub struct CachedStore<S> {
     items: Option<ItemCache>,
     item_ttl: Duration,
     items_in_flight: InFlight,
-    popular: Option<Cache<PopularScope, Option<Arc<PopularList>>>>,
+    popular: Option<Cache<PopularScope, Option<Arc<PopularList>>, IdHasher>>,
     stats: Arc<CacheStats>,
 }
 
-fn build<K, V>(ttl: Duration, capacity: u64) -> Option<Cache<K, V>>
+/// A moka cache hashing with foldhash (ids are short: SipHash cost more than the probe).
+fn build<K, V>(ttl: Duration, capacity: u64) -> Option<Cache<K, V, IdHasher>>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
@@ -155,7 +156,7 @@ where
         Cache::builder()
             .max_capacity(capacity)
             .time_to_live(ttl)
-            .build()
+            .build_with_hasher(IdHasher::default())
     })
 }
 
@@ -193,7 +194,7 @@ impl<S> CachedStore<S> {
     /// cached; hits, misses and loads are counted.
     async fn coalesced<K, V>(
         &self,
-        cache: &Cache<K, V>,
+        cache: &Cache<K, V, IdHasher>,
         key: &K,
         load: impl std::future::Future<Output = Result<V, StoreError>> + Send,
     ) -> Result<V, StoreError>
@@ -307,7 +308,7 @@ impl<S: ItemsGet + 'static> ItemsGet for CachedStore<S> {
             self.stats.load();
             return self.inner.items(ids).await;
         };
-        let mut found = HashMap::with_capacity(ids.len());
+        let mut found = Catalog::with_capacity_and_hasher(ids.len(), Default::default());
         let mut missing: Vec<ItemId> = Vec::new();
         let now = Instant::now();
         for id in ids {
