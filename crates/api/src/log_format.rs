@@ -31,25 +31,47 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
+        // The line is built in a reused buffer of this thread with direct (inlined) appends,
+        // then handed to the writer in one call: the writer is a `dyn fmt::Write`, and a
+        // request's line is some sixty appends.
+        LINE.with(|line| match line.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                self.format_into(&mut *line, event)?;
+                writer.write_str(&line)
+            }
+            // (re-entered: an event logged while formatting one) format directly
+            Err(_) => self.format_into(&mut writer, event),
+        })
+    }
+}
+
+thread_local! {
+    /// Each thread's line buffer for [`JsonLines`].
+    static LINE: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(512));
+}
+
+impl JsonLines {
+    fn format_into(&self, out: &mut impl Write, event: &Event<'_>) -> fmt::Result {
         let meta = event.metadata();
-        writer.write_char('{')?;
+        out.write_char('{')?;
         if self.timestamp {
-            writer.write_str("\"timestamp\":\"")?;
-            writer.write_str(rfc3339_micros(chrono::Utc::now()).as_str())?;
-            writer.write_str("\",")?;
+            out.write_str("\"timestamp\":\"")?;
+            out.write_str(rfc3339_micros(chrono::Utc::now()).as_str())?;
+            out.write_str("\",")?;
         }
-        writer.write_str("\"level\":\"")?;
-        writer.write_str(meta.level().as_str())?;
-        writer.write_char('"')?;
+        out.write_str("\"level\":\"")?;
+        out.write_str(meta.level().as_str())?;
+        out.write_char('"')?;
         let mut fields = Fields {
-            out: &mut writer,
+            out: &mut *out,
             result: Ok(()),
         };
         event.record(&mut fields);
         fields.result?;
-        writer.write_str(",\"target\":")?;
-        string(&mut writer, meta.target())?;
-        writer.write_str("}\n")
+        out.write_str(",\"target\":")?;
+        string(out, meta.target())?;
+        out.write_str("}\n")
     }
 }
 
