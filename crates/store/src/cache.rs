@@ -13,6 +13,7 @@ use crate::ports::{ItemsGet, PopularGet, UserData, UserDataGet};
 use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use moka::future::Cache;
+use moka::policy::EvictionPolicy;
 use sendtime_domain::{Catalog, IdHasher, Item, ItemId, PopularList, PopularScope, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -147,7 +148,11 @@ pub struct CachedStore<S> {
 }
 
 /// A moka cache hashing with foldhash (ids are short: SipHash cost more than the probe).
-fn build<K, V>(ttl: Duration, capacity: u64) -> Option<Cache<K, V, IdHasher>>
+fn build<K, V>(
+    ttl: Duration,
+    capacity: u64,
+    policy: EvictionPolicy,
+) -> Option<Cache<K, V, IdHasher>>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
@@ -156,6 +161,7 @@ where
         Cache::builder()
             .max_capacity(capacity)
             .time_to_live(ttl)
+            .eviction_policy(policy)
             .build_with_hasher(IdHasher::default())
     })
 }
@@ -165,7 +171,10 @@ impl<S> CachedStore<S> {
     pub fn new(inner: Arc<S>, config: &CacheConfig) -> Self {
         Self {
             inner,
-            users: build(config.user_ttl, config.max_users),
+            // A send walks an audience: each user is asked for a few times within seconds
+            // (one email's parts), then not again. Plain LRU admits every new user; TinyLFU
+            // (moka's default) would refuse newcomers while older users fill the cache.
+            users: build(config.user_ttl, config.max_users, EvictionPolicy::lru()),
             user_ttl: config.user_ttl,
             user_generation: AtomicU64::new(0),
             items: (!config.item_ttl.is_zero()).then(|| {
@@ -175,7 +184,7 @@ impl<S> CachedStore<S> {
             }),
             item_ttl: config.item_ttl,
             items_in_flight: Arc::default(),
-            popular: build(config.popular_ttl, 10_000),
+            popular: build(config.popular_ttl, 10_000, EvictionPolicy::default()),
             stats: Arc::new(CacheStats::default()),
         }
     }
