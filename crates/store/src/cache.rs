@@ -2,11 +2,13 @@
 //! and are shared by every user, so they live long; per-user data (carts!) lives briefly.
 //!
 //! Contract: concurrent misses for one key cause one load (moka's `or_try_insert_with`
-//! coalesces users and popular lists; catalog items, read in batches, go through an
-//! in-flight table so an id being loaded by one request is awaited, not loaded again, by
-//! the others); failed loads are not cached; unknown items are cached as absent so a stale
+//! coalesces users and popular lists, a failed load's error included; catalog items, read in
+//! batches and held in `quick_cache`, go through an in-flight table so an id being loaded by
+//! one request is awaited, not loaded again, by the others); failed loads are not cached; unknown items are cached as absent so a stale
 //! recommendation list does not hit the store on every call. A TTL of zero disables caching
-//! for that kind of data.
+//! for that kind of data. A cached user's records come with a lease (until their entry
+//! expires) and a generation (bumped by invalidation), so what the block service builds
+//! from them is reused exactly as long as they would be.
 
 use crate::error::StoreError;
 use crate::ports::{ItemsGet, PopularGet, UserData, UserDataGet};
