@@ -14,8 +14,8 @@ use crate::error::StoreError;
 use crate::ports::{ItemsGet, PopularGet, UserData, UserDataGet};
 use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, Shared};
-use moka::future::Cache;
 use moka::policy::EvictionPolicy;
+use moka::sync::Cache;
 use sendtime_domain::{Catalog, IdHasher, Item, ItemId, PopularList, PopularScope, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,7 +136,7 @@ type InFlight = Arc<Mutex<HashMap<ItemId, ItemBatch>>>;
 pub struct CachedStore<S> {
     inner: Arc<S>,
     /// A user's records and when they were read (their lease runs `user_ttl` from then).
-    users: Option<Cache<UserId, (Arc<UserData>, Instant), IdHasher>>,
+    users: Option<Coalescing<UserId, (Arc<UserData>, Instant)>>,
     user_ttl: Duration,
     /// Bumped by [`CachedStore::invalidate_users`]: leases taken before are void.
     user_generation: AtomicU64,
@@ -145,27 +145,95 @@ pub struct CachedStore<S> {
     items: Option<ItemCache>,
     item_ttl: Duration,
     items_in_flight: InFlight,
-    popular: Option<Cache<PopularScope, Option<Arc<PopularList>>, IdHasher>>,
+    popular: Option<Coalescing<PopularScope, Option<Arc<PopularList>>>>,
     stats: Arc<CacheStats>,
 }
 
-/// A moka cache hashing with foldhash (ids are short: SipHash cost more than the probe).
-fn build<K, V>(
-    ttl: Duration,
-    capacity: u64,
-    policy: EvictionPolicy,
-) -> Option<Cache<K, V, IdHasher>>
+/// One load of one key, awaited by every request that missed it meanwhile.
+type Pending<V> = Shared<BoxFuture<'static, Result<V, StoreError>>>;
+
+/// A moka cache (its synchronous API: a hit is a plain call, without the async machinery
+/// of moka's future cache, which cost several times more per lookup) whose concurrent
+/// misses for one key share one load — its error too. The load runs as its own task, so it
+/// finishes, fills the cache and clears its slot even if every request waiting for it gives
+/// up (a deadline); a failed load is not cached.
+struct Coalescing<K, V> {
+    cache: Cache<K, V, IdHasher>,
+    loading: Arc<Mutex<HashMap<K, Pending<V>, IdHasher>>>,
+}
+
+impl<K, V> Coalescing<K, V>
 where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    (!ttl.is_zero()).then(|| {
-        Cache::builder()
-            .max_capacity(capacity)
-            .time_to_live(ttl)
-            .eviction_policy(policy)
-            .build_with_hasher(IdHasher::default())
-    })
+    /// Entries living `ttl` (none when zero), at most `capacity`, evicted under `policy`;
+    /// keys hashed with foldhash (ids are short: SipHash cost more than the probe).
+    fn build(ttl: Duration, capacity: u64, policy: EvictionPolicy) -> Option<Self> {
+        (!ttl.is_zero()).then(|| Self {
+            cache: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .eviction_policy(policy)
+                .build_with_hasher(IdHasher::default()),
+            loading: Arc::default(),
+        })
+    }
+
+    /// The value of `key`: cached, or from the load in flight for it, or from `load`
+    /// started now. Hits (joining a load counts as one), misses and loads are counted.
+    async fn get_or_load(
+        &self,
+        key: &K,
+        stats: &CacheStats,
+        load: impl FnOnce() -> BoxFuture<'static, Result<V, StoreError>>,
+    ) -> Result<V, StoreError> {
+        if let Some(value) = self.cache.get(key) {
+            stats.hit(1);
+            return Ok(value);
+        }
+        let pending = {
+            // A poisoned lock only means a panic while holding plain map data: keep using it.
+            let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(pending) = loading.get(key) {
+                stats.hit(1);
+                pending.clone()
+            } else if let Some(value) = self.cache.get(key) {
+                // (a load finished since the first look)
+                stats.hit(1);
+                return Ok(value);
+            } else {
+                stats.miss(1);
+                stats.load();
+                let (cache, table, owned) = (self.cache.clone(), self.loading.clone(), key.clone());
+                let work = load();
+                // The starting request's counters follow the load into its task. The slot is
+                // inserted below before this lock is released, so the task's removal (which
+                // takes the lock) always comes after it.
+                let task = tokio::spawn(crate::metrics::in_current_scope(async move {
+                    let loaded = work.await;
+                    if let Ok(value) = &loaded {
+                        cache.insert(owned.clone(), value.clone());
+                    }
+                    table
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&owned);
+                    loaded
+                }));
+                let pending = async move {
+                    task.await.unwrap_or_else(|e| {
+                        Err(StoreError::unavailable("cache load did not finish", e))
+                    })
+                }
+                .boxed()
+                .shared();
+                loading.insert(key.clone(), pending.clone());
+                pending
+            }
+        };
+        pending.await
+    }
 }
 
 impl<S> CachedStore<S> {
@@ -176,7 +244,7 @@ impl<S> CachedStore<S> {
             // A send walks an audience: each user is asked for a few times within seconds
             // (one email's parts), then not again. Plain LRU admits every new user; TinyLFU
             // (moka's default) would refuse newcomers while older users fill the cache.
-            users: build(config.user_ttl, config.max_users, EvictionPolicy::lru()),
+            users: Coalescing::build(config.user_ttl, config.max_users, EvictionPolicy::lru()),
             user_ttl: config.user_ttl,
             user_generation: AtomicU64::new(0),
             items: (!config.item_ttl.is_zero()).then(|| {
@@ -186,7 +254,7 @@ impl<S> CachedStore<S> {
             }),
             item_ttl: config.item_ttl,
             items_in_flight: Arc::default(),
-            popular: build(config.popular_ttl, 10_000, EvictionPolicy::default()),
+            popular: Coalescing::build(config.popular_ttl, 10_000, EvictionPolicy::default()),
             stats: Arc::new(CacheStats::default()),
         }
     }
@@ -199,39 +267,6 @@ impl<S> CachedStore<S> {
     /// The store behind the cache.
     pub fn inner(&self) -> &Arc<S> {
         &self.inner
-    }
-
-    /// One cache entry: concurrent misses for `key` share one `load`; a failed load is not
-    /// cached; hits, misses and loads are counted.
-    async fn coalesced<K, V>(
-        &self,
-        cache: &Cache<K, V, IdHasher>,
-        key: &K,
-        load: impl std::future::Future<Output = Result<V, StoreError>> + Send,
-    ) -> Result<V, StoreError>
-    where
-        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
-        V: Clone + Send + Sync + 'static,
-    {
-        // A hit first: the entry API below is for misses (it coalesces their loads).
-        if let Some(value) = cache.get(key).await {
-            self.stats.hit(1);
-            return Ok(value);
-        }
-        let entry = cache
-            .entry_by_ref(key)
-            .or_try_insert_with(async {
-                self.stats.load();
-                load.await
-            })
-            .await
-            .map_err(|e| (*e).clone())?;
-        if entry.is_fresh() {
-            self.stats.miss(1);
-        } else {
-            self.stats.hit(1);
-        }
-        Ok(entry.into_value())
     }
 
     /// Does the caches' housekeeping (expiring and evicting entries) every `period` on a
@@ -250,10 +285,10 @@ impl<S> CachedStore<S> {
                 tick.tick().await;
                 let Some(cache) = cache.upgrade() else { return };
                 if let Some(users) = &cache.users {
-                    users.run_pending_tasks().await;
+                    users.cache.run_pending_tasks();
                 }
                 if let Some(popular) = &cache.popular {
-                    popular.run_pending_tasks().await;
+                    popular.cache.run_pending_tasks();
                 }
             }
         });
@@ -262,9 +297,9 @@ impl<S> CachedStore<S> {
     /// Entries held now (users, items, popular lists), as of the last housekeeping.
     pub fn entry_counts(&self) -> (u64, u64, u64) {
         (
-            self.users.as_ref().map_or(0, |c| c.entry_count()),
+            self.users.as_ref().map_or(0, |c| c.cache.entry_count()),
             self.items.as_ref().map_or(0, |c| c.len() as u64),
-            self.popular.as_ref().map_or(0, |c| c.entry_count()),
+            self.popular.as_ref().map_or(0, |c| c.cache.entry_count()),
         )
     }
 
@@ -272,7 +307,7 @@ impl<S> CachedStore<S> {
     /// handed out on them.
     pub fn invalidate_users(&self) {
         if let Some(users) = &self.users {
-            users.invalidate_all();
+            users.cache.invalidate_all();
         }
         // After the records are gone: a lease is only ever taken with the generation read
         // before its records (see the block service), so none outlives this.
@@ -296,13 +331,17 @@ impl<S: UserDataGet + 'static> UserDataGet for CachedStore<S> {
             self.stats.load();
             return Ok((self.inner.user_data(user_id).await?, None));
         };
-        let load = async {
-            let data = self.inner.user_data(user_id).await?;
-            // Stamped after the read, before the entry is inserted: the lease never outlasts
-            // the entry.
-            Ok((data, Instant::now()))
+        let load = || {
+            let (inner, user_id) = (self.inner.clone(), user_id.clone());
+            async move {
+                let data = inner.user_data(&user_id).await?;
+                // Stamped after the read, before the entry is inserted: the lease never
+                // outlasts the entry.
+                Ok((data, Instant::now()))
+            }
+            .boxed()
         };
-        let (data, read_at) = self.coalesced(cache, user_id, load).await?;
+        let (data, read_at) = cache.get_or_load(user_id, &self.stats, load).await?;
         Ok((data, Some(read_at + self.user_ttl)))
     }
 
@@ -449,7 +488,10 @@ impl<S: PopularGet + 'static> PopularGet for CachedStore<S> {
             self.stats.load();
             return self.inner.popular(scope).await;
         };
-        self.coalesced(cache, scope, self.inner.popular(scope))
-            .await
+        let load = || {
+            let (inner, scope) = (self.inner.clone(), scope.clone());
+            async move { inner.popular(&scope).await }.boxed()
+        };
+        cache.get_or_load(scope, &self.stats, load).await
     }
 }
