@@ -14,7 +14,6 @@ use crate::error::StoreError;
 use crate::ports::{ItemsGet, PopularGet, UserData, UserDataGet};
 use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, Shared};
-use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 use sendtime_domain::{Catalog, IdHasher, Item, ItemId, PopularList, PopularScope, UserId};
 use std::collections::HashMap;
@@ -136,7 +135,7 @@ type InFlight = Arc<Mutex<HashMap<ItemId, ItemBatch>>>;
 pub struct CachedStore<S> {
     inner: Arc<S>,
     /// A user's records and when they were read (their lease runs `user_ttl` from then).
-    users: Option<Coalescing<UserId, (Arc<UserData>, Instant)>>,
+    users: Option<UserCache>,
     user_ttl: Duration,
     /// Bumped by [`CachedStore::invalidate_users`]: leases taken before are void.
     user_generation: AtomicU64,
@@ -145,41 +144,139 @@ pub struct CachedStore<S> {
     items: Option<ItemCache>,
     item_ttl: Duration,
     items_in_flight: InFlight,
-    popular: Option<Coalescing<PopularScope, Option<Arc<PopularList>>>>,
+    popular: Option<PopularCache>,
     stats: Arc<CacheStats>,
 }
+
+/// A user's records and when they were read, by user.
+type UserEntry = (Arc<UserData>, Instant);
+/// Users: coalesced loads over an [`Expiring`] cache.
+type UserCache = Coalescing<UserId, UserEntry, Expiring<UserId, UserEntry>>;
+/// Popular lists (`None`: the store has none for that scope): coalesced loads over moka.
+type PopularCache = Coalescing<
+    PopularScope,
+    Option<Arc<PopularList>>,
+    Cache<PopularScope, Option<Arc<PopularList>>, IdHasher>,
+>;
 
 /// One load of one key, awaited by every request that missed it meanwhile.
 type Pending<V> = Shared<BoxFuture<'static, Result<V, StoreError>>>;
 
-/// A moka cache (its synchronous API: a hit is a plain call, without the async machinery
-/// of moka's future cache, which cost several times more per lookup) whose concurrent
-/// misses for one key share one load — its error too. The load runs as its own task, so it
-/// finishes, fills the cache and clears its slot even if every request waiting for it gives
-/// up (a deadline); a failed load is not cached.
-struct Coalescing<K, V> {
-    cache: Cache<K, V, IdHasher>,
-    loading: Arc<Mutex<HashMap<K, Pending<V>, IdHasher>>>,
+/// Where a [`Coalescing`] cache keeps its values.
+trait Slots<K, V>: Clone + Send + Sync + 'static {
+    /// The live value of `key`, if any.
+    fn get(&self, key: &K) -> Option<V>;
+    /// Keeps `value` for `key`.
+    fn insert(&self, key: K, value: V);
 }
 
-impl<K, V> Coalescing<K, V>
+/// moka (its synchronous API: a hit is a plain call, without the async machinery of moka's
+/// future cache): TTL and size-aware eviction with moka's policy bookkeeping on each read.
+/// Popular lists: a handful of hot shared keys, read a few times per request at most.
+impl<K, V> Slots<K, V> for Cache<K, V, IdHasher>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn get(&self, key: &K) -> Option<V> {
+        Cache::get(self, key)
+    }
+    fn insert(&self, key: K, value: V) {
+        Cache::insert(self, key, value);
+    }
+}
+
+/// A plain bounded concurrent cache (`quick_cache`, S3-FIFO eviction) with each entry's
+/// expiry checked on read and expired entries dropped by [`Expiring::drop_expired`] (the
+/// background housekeeping). Users: one lookup on every assembling request, where moka's
+/// read bookkeeping cost a twelfth of a cart request's CPU (scripts/profile.sh).
+#[derive(Clone)]
+struct Expiring<K, V> {
+    cache: Arc<quick_cache::sync::Cache<K, (V, Instant)>>,
+    ttl: Duration,
+}
+
+impl<K, V> Expiring<K, V>
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// Entries living `ttl` (none when zero), at most `capacity`, evicted under `policy`;
-    /// keys hashed with foldhash (ids are short: SipHash cost more than the probe).
-    fn build(ttl: Duration, capacity: u64, policy: EvictionPolicy) -> Option<Self> {
+    fn new(ttl: Duration, capacity: u64) -> Self {
+        Self {
+            cache: Arc::new(quick_cache::sync::Cache::new(
+                capacity.try_into().unwrap_or(usize::MAX),
+            )),
+            ttl,
+        }
+    }
+
+    /// Removes every expired entry.
+    fn drop_expired(&self) {
+        let now = Instant::now();
+        self.cache.retain(|_, (_, expires)| now < *expires);
+    }
+}
+
+impl<K, V> Slots<K, V> for Expiring<K, V>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn get(&self, key: &K) -> Option<V> {
+        let (value, expires) = self.cache.get(key)?;
+        (Instant::now() < expires).then_some(value)
+    }
+    fn insert(&self, key: K, value: V) {
+        self.cache.insert(key, (value, Instant::now() + self.ttl));
+    }
+}
+
+/// A cache whose concurrent misses for one key share one load — its error too. The load
+/// runs as its own task, so it finishes, fills the cache and clears its slot even if every
+/// request waiting for it gives up (a deadline); a failed load is not cached.
+struct Coalescing<K, V, C> {
+    cache: C,
+    loading: Arc<Mutex<HashMap<K, Pending<V>, IdHasher>>>,
+}
+
+impl<K, V> Coalescing<K, V, Cache<K, V, IdHasher>>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// In moka: entries living `ttl` (none when zero), at most `capacity`; keys hashed with
+    /// foldhash (ids are short: SipHash cost more than the probe).
+    fn moka(ttl: Duration, capacity: u64) -> Option<Self> {
         (!ttl.is_zero()).then(|| Self {
             cache: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
-                .eviction_policy(policy)
                 .build_with_hasher(IdHasher::default()),
             loading: Arc::default(),
         })
     }
+}
 
+impl<K, V> Coalescing<K, V, Expiring<K, V>>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// In an [`Expiring`] cache: entries living `ttl` (none when zero), at most `capacity`.
+    fn expiring(ttl: Duration, capacity: u64) -> Option<Self> {
+        (!ttl.is_zero()).then(|| Self {
+            cache: Expiring::new(ttl, capacity),
+            loading: Arc::default(),
+        })
+    }
+}
+
+impl<K, V, C> Coalescing<K, V, C>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    C: Slots<K, V>,
+{
     /// The value of `key`: cached, or from the load in flight for it, or from `load`
     /// started now. Hits (joining a load counts as one), misses and loads are counted.
     async fn get_or_load(
@@ -241,10 +338,7 @@ impl<S> CachedStore<S> {
     pub fn new(inner: Arc<S>, config: &CacheConfig) -> Self {
         Self {
             inner,
-            // A send walks an audience: each user is asked for a few times within seconds
-            // (one email's parts), then not again. Plain LRU admits every new user; TinyLFU
-            // (moka's default) would refuse newcomers while older users fill the cache.
-            users: Coalescing::build(config.user_ttl, config.max_users, EvictionPolicy::lru()),
+            users: Coalescing::expiring(config.user_ttl, config.max_users),
             user_ttl: config.user_ttl,
             user_generation: AtomicU64::new(0),
             items: (!config.item_ttl.is_zero()).then(|| {
@@ -254,7 +348,7 @@ impl<S> CachedStore<S> {
             }),
             item_ttl: config.item_ttl,
             items_in_flight: Arc::default(),
-            popular: Coalescing::build(config.popular_ttl, 10_000, EvictionPolicy::default()),
+            popular: Coalescing::moka(config.popular_ttl, 10_000),
             stats: Arc::new(CacheStats::default()),
         }
     }
@@ -284,11 +378,19 @@ impl<S> CachedStore<S> {
             loop {
                 tick.tick().await;
                 let Some(cache) = cache.upgrade() else { return };
-                if let Some(users) = &cache.users {
-                    users.cache.run_pending_tasks();
-                }
-                if let Some(popular) = &cache.popular {
-                    popular.cache.run_pending_tasks();
+                // A blocking pass over the entries: on a blocking-pool thread, so no request
+                // waits behind it on a runtime worker.
+                let done = tokio::task::spawn_blocking(move || {
+                    if let Some(users) = &cache.users {
+                        users.cache.drop_expired();
+                    }
+                    if let Some(popular) = &cache.popular {
+                        popular.cache.run_pending_tasks();
+                    }
+                })
+                .await;
+                if done.is_err() {
+                    return;
                 }
             }
         });
@@ -297,7 +399,9 @@ impl<S> CachedStore<S> {
     /// Entries held now (users, items, popular lists), as of the last housekeeping.
     pub fn entry_counts(&self) -> (u64, u64, u64) {
         (
-            self.users.as_ref().map_or(0, |c| c.cache.entry_count()),
+            self.users
+                .as_ref()
+                .map_or(0, |c| c.cache.cache.len() as u64),
             self.items.as_ref().map_or(0, |c| c.len() as u64),
             self.popular.as_ref().map_or(0, |c| c.cache.entry_count()),
         )
@@ -307,7 +411,7 @@ impl<S> CachedStore<S> {
     /// handed out on them.
     pub fn invalidate_users(&self) {
         if let Some(users) = &self.users {
-            users.cache.invalidate_all();
+            users.cache.cache.clear();
         }
         // After the records are gone: a lease is only ever taken with the generation read
         // before its records (see the block service), so none outlives this.
