@@ -103,27 +103,12 @@ impl CacheStats {
 
 /// Catalog items by id, each until its expiry; `None` remembers an id the store does not have.
 ///
-/// A plain bounded concurrent cache (`quick_cache`), not moka: a request looks up a dozen
-/// items or more, and a lookup here is one hash probe under a shard's read lock, where
-/// moka's also logs the read for its eviction policy and replays the log every few dozen
-/// reads (the item lookups were an eighth of a recommendations request's CPU). Expiry is
-/// checked on read; an expired entry is loaded again like a missing one and overwritten.
-type ItemCache = Arc<quick_cache::sync::Cache<ItemId, ItemEntry>>;
-
-/// A cached catalog lookup and when it expires.
-#[derive(Clone)]
-struct ItemEntry {
-    item: Option<Arc<Item>>,
-    expires: Instant,
-}
-
-/// The entry for `id` unless it has expired by `now`.
-fn fresh_item(cache: &ItemCache, id: &ItemId, now: Instant) -> Option<Option<Arc<Item>>> {
-    cache
-        .get(id)
-        .filter(|entry| now < entry.expires)
-        .map(|entry| entry.item)
-}
+/// An [`Expiring`] cache, not moka: a request looks up a dozen items or more, and a lookup
+/// here is one hash probe under a shard's read lock, where moka's also logs the read for its
+/// eviction policy and replays the log every few dozen reads (the item lookups were an eighth
+/// of a recommendations request's CPU). An expired entry is loaded again like a missing one
+/// and overwritten.
+type ItemCache = Expiring<ItemId, Option<Arc<Item>>>;
 
 /// One batch load of catalog items, awaited by every request that needs one of its ids.
 type ItemBatch = Shared<BoxFuture<'static, Result<Arc<Catalog>, StoreError>>>;
@@ -142,7 +127,6 @@ pub struct CachedStore<S> {
     /// Items are looked up by the dozen per request and loaded through our own in-flight
     /// table, so they need no entry API: see [`ItemCache`].
     items: Option<ItemCache>,
-    item_ttl: Duration,
     items_in_flight: InFlight,
     popular: Option<PopularCache>,
     stats: Arc<CacheStats>,
@@ -187,9 +171,11 @@ where
 }
 
 /// A plain bounded concurrent cache (`quick_cache`, S3-FIFO eviction) with each entry's
-/// expiry checked on read and expired entries dropped by [`Expiring::drop_expired`] (the
-/// background housekeeping). Users: one lookup on every assembling request, where moka's
-/// read bookkeeping cost a twelfth of a cart request's CPU (scripts/profile.sh).
+/// expiry checked on read; an expired entry stays until overwritten, evicted, or dropped by
+/// [`Expiring::drop_expired`] (the users' background housekeeping). Users and catalog
+/// items: one and a dozen lookups per assembling request, where moka's read bookkeeping cost
+/// a twelfth of a cart request's and an eighth of a recommendations request's CPU
+/// (scripts/profile.sh).
 #[derive(Clone)]
 struct Expiring<K, V> {
     cache: Arc<quick_cache::sync::Cache<K, (V, Instant)>>,
@@ -210,6 +196,12 @@ where
         }
     }
 
+    /// The value of `key` unless it has expired by `now` (one clock read for a batch).
+    fn get_at(&self, key: &K, now: Instant) -> Option<V> {
+        let (value, expires) = self.cache.get(key)?;
+        (now < expires).then_some(value)
+    }
+
     /// Removes every expired entry.
     fn drop_expired(&self) {
         let now = Instant::now();
@@ -223,8 +215,7 @@ where
     V: Clone + Send + Sync + 'static,
 {
     fn get(&self, key: &K) -> Option<V> {
-        let (value, expires) = self.cache.get(key)?;
-        (Instant::now() < expires).then_some(value)
+        self.get_at(key, Instant::now())
     }
     fn insert(&self, key: K, value: V) {
         self.cache.insert(key, (value, Instant::now() + self.ttl));
@@ -341,12 +332,8 @@ impl<S> CachedStore<S> {
             users: Coalescing::expiring(config.user_ttl, config.max_users),
             user_ttl: config.user_ttl,
             user_generation: AtomicU64::new(0),
-            items: (!config.item_ttl.is_zero()).then(|| {
-                Arc::new(quick_cache::sync::Cache::new(
-                    config.max_items.try_into().unwrap_or(usize::MAX),
-                ))
-            }),
-            item_ttl: config.item_ttl,
+            items: (!config.item_ttl.is_zero())
+                .then(|| Expiring::new(config.item_ttl, config.max_items)),
             items_in_flight: Arc::default(),
             popular: Coalescing::moka(config.popular_ttl, 10_000),
             stats: Arc::new(CacheStats::default()),
@@ -402,7 +389,7 @@ impl<S> CachedStore<S> {
             self.users
                 .as_ref()
                 .map_or(0, |c| c.cache.cache.len() as u64),
-            self.items.as_ref().map_or(0, |c| c.len() as u64),
+            self.items.as_ref().map_or(0, |c| c.cache.len() as u64),
             self.popular.as_ref().map_or(0, |c| c.cache.entry_count()),
         )
     }
@@ -466,7 +453,7 @@ impl<S: ItemsGet + 'static> ItemsGet for CachedStore<S> {
         let mut missing: Vec<ItemId> = Vec::new();
         let now = Instant::now();
         for id in ids {
-            match fresh_item(cache, id, now) {
+            match cache.get_at(id, now) {
                 Some(Some(item)) => {
                     found.insert(id.clone(), item);
                 }
@@ -514,7 +501,7 @@ impl<S: ItemsGet + 'static> CachedStore<S> {
         for id in missing {
             if let Some(batch) = in_flight.get(&id) {
                 out.push((id, batch.clone()));
-            } else if fresh_item(cache, &id, now).is_none() {
+            } else if cache.get_at(&id, now).is_none() {
                 // (a batch may have finished since this request looked: then it is cached)
                 new.push(id);
             }
@@ -524,7 +511,6 @@ impl<S: ItemsGet + 'static> CachedStore<S> {
             let batch = start_batch(
                 self.inner.clone(),
                 cache.clone(),
-                self.item_ttl,
                 self.items_in_flight.clone(),
                 new.clone(),
             );
@@ -549,17 +535,14 @@ impl<S: ItemsGet + 'static> CachedStore<S> {
 fn start_batch<S: ItemsGet + 'static>(
     inner: Arc<S>,
     cache: ItemCache,
-    ttl: Duration,
     in_flight: InFlight,
     ids: Vec<ItemId>,
 ) -> ItemBatch {
     let load = async move {
         let loaded = inner.items(&ids).await;
         if let Ok(items) = &loaded {
-            let expires = Instant::now() + ttl;
             for id in &ids {
-                let item = items.get(id).cloned();
-                cache.insert(id.clone(), ItemEntry { item, expires });
+                cache.insert(id.clone(), items.get(id).cloned());
             }
         }
         let mut table = in_flight.lock().unwrap_or_else(|p| p.into_inner());
