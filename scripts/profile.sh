@@ -9,6 +9,7 @@
 # (answer cache on). The server runs on core 0 with the request log as deployed
 # (`--log-format json`, `SENDTIME_LOG=info`), `sendtime loadtest` drives it at its max rate
 # from core 1, and `perf record -g` samples the server for SECONDS (default 8) after a warm-up.
+# USERS=FILE: call only these users (a CSV with a user_id header; default every user).
 # NO_PERF=1: no sampling, only the rate and the server's core use (a quick before/after).
 # Prints the top of `perf report` (self and children); the data stays in PROFILE_DIR
 # (default target/profile/BLOCK-MODE) for `perf report -i …/perf.data`.
@@ -38,11 +39,15 @@ trap cleanup EXIT
 DATA="$OUT/data.jsonl"
 [[ -s "$DATA" ]] || "$BIN" data generate --users 10000 --items 2000 --seed 42 --as-of "$AS_OF" \
   --out "$DATA" >&2
+if [[ -n "${USERS:-}" ]]; then
+  cp "$USERS" "$OUT/users.csv"
+else
 python3 - "$DATA" "$OUT/users.csv" <<'PY'
 import json, sys
 users = [r["user_id"] for r in map(json.loads, open(sys.argv[1])) if r.get("kind") == "user"]
 open(sys.argv[2], "w").write("user_id\n" + "".join(u + "\n" for u in users))
 PY
+fi
 
 case "$MODE" in
   assembling) ANSWER_TTL=(--cache-answer-ttl-secs 0) ;;

@@ -94,6 +94,7 @@ pub fn item(id: &str, category: &str, stock: u32) -> Item {
         review_count: 12,
         top_review: Some("배송이 빨라요".into()),
         discount: None,
+        encoded: Default::default(),
     }
 }
 

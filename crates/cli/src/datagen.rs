@@ -243,6 +243,7 @@ fn gen_item(rng: &mut ChaCha8Rng, n: usize, now: DateTime<Utc>) -> Item {
         top_review: (review_count > 0).then(|| pick(rng, REVIEWS).to_string()),
         discount,
         item_id: id,
+        encoded: Default::default(),
     }
 }
 

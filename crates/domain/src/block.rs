@@ -27,6 +27,19 @@ pub enum ItemSource {
     History,
 }
 
+impl ItemSource {
+    /// The name written in JSON (as serde writes it).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Personalized => "personalized",
+            Self::CategoryPopular => "category_popular",
+            Self::Popular => "popular",
+            Self::Cart => "cart",
+            Self::History => "history",
+        }
+    }
+}
+
 /// The stage of a block's journey (BRIEF §2); templates branch on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -152,6 +165,30 @@ pub struct BlockItem<'a> {
     /// `sale_price` ready to print.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_sale_price: Option<Money<'a>>,
+    /// The catalog item shown, whose fixed fields are encoded once ([`Item::encoded`]).
+    #[serde(skip)]
+    item: &'a Item,
+}
+
+/// The fields of a [`BlockItem`] that depend on the catalog item alone, in the order its
+/// `Serialize` writes them.
+struct FixedFields<'b, 'a>(&'b BlockItem<'a>);
+
+impl Serialize for FixedFields<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let i = self.0;
+        let mut map = s.serialize_map(Some(8))?;
+        map.serialize_entry("id", &i.id)?;
+        map.serialize_entry("title", i.title)?;
+        map.serialize_entry("category", i.category)?;
+        map.serialize_entry("url", i.url)?;
+        map.serialize_entry("image_url", i.image_url)?;
+        map.serialize_entry("price", &i.price)?;
+        map.serialize_entry("currency", i.currency)?;
+        map.serialize_entry("display_price", &i.display_price)?;
+        map.end()
+    }
 }
 
 /// Longest review snippet we put in a block, in characters.
@@ -180,7 +217,50 @@ impl<'a> BlockItem<'a> {
             discount_pct: None,
             sale_price: None,
             display_sale_price: None,
+            item,
         }
+    }
+
+    /// Writes the item as a JSON object — the fields and order of its `Serialize` — with
+    /// the catalog item's fixed fields (id to `display_price`) copied from their encoding,
+    /// made once per cached item ([`Item::encoded`]) instead of once per answer.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let item = self.item;
+        let head = item.encoded.get_or_init(|| {
+            let fixed = BlockItem::from_item(item, ItemSource::Popular);
+            // Plain strings and numbers: encoding into memory cannot fail.
+            let mut text = serde_json::to_string(&FixedFields(&fixed)).unwrap_or_default();
+            // Without the braces: the head continues into the per-answer fields.
+            text.pop();
+            text.remove(0);
+            text
+        });
+        out.push(b'{');
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(b",\"source\":\"");
+        out.extend_from_slice(self.source.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"position\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.position).as_bytes());
+        fn field<T: Serialize>(out: &mut Vec<u8>, name: &str, value: &Option<T>) {
+            if let Some(value) = value {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":");
+                if serde_json::to_writer(&mut *out, value).is_err() {
+                    out.extend_from_slice(b"null");
+                }
+            }
+        }
+        field(out, "quantity", &self.quantity);
+        field(out, "rating", &self.rating);
+        field(out, "review_count", &self.review_count);
+        field(out, "review_snippet", &self.review_snippet);
+        field(out, "stock", &self.stock);
+        field(out, "low_stock", &self.low_stock);
+        field(out, "discount_pct", &self.discount_pct);
+        field(out, "sale_price", &self.sale_price);
+        field(out, "display_sale_price", &self.display_sale_price);
+        out.push(b'}');
     }
 
     /// Adds the cart quantity.
@@ -259,7 +339,8 @@ pub struct Block<'a> {
     pub source: Option<ItemSource>,
     /// True when the store could not be read and this is fallback content.
     pub degraded: bool,
-    /// The items to show, best first.
+    /// The items to show, best first (written last, by [`Block::encode`]).
+    #[serde(skip)]
     pub items: Vec<BlockItem<'a>>,
     /// The win-back offer (`personal_offer`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -379,7 +460,18 @@ impl<'a> Block<'a> {
         let body = json.len();
         // The block is plain data with string keys: serialising it into memory cannot fail.
         // Were it ever to, the answer says so instead of carrying a half-written object.
-        if serde_json::to_writer(&mut json, self).is_err() {
+        if serde_json::to_writer(&mut json, self).is_ok() && json.last() == Some(&b'}') {
+            // The items last, each from its item's encoded fixed fields.
+            json.pop();
+            json.extend_from_slice(b",\"items\":[");
+            for (i, item) in self.items.iter().enumerate() {
+                if i > 0 {
+                    json.push(b',');
+                }
+                item.write_json(&mut json);
+            }
+            json.extend_from_slice(b"]}");
+        } else {
             json.truncate(body);
             json.extend_from_slice(b"{\"error\":\"encoding\"}");
         }
@@ -444,6 +536,94 @@ mod tests {
         );
         let b = Block::not_eligible(&user, BlockKind::Cart, Reason::Purchased).encode();
         assert_ne!(a.rec_id(), b.rec_id());
+    }
+
+    fn tricky_item() -> Item {
+        let mut item = crate::rules::test_support::item("i\"1", "신발 & <shoes>", 3);
+        item.title = "Quote \" back\\slash \u{1} 한글 </script>".into();
+        item.url = "https://x.example/a?b=1&c=\"2\"".into();
+        item.rating = Some(4.25);
+        item.top_review = Some("좋아요 \"정말\"\n다음 줄".into());
+        item
+    }
+
+    #[test]
+    fn an_item_is_written_byte_for_byte_as_serde_writes_it() {
+        let now = crate::rules::test_support::now();
+        let item = tricky_item();
+        let variants = [
+            BlockItem::from_item(&item, ItemSource::Personalized),
+            BlockItem::from_item(&item, ItemSource::Cart)
+                .with_quantity(2)
+                .with_social_proof(&item)
+                .with_stock(&item, 5)
+                .with_discount(15),
+            BlockItem::from_item(&item, ItemSource::History).with_active_discount(&item, now),
+            BlockItem::from_item(&item, ItemSource::CategoryPopular).with_rating(&item),
+        ];
+        for (n, mut variant) in variants.into_iter().enumerate() {
+            variant.position = n as u32 + 1;
+            let mut ours = Vec::new();
+            variant.write_json(&mut ours);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&variant).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_cloned_item_encodes_its_own_fields() {
+        let item = tricky_item();
+        let mut first = Vec::new();
+        BlockItem::from_item(&item, ItemSource::Popular).write_json(&mut first);
+        let mut changed = item.clone();
+        changed.title = "New title".into();
+        changed.price = 5_000;
+        let mut second = Vec::new();
+        BlockItem::from_item(&changed, ItemSource::Popular).write_json(&mut second);
+        let second: serde_json::Value = serde_json::from_slice(&second).unwrap();
+        assert_eq!(second["title"], "New title");
+        assert_eq!(second["display_price"], "₩5,000");
+        let first: serde_json::Value = serde_json::from_slice(&first).unwrap();
+        assert_eq!(first["title"], item.title.as_str());
+    }
+
+    #[test]
+    fn a_block_writes_its_items_last() {
+        let user = UserId::parse("u1").unwrap();
+        let item = tricky_item();
+        let items = vec![
+            BlockItem::from_item(&item, ItemSource::Personalized),
+            BlockItem::from_item(&item, ItemSource::Popular).with_rating(&item),
+        ];
+        let block = Block::eligible(
+            &user,
+            BlockKind::Recommendations,
+            Stage::Personalized,
+            items,
+        )
+        .sealed();
+        let encoded = block.encode();
+        let value: serde_json::Value = serde_json::from_slice(&encoded.json).unwrap();
+        assert_eq!(value["items"].as_array().unwrap().len(), 2);
+        assert_eq!(value["items"][1]["position"], 2);
+        assert_eq!(value["items"][0]["title"], item.title.as_str());
+        assert_eq!(value["stage"], "personalized");
+        let empty = Block::not_eligible(&user, BlockKind::Cart, Reason::CartEmpty).encode();
+        let value: serde_json::Value = serde_json::from_slice(&empty.json).unwrap();
+        assert_eq!(value["items"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn item_sources_are_named_as_serde_names_them() {
+        use ItemSource::*;
+        for s in [Personalized, CategoryPopular, Popular, Cart, History] {
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
     }
 
     #[test]

@@ -125,6 +125,44 @@ pub struct Item {
     /// A discount, which changes the shown price only while active.
     #[serde(default)]
     pub discount: Option<Discount>,
+    /// The item's fixed fields as a block writes them, encoded on first use (not stored).
+    #[serde(skip)]
+    pub encoded: EncodedOnce,
+}
+
+/// A value's JSON, computed on first use and kept: an item's fixed fields are encoded once
+/// per cached item, not once per answer. A clone starts empty (the clone may be changed
+/// before it is encoded), and the cell never makes two items unequal.
+#[derive(Default)]
+pub struct EncodedOnce(std::sync::OnceLock<Box<str>>);
+
+impl EncodedOnce {
+    /// The JSON, from `encode` the first time.
+    pub fn get_or_init(&self, encode: impl FnOnce() -> String) -> &str {
+        self.0.get_or_init(|| encode().into_boxed_str())
+    }
+}
+
+impl Clone for EncodedOnce {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for EncodedOnce {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for EncodedOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "EncodedOnce(set)"
+        } else {
+            "EncodedOnce(unset)"
+        })
+    }
 }
 
 impl Item {

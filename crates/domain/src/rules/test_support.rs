@@ -63,6 +63,7 @@ pub fn item(id: &str, category: &str, stock: u32) -> Item {
         review_count: 12,
         top_review: Some("좋아요".into()),
         discount: None,
+        encoded: Default::default(),
     }
 }
 
