@@ -142,15 +142,16 @@ pub fn recommendations<'a, C: CatalogView>(
         now,
     } = *facts;
     let mut candidates = Candidates::new(catalog, user);
-    // Offered in order until the answer is decided: what follows cannot change it (and
-    // past a few times `limit` picks, deciding is not worth asking again: offer them all).
-    let ask_until = limit * 4 + 16;
+    // Offered in order until the answer is decided: what follows cannot change it.
+    let mut tally = DiversityTally::new(rules, limit);
     for (id, source) in offer_order(user, list, popular, now) {
-        if candidates.offer(id, source)
-            && (limit..=ask_until).contains(&candidates.len())
-            && decided(&candidates.picked, rules, limit)
-        {
-            break;
+        if candidates.offer(id, source) {
+            if let Some((item, _)) = candidates.picked.last() {
+                tally.add(&item.category);
+            }
+            if candidates.len() >= limit && tally.decided() {
+                break;
+            }
         }
     }
 
@@ -175,7 +176,63 @@ pub fn recommendations<'a, C: CatalogView>(
 /// in `picked`, never by the "no candidate fits, take the next" fallback that a later
 /// candidate could change.
 fn decided(picked: &[(&Item, ItemSource)], rules: &RecommendationRules, limit: usize) -> bool {
-    picked.len() >= limit && fill_slots(picked, rules, limit, |_| {})
+    if picked.len() < limit {
+        return false;
+    }
+    let mut tally = DiversityTally::new(rules, limit);
+    picked.iter().any(|(item, _)| {
+        tally.add(&item.category);
+        tally.decided()
+    })
+}
+
+/// How many of the diversity slots the picks so far can fill, counted as they come.
+///
+/// [`fill_slots`] gives each diversity slot the first untaken candidate whose category holds
+/// fewer than `max_per_category` slots; it runs out exactly when every category left is at
+/// the cap, having filled `Σ min(picks in the category, max_per_category)` slots. So every
+/// diversity slot finds a fitting candidate iff that sum reaches the number of diversity
+/// slots (the later slots take any candidate) — one count per pick instead of a replay of
+/// the slots.
+struct DiversityTally<'a> {
+    per_category: Vec<(&'a str, usize)>,
+    fillable: usize,
+    needed: usize,
+    cap: usize,
+}
+
+impl<'a> DiversityTally<'a> {
+    fn new(rules: &RecommendationRules, limit: usize) -> Self {
+        Self {
+            per_category: Vec::new(),
+            fillable: 0,
+            needed: rules.diversity_slots.min(limit),
+            cap: rules.max_per_category,
+        }
+    }
+
+    /// Counts one more pick of `category`.
+    fn add(&mut self, category: &'a str) {
+        let count = match self.per_category.iter_mut().find(|(c, _)| *c == category) {
+            Some((_, count)) => count,
+            None => {
+                self.per_category.push((category, 0));
+                match self.per_category.last_mut() {
+                    Some((_, count)) => count,
+                    None => return,
+                }
+            }
+        };
+        if *count < self.cap {
+            self.fillable += 1;
+        }
+        *count += 1;
+    }
+
+    /// Whether every diversity slot can be filled by a fitting pick.
+    fn decided(&self) -> bool {
+        self.fillable >= self.needed
+    }
 }
 
 /// Fills `limit` slots in preference order, except that within the first `diversity_slots`
@@ -270,6 +327,43 @@ fn fill_slots(
 mod tests {
     use super::*;
     use crate::rules::test_support::*;
+
+    #[test]
+    fn the_diversity_tally_decides_as_replaying_the_slots_does() {
+        // Every sequence of up to 7 picks over 3 categories, under several rules and limits.
+        let items: Vec<Item> = ["a", "b", "c"]
+            .iter()
+            .map(|c| item(&format!("x{c}"), c, 1))
+            .collect();
+        for (slots, cap, limit) in [
+            (4, 2, 4),
+            (4, 1, 4),
+            (3, 2, 6),
+            (0, 1, 4),
+            (6, 2, 4),
+            (4, 3, 5),
+        ] {
+            let rules = RecommendationRules {
+                diversity_slots: slots,
+                max_per_category: cap,
+                ..RecommendationRules::default()
+            };
+            for len in 0..=7u32 {
+                for code in 0..3usize.pow(len) {
+                    let picked: Vec<(&Item, ItemSource)> = (0..len)
+                        .map(|k| (&items[code / 3usize.pow(k) % 3], ItemSource::Popular))
+                        .collect();
+                    let replayed =
+                        picked.len() >= limit && fill_slots(&picked, &rules, limit, |_| {});
+                    assert_eq!(
+                        decided(&picked, &rules, limit),
+                        replayed,
+                        "slots {slots}, cap {cap}, limit {limit}, picks {code} of length {len}"
+                    );
+                }
+            }
+        }
+    }
 
     fn rules() -> RecommendationRules {
         RecommendationRules::default()
