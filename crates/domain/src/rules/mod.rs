@@ -230,17 +230,28 @@ impl BlockData {
             }
         }
         wanted.popular.truncate(seen);
-        // Ids: a small plan is deduplicated in place (no set to build); a long one by a set.
+        // Ids: a small plan is deduplicated in place (no set to build); a long one by a set
+        // of borrowed ids (no id cloned).
+        if wanted.items.len() > 16 {
+            let keep: Vec<bool> = {
+                let mut set = HashSet::with_capacity_and_hasher(
+                    wanted.items.len(),
+                    crate::IdHasher::default(),
+                );
+                wanted
+                    .items
+                    .iter()
+                    .map(|id| !self.was_asked(id) && set.insert(id))
+                    .collect()
+            };
+            let mut keep = keep.into_iter();
+            wanted.items.retain(|_| keep.next().unwrap_or(false));
+            return wanted;
+        }
         let mut seen = 0;
-        let mut set = (wanted.items.len() > 16).then(HashSet::new);
         for i in 0..wanted.items.len() {
             let id = &wanted.items[i];
-            let new = !self.was_asked(id)
-                && match &mut set {
-                    Some(set) => set.insert(id.clone()),
-                    None => !wanted.items[..seen].contains(id),
-                };
-            if new {
+            if !self.was_asked(id) && !wanted.items[..seen].contains(id) {
                 wanted.items.swap(seen, i);
                 seen += 1;
             }
