@@ -213,16 +213,12 @@ impl<'a> DiversityTally<'a> {
 
     /// Counts one more pick of `category`.
     fn add(&mut self, category: &'a str) {
-        let count = match self.per_category.iter_mut().find(|(c, _)| *c == category) {
-            Some((_, count)) => count,
-            None => {
-                self.per_category.push((category, 0));
-                match self.per_category.last_mut() {
-                    Some((_, count)) => count,
-                    None => return,
-                }
-            }
-        };
+        let known = self.per_category.iter().position(|(c, _)| *c == category);
+        let index = known.unwrap_or_else(|| {
+            self.per_category.push((category, 0));
+            self.per_category.len() - 1
+        });
+        let count = &mut self.per_category[index].1;
         if *count < self.cap {
             self.fillable += 1;
         }
