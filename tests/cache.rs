@@ -157,6 +157,65 @@ async fn concurrent_misses_for_one_popular_list_cause_one_load() {
 }
 
 #[tokio::test]
+async fn a_cached_popular_list_is_read_with_its_items_unless_it_would_outlive_them() {
+    // GIVEN the deployed settings (lists live 300 s, items 600 s)
+    let store = counting(0).await;
+    let cached = CachedStore::new(store.clone(), &CacheConfig::default());
+    // WHEN a popular list is first asked for
+    let list = cached
+        .popular(&PopularScope::Global)
+        .await
+        .unwrap()
+        .unwrap();
+    // THEN it comes with each of its items, read from the store in one batch with it
+    let read = list.resolved().expect("read with its items");
+    let expected = store.items(&list.items).await.unwrap();
+    assert_eq!(read.len(), list.items.len());
+    for (id, item) in list.items.iter().zip(read) {
+        assert_eq!(
+            item.as_deref(),
+            expected.get(id).map(|i| i.as_ref()),
+            "{id:?}"
+        );
+    }
+    assert_eq!(store.popular_loads.load(Ordering::SeqCst), 1);
+    assert_eq!(store.item_loads.load(Ordering::SeqCst), 2);
+    assert_eq!(cached.stats().loads(), 2);
+    // AND a repeat reads nothing
+    cached.popular(&PopularScope::Global).await.unwrap();
+    assert_eq!(store.item_loads.load(Ordering::SeqCst), 2);
+
+    // WHEN lists would live longer than items, or items are not cached
+    for config in [
+        CacheConfig {
+            popular_ttl: Duration::from_secs(900),
+            ..CacheConfig::default()
+        },
+        CacheConfig {
+            item_ttl: Duration::ZERO,
+            ..CacheConfig::default()
+        },
+    ] {
+        let before = store.item_loads.load(Ordering::SeqCst);
+        let plain = CachedStore::new(store.clone(), &config);
+        let list = plain.popular(&PopularScope::Global).await.unwrap().unwrap();
+        // THEN the list comes without them (each request reads what it shows)
+        assert!(list.resolved().is_none());
+        assert_eq!(store.item_loads.load(Ordering::SeqCst), before);
+    }
+
+    // WHEN reading the items fails, the list still comes, without them
+    store.fail_item_loads.store(1, Ordering::SeqCst);
+    let failing = CachedStore::new(store.clone(), &CacheConfig::default());
+    let list = failing
+        .popular(&PopularScope::Global)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!list.items.is_empty() && list.resolved().is_none());
+}
+
+#[tokio::test]
 async fn a_failed_load_is_not_cached() {
     let store = counting(0).await;
     store.fail_user_loads.store(1, Ordering::SeqCst);

@@ -160,18 +160,18 @@ pub fn fixture() -> Vec<Record> {
     ];
     catalog.extend((1..=60).map(|n| item(&format!("k{n:02}"), "filler", 5 + n)));
     records.extend(catalog.into_iter().map(Record::Item));
-    records.push(Record::Popular(PopularList {
-        scope: PopularScope::Global,
-        items: ids(&["t1", "s1", "b1", "b3"]),
-    }));
-    records.push(Record::Popular(PopularList {
-        scope: PopularScope::category("shoes"),
-        items: ids(&["s2", "s4", "s3", "s1"]),
-    }));
-    records.push(Record::Popular(PopularList {
-        scope: PopularScope::category("bags"),
-        items: ids(&["b3", "b1", "b2"]),
-    }));
+    records.push(Record::Popular(PopularList::new(
+        PopularScope::Global,
+        ids(&["t1", "s1", "b1", "b3"]),
+    )));
+    records.push(Record::Popular(PopularList::new(
+        PopularScope::category("shoes"),
+        ids(&["s2", "s4", "s3", "s1"]),
+    )));
+    records.push(Record::Popular(PopularList::new(
+        PopularScope::category("bags"),
+        ids(&["b3", "b1", "b2"]),
+    )));
 
     records.push(Record::User(user("alice", 1)));
     records.push(Record::Recs(RecList {

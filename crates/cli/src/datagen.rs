@@ -179,10 +179,10 @@ pub fn generate(spec: &DatasetSpec) -> Vec<Record> {
         .map(|&i| items[i].item_id.clone())
         .collect();
     out.extend(items.iter().cloned().map(Record::Item));
-    out.push(Record::Popular(PopularList {
-        scope: PopularScope::Global,
-        items: global,
-    }));
+    out.push(Record::Popular(PopularList::new(
+        PopularScope::Global,
+        global,
+    )));
     for category in CATEGORIES {
         let list: Vec<ItemId> = popularity
             .by_rank
@@ -191,10 +191,10 @@ pub fn generate(spec: &DatasetSpec) -> Vec<Record> {
             .take(CATEGORY_POPULAR_LEN)
             .map(|&i| items[i].item_id.clone())
             .collect();
-        out.push(Record::Popular(PopularList {
-            scope: PopularScope::category(category.key),
-            items: list,
-        }));
+        out.push(Record::Popular(PopularList::new(
+            PopularScope::category(category.key),
+            list,
+        )));
     }
 
     for n in 1..=spec.users {

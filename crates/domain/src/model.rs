@@ -243,6 +243,62 @@ pub struct PopularList {
     pub scope: PopularScope,
     /// Item ids, most popular first.
     pub items: Vec<ItemId>,
+    /// The items of `items`, read with the list (a cache does this once per list it keeps),
+    /// so a request walks them without reading each; unset as stored.
+    #[serde(skip)]
+    pub resolved: ResolvedItems,
+}
+
+impl PopularList {
+    /// A list of `items` in `scope`, its items not read with it.
+    pub fn new(scope: PopularScope, items: Vec<ItemId>) -> Self {
+        Self {
+            scope,
+            items,
+            resolved: ResolvedItems::default(),
+        }
+    }
+
+    /// The list with each of its items as found in `catalog` (absent: not in the catalog).
+    pub fn resolved_from(mut self, catalog: &Catalog) -> Self {
+        let found: Box<[Option<std::sync::Arc<Item>>]> = self
+            .items
+            .iter()
+            .map(|id| catalog.get(id).cloned())
+            .collect();
+        self.resolved = ResolvedItems(Some(found.into()));
+        self
+    }
+
+    /// Each id with its item, when the list was read with its items: `Some(None)` for an id
+    /// the catalog does not have; `None` when the items were not read with the list.
+    pub fn resolved(&self) -> Option<&[Option<std::sync::Arc<Item>>]> {
+        self.resolved
+            .0
+            .as_deref()
+            .filter(|found| found.len() == self.items.len())
+    }
+}
+
+/// A popular list's items as read with it, in the list's order (see
+/// [`PopularList::resolved_from`]). Never makes two lists unequal: lists are equal by scope and
+/// ids.
+#[derive(Clone, Default)]
+pub struct ResolvedItems(Option<std::sync::Arc<[Option<std::sync::Arc<Item>>]>>);
+
+impl PartialEq for ResolvedItems {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for ResolvedItems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(found) => write!(f, "ResolvedItems({} read)", found.len()),
+            None => f.write_str("ResolvedItems(unread)"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -261,10 +317,7 @@ mod tests {
 
     #[test]
     fn popular_scope_round_trips_through_json() {
-        let list = PopularList {
-            scope: PopularScope::category("shoes"),
-            items: vec![ItemId::new("i1")],
-        };
+        let list = PopularList::new(PopularScope::category("shoes"), vec![ItemId::new("i1")]);
         let json = serde_json::to_string(&list).unwrap();
         assert_eq!(
             json,

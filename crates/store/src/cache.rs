@@ -129,6 +129,8 @@ pub struct CachedStore<S> {
     items: Option<ItemCache>,
     items_in_flight: InFlight,
     popular: Option<PopularCache>,
+    /// Whether a popular list is read with its items (see [`PopularGet`] below).
+    lists_with_items: bool,
     stats: Arc<CacheStats>,
 }
 
@@ -336,6 +338,7 @@ impl<S> CachedStore<S> {
                 .then(|| Expiring::new(config.item_ttl, config.max_items)),
             items_in_flight: Arc::default(),
             popular: Coalescing::moka(config.popular_ttl, 10_000),
+            lists_with_items: !config.item_ttl.is_zero() && config.popular_ttl <= config.item_ttl,
             stats: Arc::new(CacheStats::default()),
         }
     }
@@ -567,8 +570,15 @@ fn start_batch<S: ItemsGet + 'static>(
     .shared()
 }
 
+/// A cached popular list is read with its items, from the store, and keeps them as long as
+/// it lives: a request falling back to popular items walks them without reading each (a
+/// category list is a few dozen reads otherwise, most of them of items the diversity rule
+/// passes over). Only when the list lives no longer than an item entry would (`popular_ttl
+/// ≤ item_ttl`, item caching on), so no item is held longer than the item cache would hold
+/// it. If that read fails the list is kept without its items: requests then read them as
+/// usual.
 #[async_trait]
-impl<S: PopularGet + 'static> PopularGet for CachedStore<S> {
+impl<S: PopularGet + ItemsGet + 'static> PopularGet for CachedStore<S> {
     async fn popular(&self, scope: &PopularScope) -> Result<Option<Arc<PopularList>>, StoreError> {
         let Some(cache) = &self.popular else {
             self.stats.miss(1);
@@ -576,8 +586,22 @@ impl<S: PopularGet + 'static> PopularGet for CachedStore<S> {
             return self.inner.popular(scope).await;
         };
         let load = || {
-            let (inner, scope) = (self.inner.clone(), scope.clone());
-            async move { inner.popular(&scope).await }.boxed()
+            let (inner, scope, stats) = (self.inner.clone(), scope.clone(), self.stats.clone());
+            let with_items = self.lists_with_items;
+            async move {
+                let Some(list) = inner.popular(&scope).await? else {
+                    return Ok(None);
+                };
+                if !with_items || list.items.is_empty() {
+                    return Ok(Some(list));
+                }
+                stats.load();
+                Ok(Some(match inner.items(&list.items).await {
+                    Ok(items) => Arc::new(list.as_ref().clone().resolved_from(&items)),
+                    Err(_) => list,
+                }))
+            }
+            .boxed()
         };
         cache.get_or_load(scope, &self.stats, load).await
     }

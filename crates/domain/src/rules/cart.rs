@@ -231,14 +231,14 @@ fn alternatives<'a, C: CatalogView>(
     facts: &Facts<'a, C>,
     limit: usize,
 ) -> Vec<BlockItem<'a>> {
-    let mut candidates =
-        Candidates::new(facts.catalog, user).excluding(cart.lines.iter().map(|l| &l.item_id));
+    let mut candidates = Candidates::new(facts.catalog, user)
+        .taking(limit)
+        .excluding(cart.lines.iter().map(|l| &l.item_id));
     for category in cart_categories(cart, facts.catalog) {
-        let list = facts.popular.category(&category);
-        candidates.offer_all(list, ItemSource::CategoryPopular);
+        candidates.offer_each(facts.popular.category_offers(&category));
     }
     if candidates.len() < limit {
-        candidates.offer_all(facts.popular.global(), ItemSource::Popular);
+        candidates.offer_each(facts.popular.global_offers());
     }
     candidates.into_items(limit)
 }

@@ -153,14 +153,14 @@ fn stage_block<'a, C: CatalogView>(
         Stage::LastInterest => {
             // Viewed or bought before, still available; re-buying is welcome here, so the
             // purchase filter does not apply.
-            let mut candidates = Candidates::new(facts.catalog, None);
+            let mut candidates = Candidates::new(facts.catalog, None).taking(limit);
             candidates.offer_all(&user.recent_views, ItemSource::History);
             candidates.offer_all(&user.purchased_items, ItemSource::History);
             if candidates.len() < limit {
                 if let Some(c) = category {
-                    candidates.offer_all(facts.popular.category(c), ItemSource::CategoryPopular);
+                    candidates.offer_each(facts.popular.category_offers(c));
                 }
-                candidates.offer_all(facts.popular.global(), ItemSource::Popular);
+                candidates.offer_each(facts.popular.global_offers());
             }
             Block::eligible(
                 user_id,
@@ -170,12 +170,12 @@ fn stage_block<'a, C: CatalogView>(
             )
         }
         Stage::PersonalOffer => {
-            let mut candidates = Candidates::new(facts.catalog, Some(user));
+            let mut candidates = Candidates::new(facts.catalog, Some(user)).taking(limit);
             if let Some(c) = category {
-                candidates.offer_all(facts.popular.category(c), ItemSource::CategoryPopular);
+                candidates.offer_each(facts.popular.category_offers(c));
             }
             if candidates.len() < limit {
-                candidates.offer_all(facts.popular.global(), ItemSource::Popular);
+                candidates.offer_each(facts.popular.global_offers());
             }
             let items = candidates
                 .into_items(limit)

@@ -285,6 +285,15 @@ impl BlockData {
         self.catalog.len() + self.absent.len()
     }
 
+    /// The item if `id` was asked for: `Some(None)` when it was and is not in the catalog;
+    /// `None` when it was not asked for.
+    pub fn found(&self, id: &ItemId) -> Option<Option<&Item>> {
+        match self.catalog.get(id) {
+            Some(item) => Some(Some(item)),
+            None => self.absent.contains(id).then_some(None),
+        }
+    }
+
     /// Whether `id` has been asked for (found or not).
     pub fn was_asked(&self, id: &ItemId) -> bool {
         self.catalog.contains_key(id) || self.absent.contains(id)
@@ -355,13 +364,15 @@ const PRIOR_REFUSED_SHARE: f64 = 0.25;
 /// next unread candidates: as many as the open slots need at the refusal rate seen so far
 /// (sold out, bought, repeated; a prior until four were seen), plus one, and never fewer
 /// than were read before (a long run of refusals takes a few steps, not one per item). The
-/// popular lists (the global one and those of `categories`, unless read already) come only once what is known cannot fill
-/// that batch. Every block's `reads` is this walk over its own order; its `build` offers the
-/// same order, so the answer is the one reading everything would give.
-pub(crate) fn walk_reads<'a, C: CatalogView, S: AsRef<str>>(
-    data: &BlockData,
-    candidates: &mut Candidates<'a, C>,
-    order: impl IntoIterator<Item = (&'a ItemId, ItemSource)>,
+/// popular lists (the global one and those of `categories`, unless read already) come only
+/// once what is known cannot fill that batch; a list read with its items
+/// ([`PopularList::resolved`]) needs no item read at all. Every block's `reads` is this walk
+/// over its own order; its `build` offers the same order, so the answer is the one reading
+/// everything would give.
+pub(crate) fn walk_reads<'a, S: AsRef<str>>(
+    data: &'a BlockData,
+    candidates: &mut Candidates<'a, Catalog>,
+    order: impl IntoIterator<Item = Offer<'a>>,
     limit: usize,
     decided: impl Fn(&[(&'a Item, ItemSource)]) -> bool,
     categories: &[S],
@@ -370,12 +381,15 @@ pub(crate) fn walk_reads<'a, C: CatalogView, S: AsRef<str>>(
     let (mut offered, mut refused) = (0usize, 0usize);
     let mut next: Vec<ItemId> = Vec::new();
     let mut batch = 0;
-    for (id, source) in order {
+    for offer in order {
         if batch == 0 {
-            if data.was_asked(id) {
+            if let Some(found) = offer.known.or_else(|| data.found(offer.id)) {
                 offered += 1;
-                if !candidates.offer(id, source) {
+                if !candidates.offer_found(offer.id, found, offer.source) {
                     refused += 1;
+                } else if decided(&candidates.picked) {
+                    // (what follows cannot change the answer: nothing more to read)
+                    return Reads::default();
                 }
                 continue;
             }
@@ -392,8 +406,8 @@ pub(crate) fn walk_reads<'a, C: CatalogView, S: AsRef<str>>(
             batch = ((open as f64 / (1.0 - share)).ceil() as usize + 1).max(data.items_asked());
             next.reserve_exact(batch);
         }
-        if !data.was_asked(id) && !next.contains(id) {
-            next.push(id.clone());
+        if offer.known.is_none() && !data.was_asked(offer.id) && !next.contains(offer.id) {
+            next.push(offer.id.clone());
             if next.len() == batch {
                 break;
             }
@@ -420,24 +434,54 @@ pub(crate) fn at_least(limit: usize) -> impl Fn(&[(&Item, ItemSource)]) -> bool 
     move |picked| picked.len() >= limit
 }
 
+/// One candidate of a block's offer order: its id, where it is offered from, and its item
+/// when the order carries it (a popular list read with its items), else looked up in what
+/// the request read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Offer<'a> {
+    /// The item's id.
+    pub id: &'a ItemId,
+    /// Where it is offered from.
+    pub source: ItemSource,
+    /// `Some(found)`: the item as read with its list (`None`: not in the catalog); `None`:
+    /// look it up in the request's catalog.
+    pub known: Option<Option<&'a Item>>,
+}
+
 /// The popular lists of `categories`, then the global list: the fallback stretch of a
 /// block's offer order.
 pub(crate) fn popular_order<'a, S: AsRef<str>>(
     popular: &'a PopularLists,
     categories: &'a [S],
-) -> impl Iterator<Item = (&'a ItemId, ItemSource)> {
+) -> impl Iterator<Item = Offer<'a>> {
     categories
         .iter()
-        .flat_map(|c| offered_as(popular.category(c.as_ref()), ItemSource::CategoryPopular))
-        .chain(offered_as(popular.global(), ItemSource::Popular))
+        .flat_map(|c| popular.category_offers(c.as_ref()))
+        .chain(popular.global_offers())
 }
 
-/// `(id, source)` for each id of `list`: one stretch of a block's offer order.
-pub(crate) fn offered_as(
-    list: &[ItemId],
+/// An [`Offer`] for each id of `list`: one stretch of a block's offer order.
+pub(crate) fn offered_as(list: &[ItemId], source: ItemSource) -> impl Iterator<Item = Offer<'_>> {
+    list.iter().map(move |id| Offer {
+        id,
+        source,
+        known: None,
+    })
+}
+
+/// An [`Offer`] for each id of a popular list (none when absent), with its item when the
+/// list was read with its items.
+pub(crate) fn offered_from(
+    list: Option<&Arc<PopularList>>,
     source: ItemSource,
-) -> impl Iterator<Item = (&ItemId, ItemSource)> {
-    list.iter().map(move |id| (id, source))
+) -> impl Iterator<Item = Offer<'_>> {
+    let ids = list.map(|l| l.items.as_slice()).unwrap_or_default();
+    let resolved = list.and_then(|l| l.resolved());
+    ids.iter().enumerate().map(move |(i, id)| Offer {
+        id,
+        source,
+        known: resolved.map(|found| found[i].as_deref()),
+    })
 }
 
 /// The global list and those of `categories`, in that order.
@@ -522,6 +566,16 @@ impl PopularLists {
             .unwrap_or_default()
     }
 
+    /// A category's list as a stretch of an offer order (nothing when absent).
+    pub(crate) fn category_offers(&self, name: &str) -> impl Iterator<Item = Offer<'_>> {
+        offered_from(self.category_list(name), ItemSource::CategoryPopular)
+    }
+
+    /// The global list as a stretch of an offer order (nothing when absent).
+    pub(crate) fn global_offers(&self) -> impl Iterator<Item = Offer<'_>> {
+        offered_from(self.global.as_ref(), ItemSource::Popular)
+    }
+
     /// The global list (empty when absent).
     pub fn global(&self) -> &[ItemId] {
         self.global
@@ -551,6 +605,8 @@ pub(crate) struct Candidates<'a, C: CatalogView> {
     catalog: &'a C,
     user: Option<&'a User>,
     exclude: Vec<&'a ItemId>,
+    /// [`Candidates::offer_each`] stops once this many are picked.
+    enough: usize,
     /// Accepted items with the source each was offered from, in offer order.
     pub picked: Vec<(&'a Item, ItemSource)>,
 }
@@ -562,8 +618,16 @@ impl<'a, C: CatalogView> Candidates<'a, C> {
             catalog,
             user,
             exclude: Vec::new(),
+            enough: usize::MAX,
             picked: Vec::with_capacity(16),
         }
+    }
+
+    /// Only the first `limit` picks count (a block that shows the first `limit` in offer
+    /// order): [`Candidates::offer_each`] stops offering once they are picked.
+    pub fn taking(mut self, limit: usize) -> Self {
+        self.enough = limit;
+        self
     }
 
     /// Never offer these (e.g. the items already in the cart).
@@ -572,24 +636,49 @@ impl<'a, C: CatalogView> Candidates<'a, C> {
         self
     }
 
-    /// Offers each id in order, as [`Candidates::offer`] does.
-    pub fn offer_all(&mut self, ids: &'a [ItemId], source: ItemSource) {
-        for id in ids {
-            self.offer(id, source);
+    /// Offers each candidate in order, as [`Candidates::offer_known`] does, until the picks
+    /// are enough ([`Candidates::taking`]).
+    pub fn offer_each(&mut self, offers: impl IntoIterator<Item = Offer<'a>>) {
+        for offer in offers {
+            if self.picked.len() >= self.enough {
+                return;
+            }
+            self.offer_known(offer);
         }
     }
 
-    /// Picks the item unless excluded, picked already, unknown, out of stock or bought by the
-    /// user; whether it was picked.
-    pub fn offer(&mut self, id: &'a ItemId, source: ItemSource) -> bool {
-        let Some(item) = self.catalog.item(id) else {
+    /// Offers each id in order, as [`Candidates::offer_known`] does.
+    pub fn offer_all(&mut self, ids: &'a [ItemId], source: ItemSource) {
+        self.offer_each(offered_as(ids, source));
+    }
+
+    /// Offers one candidate of an offer order: its own item if it carries one, else the
+    /// catalog's.
+    pub fn offer_known(&mut self, offer: Offer<'a>) -> bool {
+        let found = match offer.known {
+            Some(found) => found,
+            None => self.catalog.item(offer.id),
+        };
+        self.offer_found(offer.id, found, offer.source)
+    }
+
+    /// Picks the item unless excluded, picked already, unknown (`found` is `None`: not in the
+    /// catalog), out of stock or bought by the user; whether it was picked.
+    pub fn offer_found(
+        &mut self,
+        id: &'a ItemId,
+        found: Option<&'a Item>,
+        source: ItemSource,
+    ) -> bool {
+        let Some(item) = found else {
             return false;
         };
-        // One catalog: an id offered twice is the same item, recognised by its address.
+        // The same id may come as two reads of one item (the catalog's and a popular
+        // list's): picks are told apart by id; the same read is recognised by its address.
         if self
             .picked
             .iter()
-            .any(|(picked, _)| std::ptr::eq(*picked, item))
+            .any(|(picked, _)| std::ptr::eq(*picked, item) || picked.item_id == item.item_id)
             || self.exclude.contains(&id)
         {
             return false;

@@ -8,7 +8,7 @@ use super::{
     at_least, popular_order, walk_reads, Assessment, BlockData, BlockRequest, BlockRule,
     Candidates, Eligible, Reads, StageAssessment,
 };
-use crate::block::{Block, BlockKind, ItemSource, Reason, Stage};
+use crate::block::{Block, BlockKind, Reason, Stage};
 use crate::clock::whole_days;
 use crate::config::{ascending, percent, ItemLimits, RulesConfig, RulesError};
 use crate::model::{User, UserData};
@@ -279,12 +279,12 @@ impl BlockRule for OnboardingRule {
                     Some(&rules.guides[..request.limit.min(rules.guides.len())]);
             }
             _ => {
-                let mut candidates = Candidates::new(&data.catalog, Some(user));
+                let mut candidates =
+                    Candidates::new(&data.catalog, Some(user)).taking(request.limit);
                 for category in incentive_categories(Some(user)) {
-                    candidates
-                        .offer_all(data.popular.category(category), ItemSource::CategoryPopular);
+                    candidates.offer_each(data.popular.category_offers(category));
                 }
-                candidates.offer_all(data.popular.global(), ItemSource::Popular);
+                candidates.offer_each(data.popular.global_offers());
                 let items: Vec<_> = candidates
                     .into_items(request.limit)
                     .into_iter()
@@ -323,6 +323,7 @@ fn incentive_categories(user: Option<&User>) -> &[String] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::ItemSource;
     use crate::rules::test_support::*;
     use crate::rules::PopularLists;
     use crate::{Item, ItemId, PopularList, UserId};

@@ -54,6 +54,7 @@ fn every_read_plan_reads_only_what_can_be_shown_and_answers_as_reading_everythin
     let mut rng = Rng(0x5eed_1234);
     let (mut cases, mut multi_step, mut eligible_cases) = (0, 0, 0);
     let (mut read_planned, mut read_everything) = (0usize, 0usize);
+    let mut resolved_cases = 0;
     for case in 0..1_500 {
         // GIVEN a random shop (some items sold out, some categories dominant) and lists
         let n_items = 5 + rng.below(60);
@@ -74,16 +75,16 @@ fn every_read_plan_reads_only_what_can_be_shown_and_answers_as_reading_everythin
             .into_iter()
             .map(|i| (i.item_id.clone(), Arc::new(i)))
             .collect();
-        let mut lists = vec![Arc::new(PopularList {
-            scope: PopularScope::Global,
-            items: rng.ids(40, n_items),
-        })];
+        let mut lists = vec![Arc::new(PopularList::new(
+            PopularScope::Global,
+            rng.ids(40, n_items),
+        ))];
         for c in CATEGORIES {
             if rng.below(4) > 0 {
-                lists.push(Arc::new(PopularList {
-                    scope: PopularScope::category(c),
-                    items: rng.ids(30, n_items),
-                }));
+                lists.push(Arc::new(PopularList::new(
+                    PopularScope::category(c),
+                    rng.ids(30, n_items),
+                )));
             }
         }
         let lists = PopularLists::from_lists(lists);
@@ -130,6 +131,37 @@ fn every_read_plan_reads_only_what_can_be_shown_and_answers_as_reading_everythin
             cart,
         });
         let user_id = leak(u.user_id.clone());
+        // Half the cases serve popular lists read with their items, as the store's cache does:
+        // the plan then never asks for an item only a list names, and answers the same.
+        let with_items = rng.below(2) == 0;
+        let served = if with_items {
+            PopularLists::from_lists(
+                lists
+                    .global
+                    .iter()
+                    .chain(&lists.by_category)
+                    .map(|l| Arc::new(l.as_ref().clone().resolved_from(&full))),
+            )
+        } else {
+            lists.clone()
+        };
+        let own: Vec<&ItemId> = user_data
+            .recs
+            .iter()
+            .flat_map(|r| &r.items)
+            .chain(
+                user_data
+                    .cart
+                    .iter()
+                    .flat_map(|c| c.lines.iter().map(|l| &l.item_id)),
+            )
+            .chain(
+                user_data
+                    .profile
+                    .iter()
+                    .flat_map(|p| p.recent_views.iter().chain(&p.purchased_items)),
+            )
+            .collect();
         for kind in BlockKind::ALL {
             let rule = kind.rule();
             let limit = 1 + rng.below(8);
@@ -157,7 +189,15 @@ fn every_read_plan_reads_only_what_can_be_shown_and_answers_as_reading_everythin
                     steps <= 8,
                     "case {case} {kind}: the read plan does not settle"
                 );
-                let (found, items) = serve(&reads, &lists, &full);
+                if with_items {
+                    resolved_cases += usize::from(!reads.popular.is_empty());
+                    let listed = reads.items.iter().find(|i| !own.contains(i));
+                    assert!(
+                        listed.is_none(),
+                        "case {case} {kind}: asked for {listed:?}, which only a list read with its items names"
+                    );
+                }
+                let (found, items) = serve(&reads, &served, &full);
                 planned.record(reads, found, items);
             }
             multi_step += usize::from(steps > 2);
@@ -204,6 +244,10 @@ fn every_read_plan_reads_only_what_can_be_shown_and_answers_as_reading_everythin
         }
     }
     assert!(eligible_cases > cases / 3, "{eligible_cases} of {cases}");
+    assert!(
+        resolved_cases > 200,
+        "{resolved_cases} plans read lists with their items"
+    );
     assert!(
         multi_step > 20,
         "the cases rarely needed more than one catalog read"

@@ -3,7 +3,7 @@
 
 use super::{
     offered_as, popular_order, walk_reads, Assessment, BlockData, BlockRequest, BlockRule,
-    Candidates, CatalogView, Eligible, Facts, OnUnreadable, PopularLists, Reads,
+    Candidates, CatalogView, Eligible, Facts, Offer, OnUnreadable, PopularLists, Reads,
 };
 use crate::block::{Block, BlockItem, BlockKind, ItemSource, Reason, Stage};
 use crate::config::{ItemLimits, RecommendationRules, RulesConfig};
@@ -97,9 +97,7 @@ pub(crate) fn offering_everything<'a, C: CatalogView>(
     limit: usize,
 ) -> Vec<(crate::ItemId, ItemSource)> {
     let mut candidates = Candidates::new(facts.catalog, user);
-    for (id, source) in offer_order(user, list, facts.popular, facts.now) {
-        candidates.offer(id, source);
-    }
+    candidates.offer_each(offer_order(user, list, facts.popular, facts.now));
     diversify(candidates.picked, rules, limit)
         .into_iter()
         .map(|(item, source)| (item.item_id.clone(), source))
@@ -113,7 +111,7 @@ fn offer_order<'a>(
     list: Option<&'a RecList>,
     popular: &'a PopularLists,
     now: chrono::DateTime<chrono::Utc>,
-) -> impl Iterator<Item = (&'a crate::ItemId, ItemSource)> {
+) -> impl Iterator<Item = Offer<'a>> {
     let personal = list
         .filter(|l| l.is_live(now))
         .map(|l| l.items.as_slice())
@@ -144,8 +142,8 @@ pub fn recommendations<'a, C: CatalogView>(
     let mut candidates = Candidates::new(catalog, user);
     // Offered in order until the answer is decided: what follows cannot change it.
     let mut tally = DiversityTally::new(rules, limit);
-    for (id, source) in offer_order(user, list, popular, now) {
-        if candidates.offer(id, source) {
+    for offer in offer_order(user, list, popular, now) {
+        if candidates.offer_known(offer) {
             if let Some((item, _)) = candidates.picked.last() {
                 tally.add(&item.category);
             }
@@ -465,6 +463,44 @@ mod tests {
             4,
         );
         assert_eq!(item_ids(&block), ["p1", "p2", "p3"]);
+    }
+
+    #[test]
+    fn lists_read_with_their_items_offer_those_reads_and_an_item_read_twice_shows_once() {
+        // GIVEN popular lists read with their items (other reads than the request catalog's,
+        // and one item, x1, only the lists' read has)
+        let mut u = user("u1");
+        u.preferred_categories = vec!["hats".into()];
+        let list = rec_list("u1", &["c1"], 3);
+        let own_read: crate::Catalog = shop()
+            .into_values()
+            .chain([item("x1", "toys", 10)])
+            .map(|i| (i.item_id.clone(), std::sync::Arc::new(i)))
+            .collect();
+        let plain = popular(&["x1", "g3"], &[("hats", &["c1", "c2"])]);
+        let read_with_items = PopularLists::from_lists(
+            plain
+                .global
+                .iter()
+                .chain(&plain.by_category)
+                .map(|l| std::sync::Arc::new(l.as_ref().clone().resolved_from(&own_read))),
+        );
+        // WHEN recommending
+        let block = recommendations(
+            &u.user_id,
+            Some(&u),
+            Some(&list),
+            &Facts {
+                catalog: leak(shop()),
+                popular: leak(read_with_items),
+                now: now(),
+            },
+            &rules(),
+            4,
+        );
+        // THEN c1 (personal, and first in the hats list) shows once, and x1 comes from the
+        // global list's own read
+        assert_eq!(item_ids(&block), ["c1", "c2", "x1", "g3"]);
     }
 
     #[test]

@@ -99,15 +99,15 @@ pub fn cart(user_id: &str, changed: DateTime<Utc>, items: &[&str]) -> Cart {
 
 /// The global popular list plus one list per `(category, items)` pair.
 pub fn popular(global: &[&str], categories: &[(&str, &[&str])]) -> PopularLists {
-    let mut lists = vec![std::sync::Arc::new(PopularList {
-        scope: PopularScope::Global,
-        items: ids(global),
-    })];
+    let mut lists = vec![std::sync::Arc::new(PopularList::new(
+        PopularScope::Global,
+        ids(global),
+    ))];
     for (c, items) in categories {
-        lists.push(std::sync::Arc::new(PopularList {
-            scope: PopularScope::category(*c),
-            items: ids(items),
-        }));
+        lists.push(std::sync::Arc::new(PopularList::new(
+            PopularScope::category(*c),
+            ids(items),
+        )));
     }
     PopularLists::from_lists(lists)
 }
