@@ -93,57 +93,89 @@ impl<'de> Deserialize<'de> for UserId {
 /// A catalog item id. Item ids come from our own data, not from callers, so they are not
 /// restricted beyond being non-empty strings. Shared (`Arc<str>`): the hot path clones ids
 /// into read plans and cache keys without allocating.
-#[derive(Debug, Clone, Eq, PartialOrd, Ord)]
-pub struct ItemId(Arc<str>);
+#[derive(Clone)]
+pub struct ItemId {
+    text: Arc<str>,
+    /// A word computed from the text once (see [`ItemId::eq`]).
+    tag: u64,
+}
 
 /// Hashes the string, as `str` does (so lookups by `&str` find it).
 impl std::hash::Hash for ItemId {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
+        self.text.hash(state);
     }
 }
 
-/// Equal when the strings are: the rules compare ids by the dozen per request (picked,
-/// bought, excluded), and ids of one catalog mostly share a prefix and a length, so the last
-/// eight bytes are compared first as one word — a `memcmp` call only when they match.
+/// Equal when the strings are. The rules compare ids by the dozen per request (picked,
+/// bought, excluded, asked) and ids of one catalog mostly share a prefix and a length, so
+/// each id carries a word computed from its text once — the text itself when it fits, else
+/// its first and last eight bytes mixed — and two ids are compared byte by byte only when
+/// their words match.
 impl PartialEq for ItemId {
     fn eq(&self, other: &Self) -> bool {
-        let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
-        if a.len() != b.len() {
-            return false;
-        }
-        if Arc::ptr_eq(&self.0, &other.0) {
-            return true;
-        }
-        if let (Some(x), Some(y)) = (last_word(a), last_word(b)) {
-            if x != y {
-                return false;
-            }
-        }
-        a == b
+        self.tag == other.tag
+            && (Arc::ptr_eq(&self.text, &other.text)
+                || self.text.as_bytes() == other.text.as_bytes())
     }
 }
 
-/// The last eight bytes as one word, when there are eight.
-fn last_word(bytes: &[u8]) -> Option<u64> {
-    let tail: [u8; 8] = bytes.get(bytes.len().checked_sub(8)?..)?.try_into().ok()?;
-    Some(u64::from_ne_bytes(tail))
+impl Eq for ItemId {}
+
+impl PartialOrd for ItemId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Ordered as the strings are.
+impl Ord for ItemId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
+}
+
+impl fmt::Debug for ItemId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ItemId").field(&&*self.text).finish()
+    }
+}
+
+/// [`ItemId`]'s word: the bytes themselves (and the length) up to eight, else the first and
+/// the last eight bytes mixed with the length. Equal texts give equal words.
+fn tag(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        let end = (at + 8).min(n);
+        w[..end - at].copy_from_slice(&bytes[at..end]);
+        u64::from_le_bytes(w)
+    };
+    if n <= 8 {
+        word(0) ^ (n as u64).rotate_right(8)
+    } else {
+        word(0).rotate_left(29) ^ word(n - 8) ^ (n as u64).rotate_right(8)
+    }
 }
 
 impl ItemId {
     /// Wraps an item id as is; nothing is validated (item ids come from our own data).
     pub fn new(id: impl AsRef<str>) -> Self {
-        Self(Arc::from(id.as_ref()))
+        let text: Arc<str> = Arc::from(id.as_ref());
+        Self {
+            tag: tag(text.as_bytes()),
+            text,
+        }
     }
     /// The id as a string slice.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 }
 
 impl Serialize for ItemId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        s.serialize_str(&self.text)
     }
 }
 
@@ -156,13 +188,13 @@ impl<'de> Deserialize<'de> for ItemId {
 
 impl std::borrow::Borrow<str> for ItemId {
     fn borrow(&self) -> &str {
-        &self.0
+        &self.text
     }
 }
 
 impl fmt::Display for ItemId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -187,6 +219,16 @@ mod tests {
             "item-000124",
             "jtem-000123",
             "item-000123 ",
+            "i00001",
+            "i00002",
+            "i0000100",
+            "i00001\0\0",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgh\0",
+            "abcdefgi",
+            "x-abcdefgh-y",
+            "y-abcdefgh-x",
         ];
         for a in ids {
             for b in ids {

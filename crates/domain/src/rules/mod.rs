@@ -374,7 +374,7 @@ pub(crate) fn walk_reads<'a, S: AsRef<str>>(
     candidates: &mut Candidates<'a, Catalog>,
     order: impl IntoIterator<Item = Offer<'a>>,
     limit: usize,
-    decided: impl Fn(&[(&'a Item, ItemSource)]) -> bool,
+    mut decided: impl FnMut(&[(&'a Item, ItemSource)]) -> bool,
     categories: &[S],
 ) -> Reads {
     let lists_read = data.has_asked_scopes_of(categories.iter().map(AsRef::as_ref));

@@ -64,12 +64,13 @@ impl BlockRule for RecommendationsRule {
             .unwrap_or_default();
         let order = offer_order(user, data.user.recs.as_ref(), &data.popular, request.now);
         let rules = &request.rules.recommendations;
+        let mut decision = Decision::new(rules, request.limit);
         walk_reads(
             data,
             &mut Candidates::new(&data.catalog, user),
             order,
             request.limit,
-            |picked| decided(picked, rules, request.limit),
+            |picked| decision.settled(picked),
             categories,
         )
     }
@@ -169,19 +170,33 @@ pub fn recommendations<'a, C: CatalogView>(
     Block::eligible(user_id, BlockKind::Recommendations, stage, items)
 }
 
-/// Whether [`diversify`] over `picked` (a prefix of every candidate, in order) gives the
-/// same answer whatever follows: each of the `limit` slots is filled by a candidate already
-/// in `picked`, never by the "no candidate fits, take the next" fallback that a later
-/// candidate could change.
-fn decided(picked: &[(&Item, ItemSource)], rules: &RecommendationRules, limit: usize) -> bool {
-    if picked.len() < limit {
-        return false;
+/// Whether [`diversify`] over the picks so far (a prefix of every candidate, in order) gives
+/// the same answer whatever follows: each of the `limit` slots is filled by a candidate
+/// already picked, never by the "no candidate fits, take the next" fallback that a later
+/// candidate could change. Asked again as the picks grow, it counts each new pick once.
+struct Decision<'a> {
+    tally: DiversityTally<'a>,
+    counted: usize,
+    limit: usize,
+}
+
+impl<'a> Decision<'a> {
+    fn new(rules: &RecommendationRules, limit: usize) -> Self {
+        Self {
+            tally: DiversityTally::new(rules, limit),
+            counted: 0,
+            limit,
+        }
     }
-    let mut tally = DiversityTally::new(rules, limit);
-    picked.iter().any(|(item, _)| {
-        tally.add(&item.category);
-        tally.decided()
-    })
+
+    /// Whether `picked` settles the answer; `picked` extends the picks of the last call.
+    fn settled(&mut self, picked: &[(&'a Item, ItemSource)]) -> bool {
+        for (item, _) in picked.get(self.counted..).unwrap_or_default() {
+            self.tally.add(&item.category);
+        }
+        self.counted = picked.len();
+        picked.len() >= self.limit && self.tally.decided()
+    }
 }
 
 /// How many of the diversity slots the picks so far can fill, counted as they come.
@@ -349,9 +364,14 @@ mod tests {
                         .collect();
                     let replayed =
                         picked.len() >= limit && fill_slots(&picked, &rules, limit, |_| {});
+                    // (asked as the walk asks: once per pick, the picks growing)
+                    let mut decision = Decision::new(&rules, limit);
+                    let settled = (0..=picked.len())
+                        .map(|k| decision.settled(&picked[..k]))
+                        .last();
                     assert_eq!(
-                        decided(&picked, &rules, limit),
-                        replayed,
+                        settled,
+                        Some(replayed),
                         "slots {slots}, cap {cap}, limit {limit}, picks {code} of length {len}"
                     );
                 }
