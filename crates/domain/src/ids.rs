@@ -114,8 +114,11 @@ impl std::hash::Hash for ItemId {
 /// their words match.
 impl PartialEq for ItemId {
     fn eq(&self, other: &Self) -> bool {
+        // Up to eight bytes, the word holds the text itself: equal words and lengths suffice.
         self.tag == other.tag
-            && (Arc::ptr_eq(&self.text, &other.text)
+            && self.text.len() == other.text.len()
+            && (self.text.len() <= 8
+                || Arc::ptr_eq(&self.text, &other.text)
                 || self.text.as_bytes() == other.text.as_bytes())
     }
 }
@@ -141,8 +144,9 @@ impl fmt::Debug for ItemId {
     }
 }
 
-/// [`ItemId`]'s word: the bytes themselves (and the length) up to eight, else the first and
-/// the last eight bytes mixed with the length. Equal texts give equal words.
+/// [`ItemId`]'s word: the bytes themselves (and the length) up to eight — so two texts of one
+/// length up to eight are equal exactly when their words are — else the first and the last
+/// eight bytes mixed with the length. Equal texts give equal words.
 fn tag(bytes: &[u8]) -> u64 {
     let n = bytes.len();
     let word = |at: usize| {
@@ -170,6 +174,12 @@ impl ItemId {
     /// The id as a string slice.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// A word computed from the text: equal ids have equal words (a quick filter before a
+    /// comparison).
+    pub fn word(&self) -> u64 {
+        self.tag
     }
 }
 

@@ -607,6 +607,9 @@ pub(crate) struct Candidates<'a, C: CatalogView> {
     exclude: Vec<&'a ItemId>,
     /// [`Candidates::offer_each`] stops once this many are picked.
     enough: usize,
+    /// One bit (of 128, from the id's word) per picked id: an id whose bit is clear is not
+    /// among the picks, without searching them.
+    picked_bits: u128,
     /// Accepted items with the source each was offered from, in offer order.
     pub picked: Vec<(&'a Item, ItemSource)>,
 }
@@ -619,6 +622,7 @@ impl<'a, C: CatalogView> Candidates<'a, C> {
             user,
             exclude: Vec::new(),
             enough: usize::MAX,
+            picked_bits: 0,
             picked: Vec::with_capacity(16),
         }
     }
@@ -674,11 +678,13 @@ impl<'a, C: CatalogView> Candidates<'a, C> {
             return false;
         };
         // The same id may come as two reads of one item (the catalog's and a popular
-        // list's): picks are told apart by id; the same read is recognised by its address.
-        if self
-            .picked
-            .iter()
-            .any(|(picked, _)| std::ptr::eq(*picked, item) || picked.item_id == item.item_id)
+        // list's): picks are told apart by id, and only searched when the id's bit is set.
+        let bit = 1u128 << (item.item_id.word().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 57);
+        if (self.picked_bits & bit != 0
+            && self
+                .picked
+                .iter()
+                .any(|(picked, _)| std::ptr::eq(*picked, item) || picked.item_id == item.item_id))
             || self.exclude.contains(&id)
         {
             return false;
@@ -686,6 +692,7 @@ impl<'a, C: CatalogView> Candidates<'a, C> {
         if !item.in_stock() || self.user.is_some_and(|u| u.has_purchased(id)) {
             return false;
         }
+        self.picked_bits |= bit;
         self.picked.push((item, source));
         true
     }
