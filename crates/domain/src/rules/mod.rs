@@ -559,13 +559,6 @@ impl PopularLists {
             .find(|l| matches!(&l.scope, PopularScope::Category(c) if c == name))
     }
 
-    /// A category's list (empty when absent).
-    pub fn category(&self, name: &str) -> &[ItemId] {
-        self.category_list(name)
-            .map(|l| l.items.as_slice())
-            .unwrap_or_default()
-    }
-
     /// A category's list as a stretch of an offer order (nothing when absent).
     pub(crate) fn category_offers(&self, name: &str) -> impl Iterator<Item = Offer<'_>> {
         offered_from(self.category_list(name), ItemSource::CategoryPopular)
@@ -574,14 +567,6 @@ impl PopularLists {
     /// The global list as a stretch of an offer order (nothing when absent).
     pub(crate) fn global_offers(&self) -> impl Iterator<Item = Offer<'_>> {
         offered_from(self.global.as_ref(), ItemSource::Popular)
-    }
-
-    /// The global list (empty when absent).
-    pub fn global(&self) -> &[ItemId] {
-        self.global
-            .as_ref()
-            .map(|l| l.items.as_slice())
-            .unwrap_or_default()
     }
 }
 

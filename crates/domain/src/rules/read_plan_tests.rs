@@ -135,13 +135,7 @@ fn every_read_plan_reads_only_what_can_be_shown_and_answers_as_reading_everythin
         // the plan then never asks for an item only a list names, and answers the same.
         let with_items = rng.below(2) == 0;
         let served = if with_items {
-            PopularLists::from_lists(
-                lists
-                    .global
-                    .iter()
-                    .chain(&lists.by_category)
-                    .map(|l| Arc::new(l.as_ref().clone().resolved_from(&full))),
-            )
+            read_with_items(&lists, &full)
         } else {
             lists.clone()
         };

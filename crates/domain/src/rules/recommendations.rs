@@ -497,13 +497,9 @@ mod tests {
             .chain([item("x1", "toys", 10)])
             .map(|i| (i.item_id.clone(), std::sync::Arc::new(i)))
             .collect();
-        let plain = popular(&["x1", "g3"], &[("hats", &["c1", "c2"])]);
-        let read_with_items = PopularLists::from_lists(
-            plain
-                .global
-                .iter()
-                .chain(&plain.by_category)
-                .map(|l| std::sync::Arc::new(l.as_ref().clone().resolved_from(&own_read))),
+        let lists = read_with_items(
+            &popular(&["x1", "g3"], &[("hats", &["c1", "c2"])]),
+            &own_read,
         );
         // WHEN recommending
         let block = recommendations(
@@ -512,7 +508,7 @@ mod tests {
             Some(&list),
             &Facts {
                 catalog: leak(shop()),
-                popular: leak(read_with_items),
+                popular: leak(lists),
                 now: now(),
             },
             &rules(),

@@ -112,6 +112,17 @@ pub fn popular(global: &[&str], categories: &[(&str, &[&str])]) -> PopularLists 
     PopularLists::from_lists(lists)
 }
 
+/// The same lists, each read with its items from `catalog` (as the store's cache reads them).
+pub fn read_with_items(lists: &PopularLists, catalog: &crate::Catalog) -> PopularLists {
+    PopularLists::from_lists(
+        lists
+            .global
+            .iter()
+            .chain(&lists.by_category)
+            .map(|l| std::sync::Arc::new(l.as_ref().clone().resolved_from(catalog))),
+    )
+}
+
 /// Keeps a test fixture alive for the rest of the test run, so a helper can return a block
 /// that borrows it.
 pub fn leak<T>(value: T) -> &'static T {
