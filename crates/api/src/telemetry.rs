@@ -32,15 +32,38 @@ pub struct BlockMeta {
     pub answer_cache: crate::service::AnswerCacheUse,
 }
 
+/// What the handler tells the request's log line: the route it matched by hand (the block
+/// route; axum's own routes carry `MatchedPath`) and the block it answered.
+#[derive(Debug, Clone, Copy, Default)]
+struct Answered {
+    route: Option<&'static str>,
+    block: Option<BlockMeta>,
+}
+
 tokio::task_local! {
-    /// The block the current request answered, set by the handler.
-    static ANSWERED: Cell<Option<BlockMeta>>;
+    /// What the current request matched and answered, set by the handler.
+    static ANSWERED: Cell<Answered>;
 }
 
 /// Tells the current request's log line which block it answered and how; a no-op outside
 /// the telemetry layer (a task-local slot: no response extension to allocate).
 pub fn record_block(meta: BlockMeta) {
-    let _ = ANSWERED.try_with(|slot| slot.set(Some(meta)));
+    let _ = ANSWERED.try_with(|slot| {
+        slot.set(Answered {
+            block: Some(meta),
+            ..slot.get()
+        })
+    });
+}
+
+/// Tells the current request's log line the route template it matched (never the raw path).
+pub fn record_route(route: &'static str) {
+    let _ = ANSWERED.try_with(|slot| {
+        slot.set(Answered {
+            route: Some(route),
+            ..slot.get()
+        })
+    });
 }
 
 /// How request telemetry is emitted; the default is the log line only, no EMF.
@@ -59,18 +82,23 @@ pub(crate) async fn observe(
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
     let route = request.extensions().get::<MatchedPath>().cloned();
     let counters = Arc::new(RequestCounters::default());
-    let (response, meta) = ANSWERED
-        .scope(Cell::new(None), async {
+    let (response, answered) = ANSWERED
+        .scope(Cell::new(Answered::default()), async {
             let response = metrics::scope(counters.clone(), next.run(request)).await;
             (response, ANSWERED.with(Cell::get))
         })
         .await;
+    let meta = answered.block;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let counts = counters.snapshot();
     let status = response.status().as_u16();
     tracing::info!(
         request_id = request_id.as_deref(),
-        route = route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        route = route
+            .as_ref()
+            .map(MatchedPath::as_str)
+            .or(answered.route)
+            .unwrap_or("unmatched"),
         block = meta.map(|m| m.block.as_str()),
         status,
         latency_ms = (latency_ms * 1000.0).round() / 1000.0,
