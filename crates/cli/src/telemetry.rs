@@ -24,9 +24,13 @@ pub enum LogFormat {
 /// How often the background thread writes a server's buffered log lines out.
 pub const LOG_FLUSH_PERIOD: Duration = Duration::from_millis(50);
 
-/// Above this many buffered bytes the request that adds a line writes the buffer out itself
-/// (memory stays bounded and nothing is dropped when stderr is slow).
-const LOG_BUFFER_LIMIT: usize = 256 * 1024;
+/// Past this many buffered bytes the flusher is woken before its period is up (a busy server
+/// writes some 60 MB of request lines a second).
+const LOG_BUFFER_WAKE: usize = 256 * 1024;
+
+/// Past this many buffered bytes the request that adds a line writes the buffer out itself:
+/// memory stays bounded and nothing is dropped when stderr is slower than the requests.
+const LOG_BUFFER_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Installs the global tracing subscriber on stderr; a second call does nothing. `batched`
 /// (servers): lines go through a [`LogBuffer`], flushed every [`LOG_FLUSH_PERIOD`] and when
@@ -62,7 +66,8 @@ where
 }
 
 /// Log lines appended under a short lock and written out in batches by a background thread
-/// (every `period`, or at once by the appending thread past [`LOG_BUFFER_LIMIT`]). Whole
+/// (every `period`, woken early past [`LOG_BUFFER_WAKE`]; by the appending thread itself only
+/// past [`LOG_BUFFER_LIMIT`], when the output cannot keep up). Whole
 /// lines only: tracing hands over each formatted line in one `write`. Dropping the last
 /// handle — the guard [`init`] returns — writes out what is left.
 #[derive(Clone)]
@@ -82,6 +87,24 @@ struct Shared {
 impl Shared {
     fn lines(&self) -> MutexGuard<'_, Vec<u8>> {
         self.lines.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends one whole line; wakes the flusher when the buffer crosses
+    /// [`LOG_BUFFER_WAKE`], writes it out here past [`LOG_BUFFER_LIMIT`].
+    fn append(&self, line: &[u8]) {
+        let mut lines = self.lines();
+        let before = lines.len();
+        lines.extend_from_slice(line);
+        let after = lines.len();
+        drop(lines);
+        if after >= LOG_BUFFER_LIMIT {
+            self.flush(&mut Vec::new());
+        } else if before < LOG_BUFFER_WAKE && after >= LOG_BUFFER_WAKE {
+            // Under the flusher's lock: it is either waiting (and woken) or has yet to look
+            // at the buffer's size (and sees it full): no wake-up is lost.
+            let _flusher = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+            self.wake.notify_one();
+        }
     }
 
     /// Writes out whatever is buffered; `spare` keeps the buffer's capacity for reuse. The
@@ -126,16 +149,23 @@ impl LogBuffer {
             .name("sendtime-log".into())
             .spawn(move || {
                 let mut spare = Vec::with_capacity(64 * 1024);
-                let mut stopped = flusher
-                    .stopped
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                while !*stopped {
-                    stopped = flusher
-                        .wake
-                        .wait_timeout(stopped, period)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
+                loop {
+                    {
+                        let mut stopped = flusher
+                            .stopped
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner);
+                        if !*stopped && flusher.lines().len() < LOG_BUFFER_WAKE {
+                            stopped = flusher
+                                .wake
+                                .wait_timeout(stopped, period)
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .0;
+                        }
+                        if *stopped {
+                            break; // the guard writes out what is left
+                        }
+                    } // not held while writing: a waking append never waits for the output
                     flusher.flush(&mut spare);
                 }
             });
@@ -160,20 +190,30 @@ impl LogBuffer {
 }
 
 impl<'a> MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
+    type Writer = LineWriter<'a>;
     fn make_writer(&'a self) -> Self::Writer {
-        self.handle()
+        LineWriter(&self.shared)
+    }
+}
+
+/// What tracing writes one line through: a borrow of the buffer (no reference count
+/// touched per line).
+pub struct LineWriter<'a>(&'a Shared);
+
+impl Write for LineWriter<'_> {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        self.0.append(line);
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
 impl Write for LogBuffer {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
-        let mut lines = self.shared.lines();
-        lines.extend_from_slice(line);
-        if lines.len() >= LOG_BUFFER_LIMIT {
-            drop(lines);
-            self.shared.flush(&mut Vec::new());
-        }
+        self.shared.append(line);
         Ok(line.len())
     }
 
@@ -245,6 +285,30 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(sink.0.lock().unwrap().as_slice(), b"one line\n");
+        drop(buffer);
+    }
+
+    #[test]
+    fn a_full_buffer_wakes_the_flusher_before_its_period() {
+        let sink = Sink::default();
+        // GIVEN a flusher that would otherwise wait an hour
+        let buffer = LogBuffer::spawn(sink.clone(), Duration::from_secs(3600));
+        let line = [b'x'; 1023];
+        let mut writer = buffer.handle();
+        // WHEN more than LOG_BUFFER_WAKE bytes are logged (but less than the limit)
+        for _ in 0..(LOG_BUFFER_WAKE / 1024 + 1) {
+            writer.write_all(&line).unwrap();
+            writer.write_all(b"\n").unwrap();
+        }
+        // THEN the flusher writes them out without the appending threads doing it
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while sink.0.lock().unwrap().len() < LOG_BUFFER_WAKE {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the flusher was not woken"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         drop(buffer);
     }
 }
