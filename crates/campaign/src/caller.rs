@@ -327,7 +327,7 @@ impl Caller {
         let (sender, resp) = match self.send(sender, target).await {
             Ok(r) => r,
             Err(Failure::Transport) if reused => {
-                let sender = match self.connect().await {
+                let sender = match self.connect_boxed().await {
                     Ok(s) => s,
                     Err(f) => return Outcome::NoAnswer(failure_class(f)),
                 };
@@ -398,7 +398,7 @@ impl Caller {
     async fn checkout(&self) -> Result<(Sender, bool), Failure> {
         loop {
             let Some(mut sender) = self.inner.idle.borrow_mut().pop() else {
-                return Ok((self.connect().await?, false));
+                return Ok((self.connect_boxed().await?, false));
             };
             if sender.is_closed() {
                 continue;
@@ -415,6 +415,13 @@ impl Caller {
         if idle.len() < self.inner.max_idle && !sender.is_closed() {
             idle.push(sender);
         }
+    }
+
+    /// [`Self::connect`] on the heap: a connection is made rarely, and its future (TLS and
+    /// handshake states, some kilobytes) would otherwise be part of every call's future, which
+    /// is moved — copied whole — each time a call's task is spawned.
+    async fn connect_boxed(&self) -> Result<Sender, Failure> {
+        Box::pin(self.connect()).await
     }
 
     /// A new keep-alive connection: TCP (no Nagle), TLS for https, the HTTP/1.1 handshake;
@@ -656,6 +663,23 @@ mod tests {
         for bad in ["ftp://x", "not a url", "/just/a/path"] {
             assert!(Caller::new(&config(bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_calls_future_stays_small_because_connecting_is_boxed() {
+        // Every call's future is moved (copied whole) as its task is spawned: with the TLS
+        // and handshake states inline it was 4.5 KB and its copies a tenth of a send's CPU.
+        let c = Caller::new(&CallerConfig {
+            base_url: "https://api.example.com/".into(),
+            api_key: None,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(1),
+            max_idle_per_host: 4,
+        })
+        .unwrap();
+        let target = c.target(&UserId::demo(1), BlockKind::Cart);
+        let size = std::mem::size_of_val(&c.call(&target, true));
+        assert!(size < 1536, "a call's future is {size} bytes");
     }
 
     #[test]
