@@ -31,7 +31,7 @@ fn registry() -> BTreeSet<String> {
         .collect()
 }
 
-async fn memory_app(store: Arc<MemoryStore>, cache: &CacheConfig) -> axum::Router {
+async fn memory_app(store: Arc<MemoryStore>, cache: &CacheConfig) -> sendtime_api::App {
     let cached = CachedStore::new(store, cache);
     router(Arc::new(
         BlockService::new(Arc::new(cached), RulesConfig::default(), clock())
@@ -45,7 +45,7 @@ async fn fixture_store() -> Arc<MemoryStore> {
     Arc::new(memory)
 }
 
-async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Value) {
+async fn get(app: &sendtime_api::App, uri: &str) -> (StatusCode, Value) {
     let response = app
         .clone()
         .oneshot(Request::get(uri).body(Body::empty()).unwrap())

@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use tower::ServiceExt;
 
-async fn app() -> axum::Router {
+async fn app() -> sendtime_api::App {
     let memory = MemoryStore::new(clock());
     load_fixture(&memory).await;
     let store = CachedStore::new(Arc::new(memory), &CacheConfig::default());

@@ -8,7 +8,7 @@ pub mod auth;
 pub mod error;
 /// The JSON log line format of every entry point.
 pub mod log_format;
-/// The axum routes (`BLOCK_ROUTE`, `/health`) and the options an entry point builds them with.
+/// The app: `BLOCK_ROUTE` matched by hand, `/health` and the rest through axum, and its options.
 pub mod router;
 /// Reading and validating the rules file (TOML or JSON) named by `--rules` or the environment.
 pub mod rules_file;
@@ -18,9 +18,6 @@ pub mod service;
 pub mod telemetry;
 
 pub use error::ApiError;
-pub use router::{router, router_with, RouterOptions, BLOCK_ROUTE};
+pub use router::{router, router_with, App, RouterOptions, BLOCK_ROUTE};
 pub use service::{Answer, AnswerCacheUse, BlockService, ServiceError};
 pub use telemetry::{RequestId, TelemetryOptions};
-
-/// The router type, so entry points need no direct axum dependency.
-pub use axum::Router;

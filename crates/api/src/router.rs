@@ -4,18 +4,25 @@ use crate::error::ApiError;
 use crate::service::BlockService;
 use crate::telemetry::{BlockMeta, TelemetryOptions};
 use crate::{auth, telemetry};
-use axum::extract::{Query, Request, State};
+use axum::body::Body;
+use axum::extract::{Query, Request};
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use bytes::Bytes;
+use futures::future::BoxFuture;
 use percent_encoding::percent_decode_str;
 use sendtime_domain::wire::USERS_PREFIX;
 use sendtime_domain::{BlockKind, InvalidUserId, UserId};
 use serde::Deserialize;
 use std::borrow::Cow;
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, Service};
 
 #[derive(Debug, Deserialize)]
 struct BlockQuery {
@@ -41,35 +48,91 @@ struct AppState {
     only_block: Option<BlockKind>,
 }
 
-/// The router with default options (no key check, no EMF).
-pub fn router(service: Arc<BlockService>) -> Router {
+/// The HTTP app every entry point serves (`sendtime serve` through `axum::serve`, each Lambda
+/// function through `lambda_http`, tests through `tower::ServiceExt::oneshot`): a tower
+/// service over requests of any body, cheap to clone.
+#[derive(Clone)]
+pub struct App(BoxCloneSyncService<Request, Response, Infallible>);
+
+impl<B> Service<axum::http::Request<B>> for App
+where
+    B: axum::body::HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = <BoxCloneSyncService<Request, Response, Infallible> as Service<Request>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        self.0.call(request.map(Body::new))
+    }
+}
+
+/// The app with default options (no key check, no EMF).
+pub fn router(service: Arc<BlockService>) -> App {
     router_with(service, RouterOptions::default())
 }
 
-/// The router every entry point serves. Handlers only parse, delegate and map errors.
-/// The key check is a layer only when a key is configured (no per-request cost otherwise).
+/// The app every entry point serves. Handlers only parse, delegate and map errors. The key
+/// check is a layer only when a key is configured (no per-request cost otherwise); the
+/// telemetry layer wraps everything, every request gets one log line.
 ///
-/// [`BLOCK_ROUTE`] is matched by hand in the router's fallback — one split of the path —
-/// rather than as an axum route with path parameters: on a hot path of a few microseconds,
-/// axum's parameter map (a vector, an `Arc` per name, a decoded string per value, an
-/// extension map) was a tenth of a repeat call's CPU. Every other path goes through axum.
-pub fn router_with(service: Arc<BlockService>, options: RouterOptions) -> Router {
-    let routes = Router::new()
+/// [`BLOCK_ROUTE`] is matched by hand — one split of the path — before axum's router, which
+/// serves every other path (`/health`, and JSON 404s and 405s): on a hot path of a few
+/// microseconds, axum's routing of the block route (its parameter map: a vector, an `Arc`
+/// per name, a decoded string per value, an extension map; then its fallback's lookup,
+/// parameter map and boxed handler) was a tenth of a repeat call's CPU.
+pub fn router_with(service: Arc<BlockService>, options: RouterOptions) -> App {
+    let rest = Router::new()
         .route("/health", get(health))
-        .fallback(block_or_unmatched)
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(AppState {
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    let routes = Routes {
+        state: AppState {
             service,
             only_block: options.only_block,
-        });
-    let routes = match options.api_key_sha256 {
-        Some(expected) => routes.layer(middleware::from_fn_with_state(expected, auth::require_key)),
-        None => routes,
+        },
+        rest,
     };
-    routes.layer(middleware::from_fn_with_state(
-        options.telemetry,
-        telemetry::observe,
-    ))
+    let observe = middleware::from_fn_with_state(options.telemetry, telemetry::observe);
+    App(match options.api_key_sha256 {
+        Some(expected) => BoxCloneSyncService::new(
+            observe
+                .layer(middleware::from_fn_with_state(expected, auth::require_key).layer(routes)),
+        ),
+        None => BoxCloneSyncService::new(observe.layer(routes)),
+    })
+}
+
+/// The block route, matched by hand; every other path to axum's router.
+#[derive(Clone)]
+struct Routes {
+    state: AppState,
+    rest: Router,
+}
+
+impl Service<Request> for Routes {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if request.uri().path().starts_with(USERS_PREFIX) {
+            let state = self.state.clone();
+            Box::pin(async move { Ok(block_route(state, request).await.into_response()) })
+        } else {
+            let mut rest = self.rest.clone();
+            Box::pin(async move { rest.call(request).await })
+        }
+    }
 }
 
 /// The block route's two segments, still percent-encoded.
@@ -104,11 +167,8 @@ fn decode(segment: &str) -> Option<Cow<'_, str>> {
     percent_decode_str(segment).decode_utf8().ok()
 }
 
-/// Every request no axum route matched: [`BLOCK_ROUTE`] (GET or HEAD), else a JSON 404.
-async fn block_or_unmatched(
-    State(state): State<AppState>,
-    request: Request,
-) -> Result<Response, ApiError> {
+/// A request under `/v1/users/`: [`BLOCK_ROUTE`] (GET or HEAD), else a JSON error.
+async fn block_route(state: AppState, request: Request) -> Result<Response, ApiError> {
     let Some(path) = match_block_path(request.uri().path())? else {
         return Err(ApiError::NotFound);
     };
@@ -133,6 +193,7 @@ async fn block_or_unmatched(
 }
 
 async fn health() -> Json<serde_json::Value> {
+    telemetry::record_route("/health");
     Json(serde_json::json!({ "status": "ok" }))
 }
 

@@ -4,7 +4,7 @@
 //! No headers, no query strings, no bodies.
 
 use crate::service::AnswerCacheUse;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use sendtime_domain::{BlockKind, ItemSource};
@@ -32,8 +32,8 @@ pub struct BlockMeta {
     pub answer_cache: crate::service::AnswerCacheUse,
 }
 
-/// What the handler tells the request's log line: the route it matched by hand (the block
-/// route; axum's own routes carry `MatchedPath`) and the block it answered.
+/// What the handler tells the request's log line: the route template it matched and the
+/// block it answered.
 #[derive(Debug, Clone, Copy, Default)]
 struct Answered {
     route: Option<&'static str>,
@@ -80,7 +80,6 @@ pub(crate) async fn observe(
 ) -> Response {
     let started = Instant::now();
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let route = request.extensions().get::<MatchedPath>().cloned();
     let counters = Arc::new(RequestCounters::default());
     let (response, answered) = ANSWERED
         .scope(Cell::new(Answered::default()), async {
@@ -94,11 +93,7 @@ pub(crate) async fn observe(
     let status = response.status().as_u16();
     tracing::info!(
         request_id = request_id.as_deref(),
-        route = route
-            .as_ref()
-            .map(MatchedPath::as_str)
-            .or(answered.route)
-            .unwrap_or("unmatched"),
+        route = answered.route.unwrap_or("unmatched"),
         block = meta.map(|m| m.block.as_str()),
         status,
         latency_ms = (latency_ms * 1000.0).round() / 1000.0,

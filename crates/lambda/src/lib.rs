@@ -11,7 +11,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::tower::util::MapRequest;
 use lambda_http::tower::ServiceBuilder;
 use lambda_http::RequestExt;
-use sendtime_api::{router_with, BlockService, RequestId, Router, RouterOptions, TelemetryOptions};
+use sendtime_api::{router_with, App, BlockService, RequestId, RouterOptions, TelemetryOptions};
 use sendtime_domain::{PopularScope, SystemClock};
 use sendtime_store::{CachedStore, PopularGet};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use std::time::Instant;
 /// Builds a function's app from `config`: the same router `sendtime serve` uses, over
 /// DynamoDB through the cache, limited to the function's block. Opens the DynamoDB
 /// connection before returning.
-pub async fn build_app(config: &LambdaConfig) -> Router {
+pub async fn build_app(config: &LambdaConfig) -> App {
     let started = Instant::now();
     let dynamo = Arc::new(sendtime_dynamo::connect(&config.dynamo).await);
     let cached = Arc::new(CachedStore::new(dynamo.clone(), &config.cache));
@@ -44,7 +44,7 @@ pub async fn build_app(config: &LambdaConfig) -> Router {
 }
 
 /// The router as a function serves it: EMF metrics on, the caller key checked.
-pub fn app(service: Arc<BlockService>, config: &LambdaConfig) -> Router {
+pub fn app(service: Arc<BlockService>, config: &LambdaConfig) -> App {
     router_with(
         service,
         RouterOptions {
@@ -56,10 +56,10 @@ pub fn app(service: Arc<BlockService>, config: &LambdaConfig) -> Router {
 }
 
 /// The service `lambda_http::run` drives: the router behind [`prepare`].
-pub type Handler = MapRequest<Router, fn(lambda_http::Request) -> lambda_http::Request>;
+pub type Handler = MapRequest<App, fn(lambda_http::Request) -> lambda_http::Request>;
 
 /// Wraps the router for `lambda_http`.
-pub fn handler(app: Router) -> Handler {
+pub fn handler(app: App) -> Handler {
     ServiceBuilder::new()
         .map_request(prepare as fn(lambda_http::Request) -> lambda_http::Request)
         .service(app)

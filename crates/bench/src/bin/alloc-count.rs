@@ -58,7 +58,17 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 /// Starts `app` on its own runtime (threads counted), returns its address.
-fn spawn_server(app: axum::Router) -> anyhow::Result<SocketAddr> {
+fn spawn_server<S>(app: S) -> anyhow::Result<SocketAddr>
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -72,7 +82,7 @@ fn spawn_server(app: axum::Router) -> anyhow::Result<SocketAddr> {
             let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                 return;
             };
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener, tower::make::Shared::new(app)).await;
         })
     });
     Ok(addr)

@@ -9,10 +9,9 @@ use anyhow::Context;
 use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderValue;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
+use axum::response::{IntoResponse, Response};
 use clap::Args;
+use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,7 +49,7 @@ impl BaselineArgs {
             )?;
             out.flush()?;
         }
-        axum::serve(listener, app(body))
+        axum::serve(listener, tower::make::Shared::new(app(body)))
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("baseline server failed")?;
@@ -58,15 +57,20 @@ impl BaselineArgs {
     }
 }
 
-/// The baseline's router: any path, GET only, answered with `body` (a reference-counted
-/// clone per response, no copy).
-pub fn app(body: Bytes) -> Router {
+/// The baseline's service: every request, whatever its path, answered with `body` (a
+/// reference-counted clone per response, no copy) — no router, as the block route skips
+/// axum's router too.
+pub fn app(
+    body: Bytes,
+) -> impl tower::Service<axum::extract::Request, Response = Response, Error = Infallible, Future: Send>
+       + Clone
+       + Send
+       + 'static {
     let json = HeaderValue::from_static("application/json");
-    Router::new().fallback(get(move || {
-        let body = body.clone();
-        let json = json.clone();
-        async move { ([(CONTENT_TYPE, json)], body).into_response() }
-    }))
+    tower::service_fn(move |_: axum::extract::Request| {
+        let answer = ([(CONTENT_TYPE, json.clone())], body.clone()).into_response();
+        std::future::ready(Ok::<_, Infallible>(answer))
+    })
 }
 
 #[cfg(test)]
@@ -78,7 +82,9 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let body = Bytes::from_static(br#"{"items":[1,2,3]}"#);
-        let server = tokio::spawn(async move { axum::serve(listener, app(body)).await });
+        let server = tokio::spawn(async move {
+            axum::serve(listener, tower::make::Shared::new(app(body))).await
+        });
         for path in ["/v1/users/u000001/recommendations", "/", "/anything?x=1"] {
             let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
             let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");

@@ -193,7 +193,7 @@ impl ServeArgs {
                 ..RouterOptions::default()
             },
         );
-        axum::serve(listener, app)
+        axum::serve(listener, tower::make::Shared::new(app))
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("server failed")?;
