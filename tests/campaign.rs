@@ -542,3 +542,44 @@ fn send_refuses_an_unknown_block_before_sending_anything() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_send_to_a_closed_port_exits_non_zero_naming_the_url_and_the_os_error() {
+    // GIVEN a port where nothing listens
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let run = |max_failure_rate: &str, name: &str| {
+        let summary = out_path(&format!("{name}.summary.json"));
+        let out = std::process::Command::new(sendtime_bin())
+            .args(["campaign", "send", "--base-url", &url, "--synthetic", "3"])
+            .args(["--rate", "600", "--max-attempts", "1"])
+            .args(["--max-failure-rate", max_failure_rate, "--summary"])
+            .arg(&summary)
+            .arg("--out")
+            .arg(out_path(&format!("{name}.jsonl")))
+            .output()
+            .unwrap();
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+        (out, summary)
+    };
+    // WHEN every key fails and no failure is allowed (the default is 0)
+    let (out, summary) = run("0", "closed-port");
+    // THEN it exits non-zero, and says where it sent and what the OS said
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&url) && stderr.contains("connection refused"),
+        "{stderr}"
+    );
+    assert_eq!(summary["base_url"], url.as_str());
+    assert_eq!(summary["os_errors"]["connection refused"], 3);
+    assert_eq!(summary["statuses"]["connect_error"], 3);
+    // and a campaign that tolerates failures still exits 0
+    let (out, _) = run("1", "closed-port-tolerated");
+    assert!(out.status.success());
+}

@@ -16,6 +16,7 @@ use sendtime_domain::wire::{KEY_HEADER, USERS_PREFIX};
 use sendtime_domain::{BlockKind, UserId};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -222,6 +223,8 @@ struct Inner {
     idle: RefCell<Vec<Sender>>,
     /// The host's addresses, resolved at the first connection.
     addrs: RefCell<Vec<SocketAddr>>,
+    /// Failed connections by the operating system's error class (`connection refused`…).
+    os_errors: RefCell<BTreeMap<String, u64>>,
 }
 
 /// How a request failed before an answer began.
@@ -287,6 +290,7 @@ impl Caller {
                 max_idle: config.max_idle_per_host.max(1),
                 idle: RefCell::new(Vec::new()),
                 addrs: RefCell::new(Vec::new()),
+                os_errors: RefCell::new(BTreeMap::new()),
             }),
         })
     }
@@ -429,13 +433,17 @@ impl Caller {
     async fn connect(&self) -> Result<Sender, Failure> {
         let addrs = self.addrs().await?;
         let mut stream = None;
+        let mut error = None;
         for addr in addrs {
-            if let Ok(s) = TcpStream::connect(addr).await {
-                stream = Some(s);
-                break;
+            match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => error = Some(e.kind()),
             }
         }
-        let stream = stream.ok_or(Failure::Connect)?;
+        let stream = stream.ok_or_else(|| self.connect_failed(error))?;
         let _ = stream.set_nodelay(true);
         match &self.inner.tls {
             None => handshake(stream).await,
@@ -443,10 +451,29 @@ impl Caller {
                 let tls = connector
                     .connect(name.clone(), stream)
                     .await
-                    .map_err(|_| Failure::Connect)?;
+                    .map_err(|e| self.connect_failed(Some(e.kind())))?;
                 handshake(tls).await
             }
         }
+    }
+
+    /// Counts a failed connection under its OS error class, when it has one.
+    fn connect_failed(&self, kind: Option<std::io::ErrorKind>) -> Failure {
+        if let Some(kind) = kind {
+            *self
+                .inner
+                .os_errors
+                .borrow_mut()
+                .entry(kind.to_string())
+                .or_default() += 1;
+        }
+        Failure::Connect
+    }
+
+    /// Failed connections so far, by the operating system's error class (`connection
+    /// refused`, `timed out`…): what a `connect_error` was.
+    pub fn os_errors(&self) -> BTreeMap<String, u64> {
+        self.inner.os_errors.borrow().clone()
     }
 
     /// The host's addresses, resolved once.
@@ -455,7 +482,7 @@ impl Caller {
             let found: Vec<SocketAddr> =
                 tokio::net::lookup_host((self.inner.host.as_str(), self.inner.port))
                     .await
-                    .map_err(|_| Failure::Connect)?
+                    .map_err(|e| self.connect_failed(Some(e.kind())))?
                     .collect();
             if found.is_empty() {
                 return Err(Failure::Connect);

@@ -91,6 +91,8 @@ pub struct Progress {
 /// What a finished send did, returned by [`run`].
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// The API the send called (`--base-url`).
+    pub base_url: String,
     /// Recipients in the audience.
     pub recipients: usize,
     /// (recipient, block) keys in the send: recipients × blocks.
@@ -103,6 +105,9 @@ pub struct Summary {
     pub outcomes: BTreeMap<String, u64>,
     /// Keys per final HTTP status, or per error kind when no response came.
     pub statuses: BTreeMap<String, u64>,
+    /// Failed connections by the operating system's error class (`connection refused`,
+    /// `timed out`…): what the `connect_error`s were.
+    pub os_errors: BTreeMap<String, u64>,
     /// HTTP attempts in this run, retries included.
     pub attempts: u64,
     /// Attempts beyond each key's first: attempts − keys this run.
@@ -321,6 +326,8 @@ async fn engine(
         .collect();
     let ms = |q: f64| latency.quantile_ms(q);
     Ok(Summary {
+        base_url: config.base_url.clone(),
+        os_errors: caller.os_errors(),
         recipients,
         keys_total,
         keys_skipped_resumed: keys_total - to_send,

@@ -78,14 +78,21 @@ pub struct SendArgs {
     /// Write the summary as JSON to this file too.
     #[arg(long)]
     pub summary: Option<PathBuf>,
+    /// Exit non-zero when more than this share (0–1) of this run's keys did not end `ok`.
+    #[arg(long, default_value_t = 0.0)]
+    pub max_failure_rate: f64,
 }
 
 impl SendArgs {
     /// Validates the flags, reads the audience, sends, prints the summary to stderr; failed calls
-    /// are in the result log and do not make it return an error.
+    /// are in the result log, and more of them than `--max-failure-rate` is an error (exit 1)
+    /// naming the base URL and what failed.
     pub async fn run(self) -> anyhow::Result<()> {
         if !(self.rate.is_finite() && self.rate > 0.0) {
             bail!("--rate must be a positive number of messages per minute");
+        }
+        if !(0.0..=1.0).contains(&self.max_failure_rate) {
+            bail!("--max-failure-rate must be a share from 0 to 1");
         }
         parse_blocks(&self.blocks)?;
         if self.max_concurrency == 0 || self.initial_concurrency == 0 {
@@ -149,9 +156,34 @@ impl SendArgs {
             summary.concurrency_max,
             summary.concurrency_final
         );
+        if !summary.os_errors.is_empty() {
+            eprintln!(
+                "connections to {} failed: {}",
+                summary.base_url,
+                fmt_map(&summary.os_errors)
+            );
+        }
         if let Some(path) = &self.summary {
             std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
                 .with_context(|| format!("cannot write --summary {}", path.display()))?;
+        }
+        let ok = summary.outcomes.get("ok").copied().unwrap_or(0);
+        let failed = (summary.keys_this_run as u64).saturating_sub(ok);
+        let share = failed as f64 / summary.keys_this_run.max(1) as f64;
+        if share > self.max_failure_rate {
+            let os = if summary.os_errors.is_empty() {
+                String::new()
+            } else {
+                format!("; OS errors: {}", fmt_map(&summary.os_errors))
+            };
+            bail!(
+                "{failed} of {} key(s) failed calling {} (by status: {}{os}): more than --max-failure-rate {}; the result log {} says which",
+                summary.keys_this_run,
+                summary.base_url,
+                fmt_map(&summary.statuses),
+                self.max_failure_rate,
+                self.out.display()
+            );
         }
         Ok(())
     }
