@@ -387,15 +387,19 @@ async fn a_store_failure_is_counted_in_the_request_metrics() {
         .fail_user_loads
         .store(2, std::sync::atomic::Ordering::SeqCst);
     let service = BlockService::new(store, RulesConfig::default(), clock());
-    // WHEN recommendations degrade and cart fails, each in its own request scope
-    for (kind, degraded) in [(BlockKind::Recommendations, true), (BlockKind::Cart, false)] {
+    // WHEN recommendations and cart both degrade, each in its own request scope
+    for (kind, eligible) in [(BlockKind::Recommendations, true), (BlockKind::Cart, false)] {
         let counters = Arc::new(RequestCounters::default());
         let answer = scope(counters.clone(), service.answer(kind, &uid("alice"), 4)).await;
-        // THEN the request's log line will say one store error
+        // THEN the request's log line will say one store error, and the answer is degraded:
+        // popular items, or a cart not eligible for `unavailable`
         assert_eq!(counters.snapshot().store_errors, 1, "{kind}");
-        match answer {
-            Ok(answer) => assert!(degraded && answer.summary.degraded, "{kind}"),
-            Err(_) => assert!(!degraded, "{kind}"),
+        let value = answer.value();
+        assert_eq!(value["degraded"], true, "{kind}");
+        assert_eq!(value["degraded_reason"], "unavailable", "{kind}");
+        assert_eq!(value["eligible"], eligible, "{kind}");
+        if !eligible {
+            assert_eq!(value["reason"], "unavailable", "{kind}");
         }
     }
 }

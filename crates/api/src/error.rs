@@ -5,7 +5,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use sendtime_domain::{BlockKind, InvalidUserId};
+use sendtime_domain::{BlockKind, DegradedReason, InvalidUserId};
 use serde::Serialize;
 
 /// Every way a request can fail, each mapped to one status and one stable code.
@@ -36,12 +36,10 @@ pub enum ApiError {
     /// A method other than GET.
     #[error("only GET is supported")]
     MethodNotAllowed,
-    /// The store failed and the block has no fallback.
-    #[error("content is temporarily unavailable")]
-    StoreUnavailable(#[source] sendtime_store::StoreError),
-    /// The request budget ran out.
-    #[error("content could not be assembled in time")]
-    Deadline,
+    /// Strict mode (`strict=1`): fresh content could not be read, and the caller prefers a
+    /// retry to the degraded answer it would otherwise get.
+    #[error("fresh content is temporarily unavailable ({}); retry later", .0.as_str())]
+    Degraded(DegradedReason),
     /// The caller key is missing or wrong.
     #[error("missing or wrong x-sendtime-key header")]
     Unauthorized,
@@ -69,7 +67,7 @@ impl ApiError {
             Self::UnknownBlock | Self::OtherBlock(_) | Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::StoreUnavailable(_) | Self::Deadline => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Degraded(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -83,17 +81,9 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unauthorized => "unauthorized",
-            Self::StoreUnavailable(_) => "store_unavailable",
-            Self::Deadline => "deadline_exceeded",
-        }
-    }
-}
-
-impl From<crate::service::ServiceError> for ApiError {
-    fn from(e: crate::service::ServiceError) -> Self {
-        match e {
-            crate::service::ServiceError::Store(s) => Self::StoreUnavailable(s),
-            crate::service::ServiceError::Deadline(_) => Self::Deadline,
+            Self::Degraded(DegradedReason::Deadline) => "deadline_exceeded",
+            Self::Degraded(DegradedReason::Overloaded) => "overloaded",
+            Self::Degraded(_) => "store_unavailable",
         }
     }
 }
@@ -102,12 +92,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            let cause = std::error::Error::source(&self).map(|s| s.to_string());
-            tracing::error!(
-                code = self.code(),
-                cause = cause.as_deref(),
-                "request failed"
-            );
+            tracing::warn!(code = self.code(), "request answered with a server error");
         }
         // Messages never echo the raw user id or block segment back: they may be junk.
         let message = self.to_string();

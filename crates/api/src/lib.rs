@@ -19,5 +19,5 @@ pub mod telemetry;
 
 pub use error::ApiError;
 pub use router::{router, router_with, App, RouterOptions, BLOCK_ROUTE};
-pub use service::{Answer, AnswerCacheUse, BlockService, ServiceError};
+pub use service::{Answer, AnswerCacheUse, BlockService};
 pub use telemetry::{RequestId, TelemetryOptions};

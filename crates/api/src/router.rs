@@ -27,6 +27,7 @@ use tower::{Layer, Service};
 #[derive(Debug, Deserialize)]
 struct BlockQuery {
     limit: Option<String>,
+    strict: Option<String>,
 }
 
 pub use sendtime_domain::wire::BLOCK_ROUTE;
@@ -40,12 +41,16 @@ pub struct RouterOptions {
     pub api_key_sha256: Option<[u8; 32]>,
     /// Serve only this block (a Lambda function of one block); `None` serves every block.
     pub only_block: Option<BlockKind>,
+    /// Strict by default: answer `503` with `Retry-After` instead of a degraded answer,
+    /// unless a request says `strict=0` (a request's `strict=1` asks for it anyway).
+    pub strict: bool,
 }
 
 #[derive(Clone)]
 struct AppState {
     service: Arc<BlockService>,
     only_block: Option<BlockKind>,
+    strict: bool,
 }
 
 /// The HTTP app every entry point serves (`sendtime serve` through `axum::serve`, each Lambda
@@ -95,6 +100,7 @@ pub fn router_with(service: Arc<BlockService>, options: RouterOptions) -> App {
         state: AppState {
             service,
             only_block: options.only_block,
+            strict: options.strict,
         },
         rest,
     };
@@ -176,8 +182,13 @@ async fn block_route(state: AppState, request: Request) -> Result<Response, ApiE
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return Err(ApiError::MethodNotAllowed);
     }
-    let (kind, user_id, limit) = block_request(&state, path, &request)?;
-    let answer = state.service.answer(kind, &user_id, limit).await?;
+    let BlockCall {
+        kind,
+        user_id,
+        limit,
+        strict,
+    } = block_request(&state, path, &request)?;
+    let answer = state.service.answer(kind, &user_id, limit).await;
     telemetry::record_block(BlockMeta {
         block: kind,
         source: answer.summary.source,
@@ -185,6 +196,9 @@ async fn block_route(state: AppState, request: Request) -> Result<Response, ApiE
         eligible: answer.summary.eligible,
         answer_cache: answer.cache,
     });
+    if let Some(reason) = answer.summary.degraded_reason.filter(|_| strict) {
+        return Err(ApiError::Degraded(reason));
+    }
     let json = [(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -197,12 +211,22 @@ async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// What a block request asks for: the block, the user and the limit, checked.
+/// What a block request asks for, checked.
+struct BlockCall {
+    kind: BlockKind,
+    user_id: UserId,
+    limit: usize,
+    /// `503` rather than a degraded answer.
+    strict: bool,
+}
+
+/// What a block request asks for: the block, the user, the limit and strictness, checked.
+/// Query parameters other than `limit` and `strict` are ignored (cache busters).
 fn block_request(
     state: &AppState,
     path: BlockPath<'_>,
     request: &Request,
-) -> Result<(BlockKind, UserId, usize), ApiError> {
+) -> Result<BlockCall, ApiError> {
     let kind: BlockKind = decode(path.block)
         .and_then(|block| block.parse().ok())
         .ok_or(ApiError::UnknownBlock)?;
@@ -224,7 +248,18 @@ fn block_request(
                 max: limits.max_limit,
             })?,
     };
-    Ok((kind, user_id, limit))
+    let strict = match query.strict.as_deref() {
+        None => state.strict,
+        Some("1" | "true") => true,
+        Some("0" | "false") => false,
+        Some(_) => return Err(ApiError::InvalidQuery),
+    };
+    Ok(BlockCall {
+        kind,
+        user_id,
+        limit,
+        strict,
+    })
 }
 
 #[cfg(test)]

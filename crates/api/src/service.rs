@@ -16,29 +16,20 @@ use futures::future::{try_join, try_join_all};
 use sendtime_domain::block::{BlockSummary, EncodedBlock};
 use sendtime_domain::rules::{Assessment, BlockData, BlockRequest, OnUnreadable, Reads};
 use sendtime_domain::{
-    Block, BlockKind, BlockRule, Catalog, Clock, PopularList, RulesConfig, UserId,
+    Block, BlockKind, BlockRule, Catalog, Clock, DegradedReason, PopularList, Reason, RulesConfig,
+    UserId,
 };
 use sendtime_store::metrics::record_store_error;
 use sendtime_store::{BlockStore, CacheConfig, StoreError, UserData};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
 /// More read steps than any rule needs (the cart's alternatives take three; recommendations
 /// read in growing batches, whole lists of sold-out items by the sixth); a rule that keeps
 /// asking for new data past it is cut off and built from what was read.
 const MAX_READ_STEPS: usize = 8;
-
-/// Why a block could not be assembled.
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    /// The store failed and the block has no fallback for it.
-    #[error("the store could not be read")]
-    Store(#[from] StoreError),
-    /// The request budget ran out.
-    #[error("no answer within the request budget of {0:?}")]
-    Deadline(Duration),
-}
 
 /// A block as sent: its JSON (shared bytes, cheap to clone) and what it says.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +66,8 @@ pub enum AnswerCacheUse {
     Miss,
     /// The answer cache is off.
     Off,
+    /// Degraded: built from held data or the fallback, never cached.
+    Degraded,
 }
 
 impl AnswerCacheUse {
@@ -84,6 +77,7 @@ impl AnswerCacheUse {
             Self::Hit => "hit",
             Self::Miss => "miss",
             Self::Off => "off",
+            Self::Degraded => "degraded",
         }
     }
 }
@@ -151,6 +145,8 @@ pub struct BlockService {
     rules: RulesConfig,
     clock: Arc<dyn Clock>,
     deadline: Option<Duration>,
+    /// Permits for assembling from the store: beyond them a request is shed to the fallback.
+    in_flight: Option<Semaphore>,
     answers: Option<AnswerCache>,
     /// How long an answer may live at most ([`CacheConfig::answer_lifetime`]).
     answer_lifetime: Duration,
@@ -164,6 +160,7 @@ impl BlockService {
             rules,
             clock,
             deadline: None,
+            in_flight: None,
             answers: None,
             answer_lifetime: Duration::ZERO,
         }
@@ -179,11 +176,24 @@ impl BlockService {
         self
     }
 
-    /// Answers every request within `budget`: past it the request fails with
-    /// [`ServiceError::Deadline`] instead of hanging on a slow store (Braze gives up at 2 s).
+    /// Answers every request within `budget`, store calls included: past it the request is
+    /// answered from held data or the block's fallback, `degraded` (Braze gives up at 2 s).
     pub fn with_deadline(mut self, budget: Duration) -> Self {
         self.deadline = Some(budget);
         self
+    }
+
+    /// At most `permits` requests assemble from the store at once; beyond them a request is
+    /// answered at once from held data or the fallback (`degraded_reason: overloaded`)
+    /// rather than queue behind a slow store. Repeat calls (the answer cache) are not counted.
+    pub fn with_max_in_flight(mut self, permits: usize) -> Self {
+        self.in_flight = Some(Semaphore::new(permits.max(1)));
+        self
+    }
+
+    /// The request budget, if any.
+    pub fn deadline(&self) -> Option<Duration> {
+        self.deadline
     }
 
     /// The rules in force.
@@ -192,29 +202,11 @@ impl BlockService {
     }
 
     /// The block `kind` for `user_id` with at most `limit` items, as sent: from the answer
-    /// cache when the same user records gave it already, else assembled and encoded.
-    pub async fn answer(
-        &self,
-        kind: BlockKind,
-        user_id: &UserId,
-        limit: usize,
-    ) -> Result<Answer, ServiceError> {
-        let work = self.answer_within_budget(kind, user_id, limit);
-        match self.deadline {
-            Some(budget) => tokio::time::timeout(budget, work)
-                .await
-                .map_err(|_| ServiceError::Deadline(budget))?,
-            None => work.await,
-        }
-    }
-
-    async fn answer_within_budget(
-        &self,
-        kind: BlockKind,
-        user_id: &UserId,
-        limit: usize,
-    ) -> Result<Answer, ServiceError> {
-        let rule = kind.rule();
+    /// cache when the same user records gave it already, else assembled and encoded. Never
+    /// fails: when the store fails, throttles, is too slow for the deadline or too busy, the
+    /// answer is built from the records last read (held past their freshness) or is the
+    /// block's fallback, marked `degraded` with a `degraded_reason`.
+    pub async fn answer(&self, kind: BlockKind, user_id: &UserId, limit: usize) -> Answer {
         let now = self.clock.now();
         let shape = AnswerShape {
             block: kind,
@@ -232,33 +224,74 @@ impl BlockService {
                 if hit.generation == generation && Instant::now() < hit.until {
                     let mut answer = hit.answer;
                     answer.cache = AnswerCacheUse::Hit;
-                    return Ok(answer);
+                    return answer;
                 }
             }
         }
-        let (user, lease, degraded) = match self.store.user_data_leased(user_id).await {
-            Ok((user, lease)) => (user, lease, false),
-            Err(e) => {
-                record_store_error();
-                match rule.on_unreadable() {
-                    OnUnreadable::Fail => return Err(e.into()),
-                    OnUnreadable::TreatAsUnknownUser => {
-                        tracing::warn!(error = %e, kind = e.kind(), block = %rule.kind(), "user data unavailable, serving the block's fallback");
-                        (Arc::new(UserData::default()), None, true)
-                    }
+        let _permit = match &self.in_flight {
+            None => None,
+            Some(permits) => match permits.try_acquire() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    return self
+                        .degraded(kind, user_id, limit, now, DegradedReason::Overloaded)
+                        .await
                 }
-            }
+            },
         };
+        let until = self
+            .deadline
+            .map(|budget| tokio::time::Instant::now() + budget);
+        let work = self.fresh(kind, user_id, limit, now, shape, generation);
+        let outcome = match until {
+            Some(until) => tokio::time::timeout_at(until, work)
+                .await
+                .unwrap_or(Err(DegradedReason::Deadline)),
+            None => work.await,
+        };
+        match outcome {
+            Ok(answer) => answer,
+            // The deadline is gone: held data only.
+            Err(reason @ DegradedReason::Deadline) => {
+                self.degraded(kind, user_id, limit, now, reason).await
+            }
+            // A store call failed: the fallback may still read what the store will give
+            // (a user read failed, popular lists may not) until the deadline.
+            Err(reason) => {
+                let reading = Reading::StoreThenHeld(until);
+                let work = self.fallback(kind, user_id, limit, now, reason, reading);
+                work.await
+            }
+        }
+    }
+
+    /// The answer from the store (through its cache), kept in the answer cache; `Err` says
+    /// why the store could not give it.
+    async fn fresh(
+        &self,
+        kind: BlockKind,
+        user_id: &UserId,
+        limit: usize,
+        now: chrono::DateTime<chrono::Utc>,
+        shape: AnswerShape,
+        generation: u64,
+    ) -> Result<Answer, DegradedReason> {
+        let rule = kind.rule();
+        let (user, lease) = self
+            .store
+            .user_data_leased(user_id)
+            .await
+            .map_err(|e| store_failed(rule, &e))?;
         let encoded = self
-            .assemble(rule, user_id, limit, now, user, degraded)
-            .await?;
+            .assemble(rule, user_id, limit, now, user, None)
+            .await
+            .map_err(|e| store_failed(rule, &e))?;
         let Some(answers) = &self.answers else {
             return Ok(Answer::new(encoded, AnswerCacheUse::Off));
         };
         let answer = Answer::new(encoded, AnswerCacheUse::Miss);
-        // Kept only while the records it came from are the store's (a degraded answer came
-        // from none: never kept).
-        if let Some(lease) = lease.filter(|_| !degraded) {
+        // Kept only while the records it came from are the store's.
+        if let Some(lease) = lease {
             let until = lease.min(Instant::now() + self.answer_lifetime);
             answers.insert(
                 AnswerKey {
@@ -275,8 +308,60 @@ impl BlockService {
         Ok(answer)
     }
 
+    /// The answer from what the store's cache still holds, without a store call: the user's
+    /// last records, else the block's choice for an unreadable user (recommendations: as for
+    /// an unknown user, from the popular lists held; the other blocks: not eligible,
+    /// `unavailable`). Marked degraded for `reason`; never cached.
+    async fn degraded(
+        &self,
+        kind: BlockKind,
+        user_id: &UserId,
+        limit: usize,
+        now: chrono::DateTime<chrono::Utc>,
+        reason: DegradedReason,
+    ) -> Answer {
+        self.fallback(kind, user_id, limit, now, reason, Reading::Held)
+            .await
+    }
+
+    /// [`BlockService::degraded`], reading popular lists and items as `reading` says.
+    async fn fallback(
+        &self,
+        kind: BlockKind,
+        user_id: &UserId,
+        limit: usize,
+        now: chrono::DateTime<chrono::Utc>,
+        reason: DegradedReason,
+        reading: Reading,
+    ) -> Answer {
+        let rule = kind.rule();
+        let user = match self.store.held_user_data(user_id) {
+            Some(user) => user,
+            None => match rule.on_unreadable() {
+                OnUnreadable::TreatAsUnknownUser => Arc::new(UserData::default()),
+                OnUnreadable::NotEligible => {
+                    let block =
+                        Block::not_eligible(user_id, kind, Reason::Unavailable).degrade(reason);
+                    return Answer::new(block.encode(), AnswerCacheUse::Degraded);
+                }
+            },
+        };
+        tracing::warn!(block = %kind, reason = reason.as_str(), "serving a degraded answer");
+        // Falls back to held data whenever the store fails: cannot fail.
+        let encoded = match self
+            .assemble(rule, user_id, limit, now, user, Some((reason, reading)))
+            .await
+        {
+            Ok(encoded) => encoded,
+            Err(_) => Block::not_eligible(user_id, kind, Reason::Unavailable)
+                .degrade(reason)
+                .encode(),
+        };
+        Answer::new(encoded, AnswerCacheUse::Degraded)
+    }
+
     /// The block, assembled from `user`'s records and what the rule's read plan asks for,
-    /// sealed and encoded.
+    /// sealed and encoded; from the store, or — `degraded` — only from what it holds.
     async fn assemble(
         &self,
         rule: &dyn BlockRule,
@@ -284,8 +369,8 @@ impl BlockService {
         limit: usize,
         now: chrono::DateTime<chrono::Utc>,
         user: Arc<UserData>,
-        degraded: bool,
-    ) -> Result<EncodedBlock, ServiceError> {
+        mut degraded: Option<(DegradedReason, Reading)>,
+    ) -> Result<EncodedBlock, StoreError> {
         let request = BlockRequest {
             user_id,
             now,
@@ -294,9 +379,12 @@ impl BlockService {
         };
         let eligible = match rule.assess(&request, &user) {
             Assessment::NotEligible(reason) => {
-                let mut block = Block::not_eligible(user_id, rule.kind(), reason);
-                block.degraded = degraded;
-                return Ok(block.encode());
+                let block = Block::not_eligible(user_id, rule.kind(), reason);
+                return Ok(match degraded {
+                    Some((why, _)) => block.degrade(why),
+                    None => block,
+                }
+                .encode());
             }
             Assessment::Eligible(eligible) => eligible,
         };
@@ -313,16 +401,49 @@ impl BlockService {
                 debug_assert!(false, "{} read plan did not settle", rule.kind());
                 break;
             }
-            let (lists, items) = self
-                .fetch(&reads)
-                .await
-                .inspect_err(|_| record_store_error())?;
+            let (lists, items) = match &mut degraded {
+                None => self.fetch(&reads).await?,
+                Some((_, reading)) => {
+                    let until = match *reading {
+                        Reading::Held => None,
+                        Reading::StoreThenHeld(until) => Some(until),
+                    };
+                    let fetched = match until.flatten() {
+                        Some(until) => tokio::time::timeout_at(until, self.fetch(&reads))
+                            .await
+                            .ok(),
+                        None if until.is_some() => Some(self.fetch(&reads).await),
+                        None => None,
+                    };
+                    match fetched {
+                        Some(Ok(fetched)) => fetched,
+                        // Once the store fails again, held data only.
+                        _ => {
+                            *reading = Reading::Held;
+                            self.held(&reads)
+                        }
+                    }
+                }
+            };
             data.record(reads, lists, items);
             steps += 1;
         }
-        let mut block = rule.build(&request, eligible, &data).sealed();
-        block.degraded = degraded;
-        Ok(block.encode())
+        let block = rule.build(&request, eligible, &data).sealed();
+        Ok(match degraded {
+            Some((why, _)) => block.degrade(why),
+            None => block,
+        }
+        .encode())
+    }
+
+    /// One read step from what the store holds, without reading it.
+    fn held(&self, reads: &Reads) -> (Vec<Arc<PopularList>>, Catalog) {
+        let lists = reads
+            .popular
+            .iter()
+            .filter_map(|s| self.store.held_popular(s))
+            .collect();
+        (lists, self.store.held_items(&reads.items))
     }
 
     /// One read step: its popular lists and its items, concurrently.
@@ -337,5 +458,25 @@ impl BlockService {
         };
         let (lists, items) = try_join(lists, items).await?;
         Ok((lists.into_iter().flatten().collect(), items))
+    }
+}
+
+/// Where a degraded answer's popular lists and items come from.
+#[derive(Debug, Clone, Copy)]
+enum Reading {
+    /// Only what the store's cache holds: no store call.
+    Held,
+    /// The store until this deadline (none: no deadline) or its first failure, then held.
+    StoreThenHeld(Option<tokio::time::Instant>),
+}
+
+/// Why a store failure degrades an answer; counted and logged once per request.
+fn store_failed(rule: &dyn BlockRule, e: &StoreError) -> DegradedReason {
+    record_store_error();
+    tracing::warn!(error = %e, kind = e.kind(), block = %rule.kind(), "store read failed");
+    match e {
+        StoreError::Timeout(_) => DegradedReason::Timeout,
+        StoreError::Throttled => DegradedReason::Throttled,
+        _ => DegradedReason::Unavailable,
     }
 }

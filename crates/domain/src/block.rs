@@ -90,6 +90,39 @@ pub enum Reason {
     Activated,
     /// Onboarding: the onboarding window is over (the dormancy flow takes over).
     Expired,
+    /// The store could not be read and nothing held could stand in: sending a guess (a cart
+    /// that may be bought, a win-back to an active user) is worse than not sending.
+    Unavailable,
+}
+
+/// Why an answer is `degraded`: built from held data or a fallback because fresh data could
+/// not be read in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DegradedReason {
+    /// The request's deadline passed before the store answered.
+    Deadline,
+    /// The store answered with its own timeout.
+    Timeout,
+    /// The store throttled the read.
+    Throttled,
+    /// The store could not be reached, failed, or refused the read.
+    Unavailable,
+    /// Too many store reads were in flight already: shed to the fallback.
+    Overloaded,
+}
+
+impl DegradedReason {
+    /// The name written in JSON (as serde writes it).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Deadline => "deadline",
+            Self::Timeout => "timeout",
+            Self::Throttled => "throttled",
+            Self::Unavailable => "unavailable",
+            Self::Overloaded => "overloaded",
+        }
+    }
 }
 
 /// What made the urgency stage urgent.
@@ -339,6 +372,8 @@ pub struct Block<'a> {
     pub source: Option<ItemSource>,
     /// True when the store could not be read and this is fallback content.
     pub degraded: bool,
+    /// Why it is degraded; `null` when it is not.
+    pub degraded_reason: Option<DegradedReason>,
     /// The items to show, best first (written last, by [`Block::encode`]).
     #[serde(skip)]
     pub items: Vec<BlockItem<'a>>,
@@ -370,6 +405,8 @@ pub struct BlockSummary {
     pub source: Option<ItemSource>,
     /// Fallback content because the store could not be read.
     pub degraded: bool,
+    /// Why it is degraded.
+    pub degraded_reason: Option<DegradedReason>,
     /// The attribution id written as `rec_id`.
     pub rec_id: u64,
 }
@@ -406,6 +443,7 @@ impl<'a> Block<'a> {
             stage: None,
             source: None,
             degraded: false,
+            degraded_reason: None,
             items: Vec::new(),
             offer: None,
             urgency: None,
@@ -429,12 +467,20 @@ impl<'a> Block<'a> {
             stage: Some(stage),
             source: items.first().map(|i| i.source),
             degraded: false,
+            degraded_reason: None,
             items,
             offer: None,
             urgency: None,
             days: None,
             onboarding: OnboardingContent::default(),
         }
+    }
+
+    /// Marks the block as built from held or fallback data, for `reason`.
+    pub fn degrade(mut self, reason: DegradedReason) -> Self {
+        self.degraded = true;
+        self.degraded_reason = Some(reason);
+        self
     }
 
     /// Sets the whole days the stage was judged by.
@@ -489,6 +535,7 @@ impl<'a> Block<'a> {
                 stage: self.stage,
                 source: self.source,
                 degraded: self.degraded,
+                degraded_reason: self.degraded_reason,
                 rec_id,
             },
         }

@@ -22,7 +22,7 @@ pub mod rules;
 /// The HTTP contract's names shared by the server and our clients: block path, key header.
 pub mod wire;
 
-pub use block::{Block, BlockItem, ItemSource, Offer, Reason, Stage, UrgencyKind};
+pub use block::{Block, BlockItem, DegradedReason, ItemSource, Offer, Reason, Stage, UrgencyKind};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{
     CartRules, DormancyRules, ItemLimits, RecommendationRules, RulesConfig, RulesError, RulesFormat,

@@ -20,8 +20,14 @@ pub struct LambdaConfig {
     pub dynamo: DynamoConfig,
     /// Cache TTLs.
     pub cache: CacheConfig,
-    /// Longest a request may take end to end before it is answered with a 503.
+    /// Longest a request may take end to end, store calls included, before it is answered
+    /// from held data or the fallback (`degraded`).
     pub request_budget: Duration,
+    /// Requests assembling from the store at once, beyond which requests are shed to the
+    /// fallback.
+    pub max_in_flight: usize,
+    /// Answer `503` instead of a degraded answer unless a request says `strict=0`.
+    pub strict: bool,
     /// SHA-256 of the caller key (`x-sendtime-key`); `None` turns the check off.
     pub api_key_sha256: Option<[u8; 32]>,
 }
@@ -77,8 +83,15 @@ pub const RULES_FILE: &str = sendtime_api::rules_file::RULES_FILE_VAR;
 pub const TABLE: &str = "SENDTIME_TABLE";
 /// DynamoDB endpoint override (DynamoDB Local); unset or empty: AWS's endpoint.
 pub const DYNAMODB_ENDPOINT: &str = "SENDTIME_DYNAMODB_ENDPOINT";
-/// End-to-end budget of a request in ms, past which it gets a 503; default 1000, above 0.
+/// End-to-end budget of a request in ms, past which it is answered degraded; default 1000,
+/// above 0.
 pub const REQUEST_BUDGET_MS: &str = "SENDTIME_REQUEST_BUDGET_MS";
+/// Requests assembling from the store at once before shedding to the fallback; default 256.
+pub const MAX_IN_FLIGHT: &str = "SENDTIME_MAX_IN_FLIGHT";
+/// `1` or `true`: answer `503` + `Retry-After` instead of a degraded answer (default off).
+pub const STRICT: &str = "SENDTIME_STRICT";
+/// Seconds a negative record (no profile, no list, no such item) stays cached; default 5.
+pub const CACHE_NEGATIVE_TTL_SECS: &str = "SENDTIME_CACHE_NEGATIVE_TTL_SECS";
 /// Budget of one DynamoDB operation, SDK retries included, in ms; default 600, above 0.
 pub const DYNAMODB_TIMEOUT_MS: &str = "SENDTIME_DYNAMODB_TIMEOUT_MS";
 /// Budget of one DynamoDB attempt in ms (connect: at most 200); default 250, above 0.
@@ -151,7 +164,23 @@ impl LambdaConfig {
                 CACHE_ANSWER_TTL_SECS,
                 defaults.answer_ttl.as_secs(),
             )?),
+            negative_ttl: Duration::from_secs(number(
+                CACHE_NEGATIVE_TTL_SECS,
+                defaults.negative_ttl.as_secs(),
+            )?),
             ..defaults
+        };
+        let max_in_flight = number(MAX_IN_FLIGHT, 256)?.max(1) as usize;
+        let strict = match lookup(STRICT).as_deref().map(str::trim) {
+            None | Some("" | "0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: STRICT,
+                    expected: "1, true, 0 or false".into(),
+                    value: other.to_owned(),
+                })
+            }
         };
         let api_key_sha256 = match lookup(API_KEY_SHA256).filter(|v| !v.trim().is_empty()) {
             None => None,
@@ -186,6 +215,8 @@ impl LambdaConfig {
             dynamo,
             cache,
             request_budget: Duration::from_millis(budget),
+            max_in_flight,
+            strict,
             api_key_sha256,
         })
     }

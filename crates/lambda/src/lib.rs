@@ -39,7 +39,8 @@ pub async fn build_app(config: &LambdaConfig) -> App {
     );
     let service = BlockService::new(cached, config.rules.clone(), Arc::new(SystemClock))
         .with_answer_cache(&config.cache)
-        .with_deadline(config.request_budget);
+        .with_deadline(config.request_budget)
+        .with_max_in_flight(config.max_in_flight);
     app(Arc::new(service), config)
 }
 
@@ -51,6 +52,7 @@ pub fn app(service: Arc<BlockService>, config: &LambdaConfig) -> App {
             telemetry: TelemetryOptions { emf: true },
             api_key_sha256: config.api_key_sha256,
             only_block: config.block,
+            strict: config.strict,
         },
     )
 }

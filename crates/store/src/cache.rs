@@ -39,6 +39,14 @@ pub struct CacheConfig {
     pub answer_ttl: Duration,
     /// Answers held at most.
     pub max_answers: u64,
+    /// A negative record — no profile, no popular list (or an empty one), no such item — is
+    /// cached this long at most (never longer than its kind's TTL), so a table loaded after
+    /// a miss is seen soon while known users, lists and items stay cached.
+    pub negative_ttl: Duration,
+    /// How long past its expiry a record read successfully is still held as the
+    /// last-known-good copy a degraded answer is built from when the store fails (bounded by
+    /// the same counts as the caches; nothing is held for a kind whose TTL is zero).
+    pub last_good: Duration,
 }
 
 impl CacheConfig {
@@ -62,6 +70,8 @@ impl Default for CacheConfig {
             max_items: 200_000,
             answer_ttl: Duration::from_secs(30),
             max_answers: 100_000,
+            negative_ttl: Duration::from_secs(5),
+            last_good: Duration::from_secs(3_600),
         }
     }
 }
@@ -121,7 +131,6 @@ pub struct CachedStore<S> {
     inner: Arc<S>,
     /// A user's records and when they were read (their lease runs `user_ttl` from then).
     users: Option<UserCache>,
-    user_ttl: Duration,
     /// Bumped by [`CachedStore::invalidate_users`]: leases taken before are void.
     user_generation: AtomicU64,
     /// Items are looked up by the dozen per request and loaded through our own in-flight
@@ -129,6 +138,9 @@ pub struct CachedStore<S> {
     items: Option<ItemCache>,
     items_in_flight: InFlight,
     popular: Option<PopularCache>,
+    /// The last list read for each scope, held `last_good` (the popular cache forgets a list
+    /// when it expires).
+    popular_held: Option<Cache<PopularScope, Arc<PopularList>, IdHasher>>,
     /// Whether a popular list is read with its items (see [`PopularGet`] below).
     lists_with_items: bool,
     stats: Arc<CacheStats>,
@@ -182,6 +194,11 @@ where
 struct Expiring<K, V> {
     cache: Arc<quick_cache::sync::Cache<K, (V, Instant)>>,
     ttl: Duration,
+    /// The TTL of a negative value (`is_negative`), at most `ttl`.
+    negative_ttl: Duration,
+    is_negative: fn(&V) -> bool,
+    /// How long past its expiry an entry is still held as last-known-good.
+    keep: Duration,
 }
 
 impl<K, V> Expiring<K, V>
@@ -189,13 +206,36 @@ where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    fn new(ttl: Duration, capacity: u64) -> Self {
+    fn new(
+        ttl: Duration,
+        capacity: u64,
+        config: &CacheConfig,
+        is_negative: fn(&V) -> bool,
+    ) -> Self {
         Self {
             cache: Arc::new(quick_cache::sync::Cache::new(
                 capacity.try_into().unwrap_or(usize::MAX),
             )),
             ttl,
+            negative_ttl: config.negative_ttl.min(ttl),
+            is_negative,
+            keep: config.last_good,
         }
+    }
+
+    /// How long `value` stays fresh once read.
+    fn ttl_of(&self, value: &V) -> Duration {
+        if (self.is_negative)(value) {
+            self.negative_ttl
+        } else {
+            self.ttl
+        }
+    }
+
+    /// The value of `key`, fresh or not, while it is held as last-known-good.
+    fn get_held(&self, key: &K, now: Instant) -> Option<V> {
+        let (value, expires) = self.cache.get(key)?;
+        (now < expires + self.keep).then_some(value)
     }
 
     /// The value of `key` unless it has expired by `now` (one clock read for a batch).
@@ -204,10 +244,11 @@ where
         (now < expires).then_some(value)
     }
 
-    /// Removes every expired entry.
+    /// Removes every entry past its expiry and its time held as last-known-good.
     fn drop_expired(&self) {
         let now = Instant::now();
-        self.cache.retain(|_, (_, expires)| now < *expires);
+        let keep = self.keep;
+        self.cache.retain(|_, (_, expires)| now < *expires + keep);
     }
 }
 
@@ -220,7 +261,8 @@ where
         self.get_at(key, Instant::now())
     }
     fn insert(&self, key: K, value: V) {
-        self.cache.insert(key, (value, Instant::now() + self.ttl));
+        let expires = Instant::now() + self.ttl_of(&value);
+        self.cache.insert(key, (value, expires));
     }
 }
 
@@ -232,18 +274,55 @@ struct Coalescing<K, V, C> {
     loading: Arc<Mutex<HashMap<K, Pending<V>, IdHasher>>>,
 }
 
-impl<K, V> Coalescing<K, V, Cache<K, V, IdHasher>>
-where
-    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    /// In moka: entries living `ttl` (none when zero), at most `capacity`; keys hashed with
-    /// foldhash (ids are short: SipHash cost more than the probe).
-    fn moka(ttl: Duration, capacity: u64) -> Option<Self> {
+/// A popular list's life in the cache: `ttl`, or `negative_ttl` when there is no list or
+/// it is empty.
+struct PopularExpiry {
+    ttl: Duration,
+    negative_ttl: Duration,
+}
+
+impl PopularExpiry {
+    fn of(&self, list: &Option<Arc<PopularList>>) -> Duration {
+        match list {
+            Some(list) if !list.items.is_empty() => self.ttl,
+            _ => self.negative_ttl,
+        }
+    }
+}
+
+impl moka::Expiry<PopularScope, Option<Arc<PopularList>>> for PopularExpiry {
+    fn expire_after_create(
+        &self,
+        _: &PopularScope,
+        list: &Option<Arc<PopularList>>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(self.of(list))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &PopularScope,
+        list: &Option<Arc<PopularList>>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(self.of(list))
+    }
+}
+
+impl PopularCache {
+    /// In moka: lists living `popular_ttl` (none when zero), no list or an empty one
+    /// `negative_ttl` at most, 10,000 scopes at most; keys hashed with foldhash.
+    fn popular(config: &CacheConfig) -> Option<Self> {
+        let ttl = config.popular_ttl;
         (!ttl.is_zero()).then(|| Self {
             cache: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
+                .max_capacity(10_000)
+                .expire_after(PopularExpiry {
+                    ttl,
+                    negative_ttl: config.negative_ttl.min(ttl),
+                })
                 .build_with_hasher(IdHasher::default()),
             loading: Arc::default(),
         })
@@ -256,9 +335,14 @@ where
     V: Clone + Send + Sync + 'static,
 {
     /// In an [`Expiring`] cache: entries living `ttl` (none when zero), at most `capacity`.
-    fn expiring(ttl: Duration, capacity: u64) -> Option<Self> {
+    fn expiring(
+        ttl: Duration,
+        capacity: u64,
+        config: &CacheConfig,
+        is_negative: fn(&V) -> bool,
+    ) -> Option<Self> {
         (!ttl.is_zero()).then(|| Self {
-            cache: Expiring::new(ttl, capacity),
+            cache: Expiring::new(ttl, capacity, config, is_negative),
             loading: Arc::default(),
         })
     }
@@ -331,13 +415,22 @@ impl<S> CachedStore<S> {
     pub fn new(inner: Arc<S>, config: &CacheConfig) -> Self {
         Self {
             inner,
-            users: Coalescing::expiring(config.user_ttl, config.max_users),
-            user_ttl: config.user_ttl,
+            users: Coalescing::expiring(config.user_ttl, config.max_users, config, |(user, _)| {
+                user.profile.is_none()
+            }),
             user_generation: AtomicU64::new(0),
             items: (!config.item_ttl.is_zero())
-                .then(|| Expiring::new(config.item_ttl, config.max_items)),
+                .then(|| Expiring::new(config.item_ttl, config.max_items, config, Option::is_none)),
             items_in_flight: Arc::default(),
-            popular: Coalescing::moka(config.popular_ttl, 10_000),
+            popular: PopularCache::popular(config),
+            popular_held: (!config.popular_ttl.is_zero() && !config.last_good.is_zero()).then(
+                || {
+                    Cache::builder()
+                        .max_capacity(10_000)
+                        .time_to_live(config.last_good)
+                        .build_with_hasher(IdHasher::default())
+                },
+            ),
             lists_with_items: !config.item_ttl.is_zero() && config.popular_ttl <= config.item_ttl,
             stats: Arc::new(CacheStats::default()),
         }
@@ -377,6 +470,9 @@ impl<S> CachedStore<S> {
                     if let Some(popular) = &cache.popular {
                         popular.cache.run_pending_tasks();
                     }
+                    if let Some(held) = &cache.popular_held {
+                        held.run_pending_tasks();
+                    }
                 })
                 .await;
                 if done.is_err() {
@@ -415,7 +511,8 @@ impl<S: UserDataGet + 'static> UserDataGet for CachedStore<S> {
         Ok(self.user_data_leased(user_id).await?.0)
     }
 
-    /// A cached user's lease runs until their entry expires: `user_ttl` after it was read.
+    /// A cached user's lease runs until their entry expires: `user_ttl` after it was read,
+    /// `negative_ttl` for a user without a profile.
     async fn user_data_leased(
         &self,
         user_id: &UserId,
@@ -435,12 +532,21 @@ impl<S: UserDataGet + 'static> UserDataGet for CachedStore<S> {
             }
             .boxed()
         };
-        let (data, read_at) = cache.get_or_load(user_id, &self.stats, load).await?;
-        Ok((data, Some(read_at + self.user_ttl)))
+        let entry = cache.get_or_load(user_id, &self.stats, load).await?;
+        let lease = entry.1 + cache.cache.ttl_of(&entry);
+        Ok((entry.0, Some(lease)))
     }
 
     fn user_generation(&self) -> u64 {
         self.user_generation.load(Ordering::Acquire)
+    }
+
+    fn held_user_data(&self, user_id: &UserId) -> Option<Arc<UserData>> {
+        let users = self.users.as_ref()?;
+        users
+            .cache
+            .get_held(user_id, Instant::now())
+            .map(|(user, _)| user)
     }
 }
 
@@ -479,6 +585,19 @@ impl<S: ItemsGet + 'static> ItemsGet for CachedStore<S> {
             }
         }
         Ok(found)
+    }
+
+    fn held_items(&self, ids: &[ItemId]) -> Catalog {
+        let mut found = Catalog::with_capacity_and_hasher(ids.len(), Default::default());
+        if let Some(cache) = &self.items {
+            let now = Instant::now();
+            for id in ids {
+                if let Some(Some(item)) = cache.get_held(id, now) {
+                    found.insert(id.clone(), item);
+                }
+            }
+        }
+        found
     }
 }
 
@@ -588,21 +707,34 @@ impl<S: PopularGet + ItemsGet + 'static> PopularGet for CachedStore<S> {
         let load = || {
             let (inner, scope, stats) = (self.inner.clone(), scope.clone(), self.stats.clone());
             let with_items = self.lists_with_items;
+            let held = self.popular_held.clone();
             async move {
                 let Some(list) = inner.popular(&scope).await? else {
                     return Ok(None);
                 };
-                if !with_items || list.items.is_empty() {
-                    return Ok(Some(list));
+                let list = if !with_items || list.items.is_empty() {
+                    list
+                } else {
+                    stats.load();
+                    match inner.items(&list.items).await {
+                        Ok(items) => Arc::new(list.as_ref().clone().resolved_from(&items)),
+                        Err(_) => list,
+                    }
+                };
+                if let Some(held) = held.filter(|_| !list.items.is_empty()) {
+                    held.insert(scope, list.clone());
                 }
-                stats.load();
-                Ok(Some(match inner.items(&list.items).await {
-                    Ok(items) => Arc::new(list.as_ref().clone().resolved_from(&items)),
-                    Err(_) => list,
-                }))
+                Ok(Some(list))
             }
             .boxed()
         };
         cache.get_or_load(scope, &self.stats, load).await
+    }
+
+    fn held_popular(&self, scope: &PopularScope) -> Option<Arc<PopularList>> {
+        if let Some(list) = self.popular.as_ref().and_then(|c| c.cache.get(scope)) {
+            return list;
+        }
+        self.popular_held.as_ref()?.get(scope)
     }
 }

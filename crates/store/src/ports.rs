@@ -35,6 +35,13 @@ pub trait UserDataGet: Send + Sync {
     fn user_generation(&self) -> u64 {
         0
     }
+
+    /// The user's records as last read, if still held past their freshness (a cache's
+    /// last-known-good copy): what a degraded answer is built from when the store fails.
+    /// Never reads the store; `None` — the default — when nothing is held.
+    fn held_user_data(&self, _user_id: &UserId) -> Option<Arc<UserData>> {
+        None
+    }
 }
 
 /// Reads catalog items by id (DynamoDB `BatchGetItem`). Unknown ids are simply absent from
@@ -42,6 +49,12 @@ pub trait UserDataGet: Send + Sync {
 #[async_trait]
 pub trait ItemsGet: Send + Sync {
     async fn items(&self, ids: &[ItemId]) -> Result<Catalog, StoreError>;
+
+    /// Those of `ids` whose last read copy is still held (see
+    /// [`UserDataGet::held_user_data`]); never reads the store. Empty by default.
+    fn held_items(&self, _ids: &[ItemId]) -> Catalog {
+        Catalog::default()
+    }
 }
 
 /// Reads one popular list (DynamoDB `GetItem`); `None` when there is none for that scope.
@@ -49,6 +62,12 @@ pub trait ItemsGet: Send + Sync {
 #[async_trait]
 pub trait PopularGet: Send + Sync {
     async fn popular(&self, scope: &PopularScope) -> Result<Option<Arc<PopularList>>, StoreError>;
+
+    /// The list of `scope` as last read, if still held (see [`UserDataGet::held_user_data`]);
+    /// never reads the store. `None` by default.
+    fn held_popular(&self, _scope: &PopularScope) -> Option<Arc<PopularList>> {
+        None
+    }
 }
 
 /// Everything a block handler reads.

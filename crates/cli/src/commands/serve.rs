@@ -53,6 +53,18 @@ pub struct ServeArgs {
     /// How long the store's cache keeps each kind of record.
     #[command(flatten)]
     pub cache: CacheArgs,
+    /// Budget of a whole request in ms, store calls included: past it the answer comes from
+    /// held data or the block's fallback, marked `degraded` (Braze gives up at 2,000).
+    #[arg(long, env = "SENDTIME_REQUEST_BUDGET_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_budget_ms: u64,
+    /// Requests assembling from the store at once; beyond them requests are answered from
+    /// the fallback at once (`degraded_reason: overloaded`) instead of queueing.
+    #[arg(long, env = "SENDTIME_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_in_flight: u64,
+    /// Answer `503` with `Retry-After` instead of a degraded answer, unless a request says
+    /// `strict=0` (a request can ask for it with `strict=1` anyway).
+    #[arg(long, env = "SENDTIME_STRICT")]
+    pub strict: bool,
 }
 
 fn parse_key_hash(hex: &str) -> Result<[u8; 32], String> {
@@ -77,6 +89,10 @@ pub struct CacheArgs {
     /// the records it came from are cached.
     #[arg(long, env = "SENDTIME_CACHE_ANSWER_TTL_SECS", default_value_t = 30)]
     pub cache_answer_ttl_secs: u64,
+    /// Seconds a negative record — no profile, no popular list, no such item — stays cached
+    /// (at most its kind's TTL), so data loaded after a miss shows soon.
+    #[arg(long, env = "SENDTIME_CACHE_NEGATIVE_TTL_SECS", default_value_t = 5)]
+    pub cache_negative_ttl_secs: u64,
 }
 
 impl CacheArgs {
@@ -87,6 +103,7 @@ impl CacheArgs {
             item_ttl: Duration::from_secs(self.cache_item_ttl_secs),
             popular_ttl: Duration::from_secs(self.cache_popular_ttl_secs),
             answer_ttl: Duration::from_secs(self.cache_answer_ttl_secs),
+            negative_ttl: Duration::from_secs(self.cache_negative_ttl_secs),
             ..CacheConfig::default()
         }
     }
@@ -168,7 +185,12 @@ impl ServeArgs {
                 }
             };
 
-        let service = Arc::new(BlockService::new(store, rules, clock).with_answer_cache(&cache));
+        let service = Arc::new(
+            BlockService::new(store, rules, clock)
+                .with_answer_cache(&cache)
+                .with_deadline(Duration::from_millis(self.request_budget_ms))
+                .with_max_in_flight(usize::try_from(self.max_in_flight).unwrap_or(usize::MAX)),
+        );
         let listener = tokio::net::TcpListener::bind(self.addr)
             .await
             .with_context(|| format!("cannot listen on {} (choose another --addr)", self.addr))?;
@@ -190,6 +212,7 @@ impl ServeArgs {
             service,
             RouterOptions {
                 api_key_sha256: self.api_key_sha256,
+                strict: self.strict,
                 ..RouterOptions::default()
             },
         );
@@ -206,7 +229,8 @@ async fn example_urls(service: &BlockService, addr: SocketAddr, users: &[UserId]
     let mut lines = Vec::new();
     for kind in BlockKind::ALL {
         for user in users {
-            if let Ok(answer) = service.answer(kind, user, 4).await {
+            let answer = service.answer(kind, user, 4).await;
+            {
                 if answer.summary.eligible {
                     let stage = answer
                         .summary

@@ -173,8 +173,9 @@ pub struct Eligible {
 /// throttling).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnUnreadable {
-    /// Fail the request; the caller answers `503` (Braze retries with `:retry`).
-    Fail,
+    /// Not eligible with reason `unavailable` (marked `degraded`): a template aborts rather
+    /// than send content that may be wrong (a cart already bought, an active user won back).
+    NotEligible,
     /// Carry on as for an unknown user and mark the answer `degraded`.
     TreatAsUnknownUser,
 }
@@ -335,7 +336,7 @@ pub trait BlockRule: Send + Sync + 'static {
 
     /// What to answer when the user's records cannot be read.
     fn on_unreadable(&self) -> OnUnreadable {
-        OnUnreadable::Fail
+        OnUnreadable::NotEligible
     }
 
     /// Eligibility and stage from the user's own records, before any catalog read.
