@@ -169,6 +169,7 @@ impl LoadArgs {
         config.attempt_timeout = std::time::Duration::from_secs(5);
         config.connect_timeout = std::time::Duration::from_secs(3);
         config.max_attempts = 5;
+        config.initial_backoff = std::time::Duration::from_millis(500);
         let store = Arc::new(sendtime_dynamo::connect(&config).await);
         if self.no_create_table {
             if !store.warm_up().await.context("could not reach DynamoDB")? {
