@@ -343,9 +343,26 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Starts `sendtime serve --addr 127.0.0.1:0 <args>` and waits for its "listening" line.
     pub async fn start(args: &[&str]) -> ServeProcess {
+        let mut command = tokio::process::Command::new(sendtime_bin());
+        command.arg("serve");
+        Self::spawn(command, args).await
+    }
+
+    /// [`ServeProcess::start`] under `ulimit -n {open_files}`.
+    pub async fn start_with_file_limit(open_files: u32, args: &[&str]) -> ServeProcess {
+        let mut command = tokio::process::Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n {open_files} && exec \"$0\" serve \"$@\""
+            ))
+            .arg(sendtime_bin());
+        Self::spawn(command, args).await
+    }
+
+    async fn spawn(mut command: tokio::process::Command, args: &[&str]) -> ServeProcess {
         use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(sendtime_bin())
-            .arg("serve")
+        let mut child = command
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
             .env("SENDTIME_LOG", "warn")

@@ -33,6 +33,9 @@ pub enum ApiError {
     /// No route matches.
     #[error("no such route")]
     NotFound,
+    /// The path and query are longer than [`crate::router::MAX_URI_BYTES`].
+    #[error("the URI is longer than {} bytes", crate::router::MAX_URI_BYTES)]
+    UriTooLong,
     /// A method other than GET.
     #[error("only GET is supported")]
     MethodNotAllowed,
@@ -66,6 +69,7 @@ impl ApiError {
             | Self::InvalidQuery => StatusCode::BAD_REQUEST,
             Self::UnknownBlock | Self::OtherBlock(_) | Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Degraded(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -80,6 +84,7 @@ impl ApiError {
             Self::InvalidQuery => "invalid_query",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::UriTooLong => "uri_too_long",
             Self::Unauthorized => "unauthorized",
             Self::Degraded(DegradedReason::Deadline) => "deadline_exceeded",
             Self::Degraded(DegradedReason::Overloaded) => "overloaded",

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use percent_encoding::percent_decode_str;
 use sendtime_domain::wire::USERS_PREFIX;
-use sendtime_domain::{BlockKind, InvalidUserId, UserId};
+use sendtime_domain::{BlockKind, UserId};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -131,6 +131,13 @@ impl Service<Request> for Routes {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        let length = request
+            .uri()
+            .path_and_query()
+            .map_or(0, |p| p.as_str().len());
+        if length > MAX_URI_BYTES {
+            return Box::pin(async { Ok(ApiError::UriTooLong.into_response()) });
+        }
         if request.uri().path().starts_with(USERS_PREFIX) {
             let state = self.state.clone();
             Box::pin(async move { Ok(block_route(state, request).await.into_response()) })
@@ -141,6 +148,10 @@ impl Service<Request> for Routes {
     }
 }
 
+/// Longest path and query answered; longer is `414 uri_too_long` (a user id is at most 128
+/// bytes, and Braze's cache busters are short).
+pub const MAX_URI_BYTES: usize = 4_096;
+
 /// The block route's two segments, still percent-encoded.
 #[derive(Debug, PartialEq, Eq)]
 struct BlockPath<'a> {
@@ -149,21 +160,18 @@ struct BlockPath<'a> {
 }
 
 /// Matches `path` against [`BLOCK_ROUTE`]: `Ok(None)` when it is not under `/v1/users/`;
-/// an error when it is but its user id segment is empty or holds a slash (`//cart`,
-/// `a/b/cart`, `../../etc`: a malformed id, not a missing page) or it has no block segment.
+/// `not_found` when it is but is not exactly a user id segment and a block segment
+/// (`//cart`, `u1/cart/`, `a/b/cart`, `../../etc`: no such route). A user id holding a
+/// slash is sent percent-encoded (`a%2Fb`), and then refused as an invalid id.
 fn match_block_path(path: &str) -> Result<Option<BlockPath<'_>>, ApiError> {
     let Some(rest) = path.strip_prefix(USERS_PREFIX) else {
         return Ok(None);
     };
-    if rest.starts_with('/') {
-        return Err(ApiError::InvalidUserId(InvalidUserId::Empty));
-    }
     match rest.split_once('/') {
-        Some((_, block)) if block.contains('/') => {
-            Err(ApiError::InvalidUserId(InvalidUserId::BadCharacter))
+        Some((user, block)) if !user.is_empty() && !block.contains('/') => {
+            Ok(Some(BlockPath { user, block }))
         }
-        Some((user, block)) => Ok(Some(BlockPath { user, block })),
-        None => Err(ApiError::NotFound),
+        _ => Err(ApiError::NotFound),
     }
 }
 
@@ -282,12 +290,10 @@ mod tests {
         assert_eq!(matched("/v2/users/u1/cart"), Ok(None));
         assert_eq!(matched("/v1/users/u1"), Err("not_found"));
         assert_eq!(matched("/v1/users/"), Err("not_found"));
-        assert_eq!(matched("/v1/users//cart"), Err("invalid_user_id"));
-        assert_eq!(matched("/v1/users/a/b/cart"), Err("invalid_user_id"));
-        assert_eq!(
-            matched("/v1/users/../../etc/passwd"),
-            Err("invalid_user_id")
-        );
+        assert_eq!(matched("/v1/users//cart"), Err("not_found"));
+        assert_eq!(matched("/v1/users/u1/cart/"), Err("not_found"));
+        assert_eq!(matched("/v1/users/a/b/cart"), Err("not_found"));
+        assert_eq!(matched("/v1/users/../../etc/passwd"), Err("not_found"));
     }
 
     #[test]

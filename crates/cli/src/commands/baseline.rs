@@ -1,5 +1,5 @@
 //! `sendtime baseline`: the physical limit of the HTTP stack. The same stack as
-//! `sendtime serve` (axum on tokio, default runtime), answering every GET with one body loaded
+//! `sendtime serve` (its hyper server on tokio, default runtime), answering every GET with one body loaded
 //! once at start-up (e.g. a real recommendations answer saved from `serve`): no routing by
 //! block, no store, no JSON encoding, no request log. `scripts/bench.sh` measures every block
 //! against it.
@@ -25,6 +25,9 @@ pub struct BaselineArgs {
     /// The bytes every GET is answered with, as `application/json` (read once at start).
     #[arg(long)]
     pub body: PathBuf,
+    /// The same connection limits as `serve`.
+    #[command(flatten)]
+    pub connections: crate::commands::serve::ConnectionArgs,
 }
 
 impl BaselineArgs {
@@ -49,10 +52,13 @@ impl BaselineArgs {
             )?;
             out.flush()?;
         }
-        axum::serve(listener, tower::make::Shared::new(app(body)))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("baseline server failed")?;
+        crate::server::serve(
+            listener,
+            app(body),
+            self.connections.limits(),
+            shutdown_signal(),
+        )
+        .await;
         Ok(())
     }
 }

@@ -65,6 +65,34 @@ pub struct ServeArgs {
     /// `strict=0` (a request can ask for it with `strict=1` anyway).
     #[arg(long, env = "SENDTIME_STRICT")]
     pub strict: bool,
+    /// How the server treats connections.
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
+}
+
+/// Connection limit flags, shared by `serve` and `baseline`.
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
+    /// Longest wait in ms for a whole request head, from the moment the server waits for
+    /// one: a client trickling its headers, or a kept-alive connection idle this long, is
+    /// closed.
+    #[arg(long, env = "SENDTIME_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_ms: u64,
+    /// Connections open at once (default: the open-file limit less 64); at the cap, open
+    /// connections are closed as their requests finish so new clients get in.
+    #[arg(long, env = "SENDTIME_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+}
+
+impl ConnectionArgs {
+    /// The server limits these flags give.
+    pub fn limits(&self) -> crate::server::ServerLimits {
+        crate::server::ServerLimits::new(
+            Duration::from_millis(self.header_timeout_ms),
+            self.max_connections
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        )
+    }
 }
 
 fn parse_key_hash(hex: &str) -> Result<[u8; 32], String> {
@@ -216,10 +244,7 @@ impl ServeArgs {
                 ..RouterOptions::default()
             },
         );
-        axum::serve(listener, tower::make::Shared::new(app))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("server failed")?;
+        crate::server::serve(listener, app, self.connections.limits(), shutdown_signal()).await;
         Ok(())
     }
 }
