@@ -485,3 +485,63 @@ async fn expired_entries_leave_in_the_background_not_on_the_next_request() {
     // THEN the housekeeping has dropped them already: no request pays for it
     assert_eq!(cached.entry_counts().0, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_table_is_reloaded_misses_heal_within_the_negative_ttl_while_hits_stay_cached() {
+    use sendtime_store::{Record, RecordsPut};
+    // GIVEN an empty DynamoDB Local table behind the cache: positive records cached 30 s,
+    // negative ones (no profile, no popular list, no such item) 1 s
+    let dynamo = Arc::new(fresh_dynamo_store("negative").await.with_clock(clock()));
+    let config = CacheConfig {
+        negative_ttl: Duration::from_secs(1),
+        ..CacheConfig::default()
+    };
+    let cached = Arc::new(CachedStore::new(dynamo.clone(), &config));
+    let service = BlockService::new(cached.clone(), RulesConfig::default(), clock())
+        .with_answer_cache(&config);
+    let (alice, bob) = (uid("alice"), uid("bob"));
+    // AND everything asked for while the table is empty: unknown users, no popular list,
+    // no items
+    let cart = service.answer(BlockKind::Cart, &alice, 4).await.value();
+    assert_eq!(cart["reason"], "cart_empty");
+    let dormant = service.answer(BlockKind::Dormancy, &bob, 4).await.value();
+    assert_eq!(dormant["reason"], "unknown_user");
+    let recs = service
+        .answer(BlockKind::Recommendations, &alice, 4)
+        .await
+        .value();
+    assert_eq!(recs["reason"], "no_items");
+    assert!(cached.items(&[iid("s1")]).await.unwrap().is_empty());
+    // WHEN the table is loaded
+    load_fixture(dynamo.as_ref()).await;
+    // THEN within the negative TTL every miss is fresh: the user, her cart, her list, the
+    // popular lists and the items are all seen
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let cart = service.answer(BlockKind::Cart, &alice, 4).await.value();
+    assert_eq!(
+        (cart["eligible"].as_bool(), cart["stage"].as_str()),
+        (Some(true), Some("social_proof"))
+    );
+    let recs = service
+        .answer(BlockKind::Recommendations, &alice, 4)
+        .await
+        .value();
+    assert_eq!(recs["stage"], "personalized");
+    let dormant = service.answer(BlockKind::Dormancy, &bob, 4).await.value();
+    assert_eq!(dormant["eligible"], true);
+    assert_eq!(cached.items(&[iid("s1")]).await.unwrap().len(), 1);
+    // AND a positive record stays cached for its own, longer TTL: bob's cart changes in the
+    // table, yet his cached records are still served two negative TTLs later
+    let before = service.answer(BlockKind::Cart, &bob, 4).await;
+    let Some(Record::Cart(mut bobs)) = fixture()
+        .into_iter()
+        .find(|r| matches!(r, Record::Cart(c) if c.user_id.as_str() == "bob"))
+    else {
+        panic!("bob has a cart in the fixture");
+    };
+    bobs.lines.truncate(1);
+    dynamo.put_records(&[Record::Cart(bobs)]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let after = service.answer(BlockKind::Cart, &bob, 4).await;
+    assert_eq!(after.json, before.json);
+}
