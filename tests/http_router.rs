@@ -294,7 +294,8 @@ async fn health_answers() {
 }
 
 #[tokio::test]
-async fn a_configured_key_is_required_as_header_or_bearer_token() {
+async fn keys_rotate_signed_urls_verify_and_failures_are_json_401_and_403() {
+    use sendtime_api::auth::{sha256, sign, Credentials};
     let memory = MemoryStore::new(clock());
     load_fixture(&memory).await;
     let service = Arc::new(BlockService::new(
@@ -302,35 +303,92 @@ async fn a_configured_key_is_required_as_header_or_bearer_token() {
         RulesConfig::default(),
         clock(),
     ));
+    // GIVEN two active keys (a rotation in progress) and two signing secrets
     let app = sendtime_api::router_with(
         service,
         sendtime_api::RouterOptions {
-            api_key_sha256: Some(sendtime_api::auth::sha256("s3cret")),
+            credentials: Credentials::new(
+                vec![sha256("old-key"), sha256("new-key")],
+                vec![b"sign-old".to_vec(), b"sign-new".to_vec()],
+            ),
             ..Default::default()
         },
     );
-    let status = |req: Request<Body>| {
+    let call = |req: Request<Body>| {
         let app = app.clone();
-        async move { app.oneshot(req).await.unwrap().status() }
+        async move {
+            let response = app.oneshot(req).await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let body: Value = serde_json::from_slice(&bytes).unwrap();
+            (status, body)
+        }
+    };
+    let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
+    let with = |uri: &str, name: &str, value: &str| {
+        Request::get(uri)
+            .header(name, value)
+            .body(Body::empty())
+            .unwrap()
     };
     let uri = "/v1/users/alice/cart";
-    let plain = Request::get(uri).body(Body::empty()).unwrap();
-    assert_eq!(status(plain).await, StatusCode::UNAUTHORIZED);
-    let wrong = Request::get(uri)
-        .header("x-sendtime-key", "nope")
-        .body(Body::empty())
-        .unwrap();
-    assert_eq!(status(wrong).await, StatusCode::UNAUTHORIZED);
-    let header = Request::get(uri)
-        .header("x-sendtime-key", "s3cret")
-        .body(Body::empty())
-        .unwrap();
-    assert_eq!(status(header).await, StatusCode::OK);
-    let bearer = Request::get(uri)
-        .header("authorization", "Bearer s3cret")
-        .body(Body::empty())
-        .unwrap();
-    assert_eq!(status(bearer).await, StatusCode::OK);
-    let health = Request::get("/health").body(Body::empty()).unwrap();
-    assert_eq!(status(health).await, StatusCode::OK);
+    // THEN no key, or a wrong one, is a JSON 401
+    for request in [get(uri), with(uri, "x-sendtime-key", "nope")] {
+        let (status, body) = call(request).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    // AND either key works, as a header or a bearer token
+    for key in ["old-key", "new-key"] {
+        assert_eq!(
+            call(with(uri, "x-sendtime-key", key)).await.0,
+            StatusCode::OK
+        );
+        let bearer = format!("Bearer {key}");
+        assert_eq!(
+            call(with(uri, "authorization", &bearer)).await.0,
+            StatusCode::OK
+        );
+    }
+    // AND a signed URL works without a header, whatever cache buster is added
+    let exp = (chrono::Utc::now().timestamp() + 3_600).to_string();
+    let sig = sign(b"sign-new", &format!("alice|cart|{exp}|limit=2"));
+    let signed = format!("{uri}?limit=2&exp={exp}&sig={sig}");
+    let (status, body) = call(get(&signed)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        call(get(&format!("{signed}&cb=12345"))).await.0,
+        StatusCode::OK
+    );
+    let old = sign(b"sign-old", "alice|cart||");
+    assert_eq!(
+        call(get(&format!("{uri}?sig={old}"))).await.0,
+        StatusCode::OK
+    );
+    // AND a signature for another user, limit or expiry, or under no secret of ours, is a 403
+    for forged in [
+        format!("/v1/users/bob/cart?limit=2&exp={exp}&sig={sig}"),
+        format!("{uri}?limit=3&exp={exp}&sig={sig}"),
+        format!("{uri}?limit=2&exp=9{exp}&sig={sig}"),
+        format!(
+            "{uri}?limit=2&exp={exp}&sig={}",
+            sign(b"guess", &format!("alice|cart|{exp}|limit=2"))
+        ),
+        format!("{uri}?sig=not-hex"),
+    ] {
+        let (status, body) = call(get(&forged)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{forged}");
+        assert_eq!(body["error"]["code"], "invalid_signature");
+    }
+    // AND an expired one says so
+    let past = (chrono::Utc::now().timestamp() - 1).to_string();
+    let stale = sign(b"sign-new", &format!("alice|cart|{past}|"));
+    let (status, body) = call(get(&format!("{uri}?exp={past}&sig={stale}"))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("signature_expired"))
+    );
+    // AND /health stays public
+    assert_eq!(call(get("/health")).await.0, StatusCode::OK);
 }

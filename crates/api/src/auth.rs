@@ -1,27 +1,55 @@
-//! Caller authentication for the block routes: the caller sends a key in `x-sendtime-key`,
-//! or as `Authorization: Bearer <key>` (Braze keeps it as a stored connected-content
-//! credential, so it never appears in a URL or a template); we keep only its SHA-256.
-//! Without a configured hash the check is off (local use).
+//! Caller authentication for the block routes, two ways:
+//!
+//! - **API keys** in `x-sendtime-key` (or `Authorization: Bearer <key>`): Braze keeps the key
+//!   as a stored connected-content credential, so it never appears in a URL or a template.
+//!   Several keys may be active at once (rotation: add the new one, move callers, drop the
+//!   old); only their SHA-256 digests are configured, compared in constant time.
+//! - **Signed URLs** for fetches that cannot send a header (an email client loading an HTML
+//!   fragment): `sig` is the hex HMAC-SHA256, under one of the configured signing secrets,
+//!   of [`signed_message`] — the user id, the block, the expiry (`exp`, Unix seconds,
+//!   optional) and the allow-listed query parameters ([`SIGNED_PARAMS`]). Any other query
+//!   parameter (a cache buster) is ignored and not signed. Braze computes it with
+//!   `{{ message | hmac_sha256_hex: 'secret' }}` (the message is the input, the secret the
+//!   argument).
+//!
+//! With neither keys nor secrets configured the check is off (local use). Keys, secrets and
+//! signatures are never logged.
 
 use crate::error::ApiError;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 pub use sendtime_domain::wire::KEY_HEADER;
 
+/// The query parameters a signature covers, in the order they are written into the signed
+/// message; every other parameter is left out of it (and ignored by the API).
+pub const SIGNED_PARAMS: [&str; 1] = ["limit"];
+
 /// Parses a hex SHA-256 (64 hex digits).
 pub fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
-    let hex = hex.trim();
-    if hex.len() != 64 || !hex.is_ascii() {
+    let bytes = parse_hex(hex.trim())?;
+    bytes.try_into().ok()
+}
+
+/// Parses comma-separated hex SHA-256 digests (several active keys); `None` if any is not
+/// 64 hex digits. Blank entries are skipped.
+pub fn parse_sha256_list(list: &str) -> Option<Vec<[u8; 32]>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(parse_sha256_hex)
+        .collect()
+}
+
+fn parse_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
         return None;
     }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect()
 }
 
 /// SHA-256 of a key: what a presented key is compared by, so the key itself is never kept.
@@ -29,30 +57,197 @@ pub fn sha256(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
-pub(crate) async fn require_key(
-    State(expected): State<[u8; 32]>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if request.uri().path() == "/health" {
-        return next.run(request).await;
+/// The message a URL signature is computed over: `{user_id}|{block}|{exp}|{params}`, where
+/// `exp` is empty without an expiry and `params` is `name=value` of each present parameter
+/// of [`SIGNED_PARAMS`], in that order, joined by `&` — e.g. `u1|cart|1767225600|limit=4`.
+/// The user id is the decoded one (as a Braze template has it).
+pub fn signed_message(
+    user_id: &str,
+    block: &str,
+    exp: Option<&str>,
+    params: &[(&str, &str)],
+) -> String {
+    let mut message = format!("{user_id}|{block}|{}|", exp.unwrap_or(""));
+    let mut first = true;
+    for name in SIGNED_PARAMS {
+        if let Some((_, value)) = params.iter().find(|(n, _)| *n == name) {
+            if !first {
+                message.push('&');
+            }
+            first = false;
+            message.push_str(name);
+            message.push('=');
+            message.push_str(value);
+        }
     }
-    let headers = request.headers();
-    let presented = headers
-        .get(KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            headers
-                .get(axum::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-        })
-        .map(sha256);
-    // Comparing digests, not keys: timing reveals nothing useful about the key.
-    if presented == Some(expected) {
-        next.run(request).await
-    } else {
-        ApiError::Unauthorized.into_response()
+    message
+}
+
+/// Hex HMAC-SHA256 of `message` under `secret`: what Braze's `hmac_sha256_hex` gives.
+pub fn sign(secret: &[u8], message: &str) -> String {
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret).unwrap_or_else(|_| {
+        // HMAC takes keys of any length; this branch cannot happen.
+        hmac::Hmac::<Sha256>::new_from_slice(b"").expect("empty HMAC key")
+    });
+    mac.update(message.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What a block request presents for authentication, besides its headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Presented<'a> {
+    /// The decoded user id.
+    pub user_id: &'a str,
+    /// The block's name.
+    pub block: &'a str,
+    /// `sig`, if sent.
+    pub sig: Option<&'a str>,
+    /// `exp`, if sent.
+    pub exp: Option<&'a str>,
+    /// The signed parameters present ([`SIGNED_PARAMS`]).
+    pub params: &'a [(&'a str, &'a str)],
+}
+
+/// The configured credentials: key digests and signing secrets, several of each at once.
+#[derive(Clone, Default, PartialEq)]
+pub struct Credentials {
+    key_hashes: Vec<[u8; 32]>,
+    signing_secrets: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the digests or the secrets: only how many.
+        f.debug_struct("Credentials")
+            .field("keys", &self.key_hashes.len())
+            .field("signing_secrets", &self.signing_secrets.len())
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Keys accepted by these SHA-256 digests, URLs signed by these secrets.
+    pub fn new(key_hashes: Vec<[u8; 32]>, signing_secrets: Vec<Vec<u8>>) -> Self {
+        Self {
+            key_hashes,
+            signing_secrets: signing_secrets
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect(),
+        }
+    }
+
+    /// Adds the credentials in `text`, one per line (or comma): `key_sha256=<64 hex digits>`
+    /// or `signing_secret=<secret>` (the format of the SSM parameter); an error names the
+    /// line, never its value.
+    pub fn add_from_text(&mut self, text: &str) -> Result<(), String> {
+        for (n, entry) in text.split(['\n', ',']).map(str::trim).enumerate() {
+            if entry.is_empty() || entry.starts_with('#') {
+                continue;
+            }
+            match entry.split_once('=') {
+                Some(("key_sha256", hex)) => {
+                    self.key_hashes.push(parse_sha256_hex(hex).ok_or_else(|| {
+                        format!("entry {}: key_sha256 is not 64 hex digits", n + 1)
+                    })?)
+                }
+                Some(("signing_secret", secret)) if !secret.trim().is_empty() => {
+                    self.signing_secrets.push(secret.trim().as_bytes().to_vec())
+                }
+                _ => {
+                    return Err(format!(
+                        "entry {}: expected key_sha256=<hex> or signing_secret=<secret>",
+                        n + 1
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any credential is configured (else every request is let through).
+    pub fn is_enabled(&self) -> bool {
+        !self.key_hashes.is_empty() || !self.signing_secrets.is_empty()
+    }
+
+    /// Lets a request through, or says why not: a wrong or missing key is `401
+    /// unauthorized`; a wrong or expired signature `403`. A request with a `sig` is judged by
+    /// it alone; otherwise by its key. `now` is Unix seconds.
+    pub fn authorize(
+        &self,
+        headers: &HeaderMap,
+        presented: Presented<'_>,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        if !self.is_enabled() {
+            return Ok(());
+        }
+        if let Some(sig) = presented.sig {
+            return self.check_signature(sig, presented, now);
+        }
+        let key = headers
+            .get(KEY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| {
+                headers
+                    .get(axum::http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+            });
+        let Some(key) = key else {
+            return Err(ApiError::Unauthorized);
+        };
+        let digest = sha256(key);
+        // Every configured digest is compared, each in constant time.
+        let matched = self
+            .key_hashes
+            .iter()
+            .fold(subtle::Choice::from(0), |any, h| any | h.ct_eq(&digest));
+        if bool::from(matched) {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+
+    fn check_signature(
+        &self,
+        sig: &str,
+        presented: Presented<'_>,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        let Some(sig) = parse_hex(sig.trim()).filter(|s| s.len() == 32) else {
+            return Err(ApiError::BadSignature);
+        };
+        let message = signed_message(
+            presented.user_id,
+            presented.block,
+            presented.exp,
+            presented.params,
+        );
+        let valid = self.signing_secrets.iter().any(|secret| {
+            hmac::Hmac::<Sha256>::new_from_slice(secret)
+                .map(|mut mac| {
+                    mac.update(message.as_bytes());
+                    mac.verify_slice(&sig).is_ok()
+                })
+                .unwrap_or(false)
+        });
+        if !valid {
+            return Err(ApiError::BadSignature);
+        }
+        match presented.exp {
+            None => Ok(()),
+            Some(exp) => match exp.trim().parse::<i64>() {
+                Ok(exp) if now <= exp => Ok(()),
+                Ok(_) => Err(ApiError::SignatureExpired),
+                Err(_) => Err(ApiError::BadSignature),
+            },
+        }
     }
 }
 
@@ -69,5 +264,138 @@ mod tests {
         assert_eq!(parse_sha256_hex("abc"), None);
         assert_eq!(parse_sha256_hex(&"g".repeat(64)), None);
         assert_eq!(parse_sha256_hex(&"é".repeat(32)), None);
+        assert_eq!(
+            parse_sha256_list(&format!("{hex}, {}", "0".repeat(64))).map(|l| l.len()),
+            Some(2)
+        );
+        assert_eq!(parse_sha256_list(&format!("{hex},nope")), None);
+    }
+
+    #[test]
+    fn signatures_match_brazes_hmac_sha256_hex() {
+        // Braze's documented example: {{'hey' | hmac_sha256_hex: 'secret_key'}}
+        assert_eq!(
+            sign(b"secret_key", "hey"),
+            "8df897f8da3d7992fe57c8dbc6f27578cfbf2dcc4d0fbb4000b8c924841d508e"
+        );
+    }
+
+    #[test]
+    fn the_signed_message_covers_the_allow_listed_parameters_only() {
+        assert_eq!(signed_message("u1", "cart", None, &[]), "u1|cart||");
+        assert_eq!(
+            signed_message("u1", "cart", Some("1767225600"), &[("limit", "4")]),
+            "u1|cart|1767225600|limit=4"
+        );
+    }
+
+    fn presented<'a>(
+        sig: Option<&'a str>,
+        exp: Option<&'a str>,
+        params: &'a [(&'a str, &'a str)],
+    ) -> Presented<'a> {
+        Presented {
+            user_id: "u1",
+            block: "cart",
+            sig,
+            exp,
+            params,
+        }
+    }
+
+    #[test]
+    fn any_of_several_keys_or_secrets_lets_a_request_through() {
+        let creds = Credentials::new(
+            vec![sha256("old-key"), sha256("new-key")],
+            vec![b"old-secret".to_vec(), b"new-secret".to_vec()],
+        );
+        let mut headers = HeaderMap::new();
+        let none = presented(None, None, &[]);
+        assert!(matches!(
+            creds.authorize(&headers, none, 0),
+            Err(ApiError::Unauthorized)
+        ));
+        for key in ["old-key", "new-key"] {
+            headers.insert(KEY_HEADER, key.parse().unwrap());
+            assert!(creds.authorize(&headers, none, 0).is_ok(), "{key}");
+        }
+        headers.insert(KEY_HEADER, "wrong".parse().unwrap());
+        assert!(matches!(
+            creds.authorize(&headers, none, 0),
+            Err(ApiError::Unauthorized)
+        ));
+        let mut bearer = HeaderMap::new();
+        bearer.insert(
+            axum::http::header::AUTHORIZATION,
+            "Bearer new-key".parse().unwrap(),
+        );
+        assert!(creds.authorize(&bearer, none, 0).is_ok());
+
+        let headers = HeaderMap::new();
+        let params = [("limit", "4")];
+        for secret in [&b"old-secret"[..], b"new-secret"] {
+            let sig = sign(secret, "u1|cart|100|limit=4");
+            assert!(creds
+                .authorize(&headers, presented(Some(&sig), Some("100"), &params), 99)
+                .is_ok());
+            // expired
+            assert!(matches!(
+                creds.authorize(&headers, presented(Some(&sig), Some("100"), &params), 101),
+                Err(ApiError::SignatureExpired)
+            ));
+            // another limit, another expiry: not what was signed
+            assert!(matches!(
+                creds.authorize(
+                    &headers,
+                    presented(Some(&sig), Some("100"), &[("limit", "5")]),
+                    99
+                ),
+                Err(ApiError::BadSignature)
+            ));
+            assert!(matches!(
+                creds.authorize(&headers, presented(Some(&sig), Some("200"), &params), 99),
+                Err(ApiError::BadSignature)
+            ));
+        }
+        let forged = sign(b"guess", "u1|cart|100|limit=4");
+        assert!(matches!(
+            creds.authorize(&headers, presented(Some(&forged), Some("100"), &params), 99),
+            Err(ApiError::BadSignature)
+        ));
+        assert!(matches!(
+            creds.authorize(&headers, presented(Some("zz"), None, &[]), 0),
+            Err(ApiError::BadSignature)
+        ));
+        assert_eq!(
+            format!("{creds:?}"),
+            "Credentials { keys: 2, signing_secrets: 2 }"
+        );
+    }
+
+    #[test]
+    fn credentials_are_read_from_text_and_errors_never_echo_values() {
+        let hex: String = sha256("k").iter().map(|b| format!("{b:02x}")).collect();
+        let mut creds = Credentials::default();
+        creds
+            .add_from_text(&format!(
+                "# rotation in progress\nkey_sha256={hex}\nsigning_secret=s1, signing_secret=s2\n"
+            ))
+            .unwrap();
+        assert_eq!(
+            format!("{creds:?}"),
+            "Credentials { keys: 1, signing_secrets: 2 }"
+        );
+        let err = creds
+            .add_from_text("signing_secret=ok\npassword=hunter2")
+            .unwrap_err();
+        assert!(err.contains("entry 2") && !err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn without_credentials_everything_passes() {
+        let creds = Credentials::default();
+        assert!(creds
+            .authorize(&HeaderMap::new(), presented(None, None, &[]), 0)
+            .is_ok());
     }
 }

@@ -44,8 +44,14 @@ pub enum ApiError {
     #[error("fresh content is temporarily unavailable ({}); retry later", .0.as_str())]
     Degraded(DegradedReason),
     /// The caller key is missing or wrong.
-    #[error("missing or wrong x-sendtime-key header")]
+    #[error("missing or wrong x-sendtime-key header (or a signed URL's sig)")]
     Unauthorized,
+    /// A signed URL's `sig` does not match what was requested.
+    #[error("the URL signature does not match the user id, block, exp and limit requested")]
+    BadSignature,
+    /// A signed URL's `exp` has passed.
+    #[error("the signed URL has expired")]
+    SignatureExpired,
 }
 
 #[derive(Serialize)]
@@ -71,6 +77,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::BadSignature | Self::SignatureExpired => StatusCode::FORBIDDEN,
             Self::Degraded(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -86,6 +93,8 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UriTooLong => "uri_too_long",
             Self::Unauthorized => "unauthorized",
+            Self::BadSignature => "invalid_signature",
+            Self::SignatureExpired => "signature_expired",
             Self::Degraded(DegradedReason::Deadline) => "deadline_exceeded",
             Self::Degraded(DegradedReason::Overloaded) => "overloaded",
             Self::Degraded(_) => "store_unavailable",

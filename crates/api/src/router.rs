@@ -1,9 +1,10 @@
 //! Routes. The user id is in the path (Braze caches by URL, so it must be), nothing secret is.
 
+use crate::auth::{Credentials, Presented};
 use crate::error::ApiError;
 use crate::service::BlockService;
+use crate::telemetry;
 use crate::telemetry::{BlockMeta, TelemetryOptions};
-use crate::{auth, telemetry};
 use axum::body::Body;
 use axum::extract::{Query, Request};
 use axum::http::{header, HeaderValue, Method};
@@ -28,17 +29,19 @@ use tower::{Layer, Service};
 struct BlockQuery {
     limit: Option<String>,
     strict: Option<String>,
+    sig: Option<String>,
+    exp: Option<String>,
 }
 
 pub use sendtime_domain::wire::BLOCK_ROUTE;
 
 /// How an entry point wants the router: telemetry output and caller authentication.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RouterOptions {
     /// Where request logs and metrics go.
     pub telemetry: TelemetryOptions,
-    /// SHA-256 of the key callers must send in `x-sendtime-key`; `None` disables the check.
-    pub api_key_sha256: Option<[u8; 32]>,
+    /// API key digests and URL signing secrets; none configured turns the check off.
+    pub credentials: Credentials,
     /// Serve only this block (a Lambda function of one block); `None` serves every block.
     pub only_block: Option<BlockKind>,
     /// Strict by default: answer `503` with `Retry-After` instead of a degraded answer,
@@ -51,6 +54,7 @@ struct AppState {
     service: Arc<BlockService>,
     only_block: Option<BlockKind>,
     strict: bool,
+    credentials: Arc<Credentials>,
 }
 
 /// The HTTP app every entry point serves (`sendtime serve` through `axum::serve`, each Lambda
@@ -101,17 +105,12 @@ pub fn router_with(service: Arc<BlockService>, options: RouterOptions) -> App {
             service,
             only_block: options.only_block,
             strict: options.strict,
+            credentials: Arc::new(options.credentials),
         },
         rest,
     };
     let observe = middleware::from_fn_with_state(options.telemetry, telemetry::observe);
-    App(match options.api_key_sha256 {
-        Some(expected) => BoxCloneSyncService::new(
-            observe
-                .layer(middleware::from_fn_with_state(expected, auth::require_key).layer(routes)),
-        ),
-        None => BoxCloneSyncService::new(observe.layer(routes)),
-    })
+    App(BoxCloneSyncService::new(observe.layer(routes)))
 }
 
 /// The block route, matched by hand; every other path to axum's router.
@@ -195,7 +194,28 @@ async fn block_route(state: AppState, request: Request) -> Result<Response, ApiE
         user_id,
         limit,
         strict,
+        query,
     } = block_request(&state, path, &request)?;
+    if state.credentials.is_enabled() {
+        let params: Vec<(&str, &str)> = query
+            .limit
+            .as_deref()
+            .map(|l| ("limit", l))
+            .into_iter()
+            .collect();
+        let presented = Presented {
+            user_id: user_id.as_str(),
+            block: kind.as_str(),
+            sig: query.sig.as_deref(),
+            exp: query.exp.as_deref(),
+            params: &params,
+        };
+        state.credentials.authorize(
+            request.headers(),
+            presented,
+            chrono::Utc::now().timestamp(),
+        )?;
+    }
     let answer = state.service.answer(kind, &user_id, limit).await;
     telemetry::record_block(BlockMeta {
         block: kind,
@@ -226,6 +246,8 @@ struct BlockCall {
     limit: usize,
     /// `503` rather than a degraded answer.
     strict: bool,
+    /// The query as sent (for the signature check).
+    query: BlockQuery,
 }
 
 /// What a block request asks for: the block, the user, the limit and strictness, checked.
@@ -267,6 +289,7 @@ fn block_request(
         user_id,
         limit,
         strict,
+        query,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The functions' configuration, read once from the environment. Variable names are the ones
 //! `template.yaml` sets; an error names the variable that fixes it.
 
+use sendtime_api::auth::Credentials;
 use sendtime_api::rules_file::RulesFileError;
 use sendtime_domain::{BlockKind, RulesConfig};
 use sendtime_dynamo::DynamoConfig;
@@ -28,8 +29,12 @@ pub struct LambdaConfig {
     pub max_in_flight: usize,
     /// Answer `503` instead of a degraded answer unless a request says `strict=0`.
     pub strict: bool,
-    /// SHA-256 of the caller key (`x-sendtime-key`); `None` turns the check off.
-    pub api_key_sha256: Option<[u8; 32]>,
+    /// Caller key digests and URL signing secrets (`SENDTIME_API_KEY_SHA256`,
+    /// `SENDTIME_SIGNING_SECRETS`); none turns the check off. Those in the SSM parameter
+    /// named by `SENDTIME_AUTH_PARAMETER` are added at init ([`crate::build_app`]).
+    pub credentials: Credentials,
+    /// The SSM SecureString parameter holding more credentials, if any.
+    pub auth_parameter: Option<String>,
 }
 
 /// A configuration a function cannot start with; the message names the variable.
@@ -106,8 +111,14 @@ pub const CACHE_ITEM_TTL_SECS: &str = "SENDTIME_CACHE_ITEM_TTL_SECS";
 pub const CACHE_POPULAR_TTL_SECS: &str = "SENDTIME_CACHE_POPULAR_TTL_SECS";
 /// Seconds a serialised answer is kept for repeat calls (0 disables).
 pub const CACHE_ANSWER_TTL_SECS: &str = "SENDTIME_CACHE_ANSWER_TTL_SECS";
-/// Hex SHA-256 (64 digits) of the caller key; unset or empty turns the key check off.
+/// Hex SHA-256 digests (64 digits each, comma-separated: several keys during a rotation) of
+/// the caller keys; unset or empty: no key accepted by this variable.
 pub const API_KEY_SHA256: &str = "SENDTIME_API_KEY_SHA256";
+/// Secrets signed URLs are checked against (comma-separated, several during a rotation).
+pub const SIGNING_SECRETS: &str = "SENDTIME_SIGNING_SECRETS";
+/// Name of an SSM SecureString parameter holding credentials, one per line:
+/// `key_sha256=<64 hex digits>` or `signing_secret=<secret>`; read (decrypted) at init.
+pub const AUTH_PARAMETER: &str = "SENDTIME_AUTH_PARAMETER";
 
 impl LambdaConfig {
     /// Reads the process environment.
@@ -182,16 +193,26 @@ impl LambdaConfig {
                 })
             }
         };
-        let api_key_sha256 = match lookup(API_KEY_SHA256).filter(|v| !v.trim().is_empty()) {
-            None => None,
-            Some(hex) => Some(sendtime_api::auth::parse_sha256_hex(&hex).ok_or(
-                ConfigError::Invalid {
+        let key_hashes = match lookup(API_KEY_SHA256).filter(|v| !v.trim().is_empty()) {
+            None => Vec::new(),
+            Some(list) => {
+                sendtime_api::auth::parse_sha256_list(&list).ok_or(ConfigError::Invalid {
                     name: API_KEY_SHA256,
-                    expected: "64 hex digits (sha256sum of the key)".into(),
+                    expected: "64 hex digits (sha256sum of the key), comma-separated".into(),
                     value: "<hidden>".to_owned(),
-                },
-            )?),
+                })?
+            }
         };
+        let signing_secrets = lookup(SIGNING_SECRETS)
+            .map(|list| {
+                list.split(',')
+                    .map(|s| s.trim().as_bytes().to_vec())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let credentials = Credentials::new(key_hashes, signing_secrets);
+        let auth_parameter = lookup(AUTH_PARAMETER).filter(|p| !p.trim().is_empty());
         let block = match lookup(BLOCK).filter(|b| !b.trim().is_empty()) {
             None => None,
             Some(name) => {
@@ -217,7 +238,8 @@ impl LambdaConfig {
             request_budget: Duration::from_millis(budget),
             max_in_flight,
             strict,
-            api_key_sha256,
+            credentials,
+            auth_parameter,
         })
     }
 }

@@ -50,7 +50,7 @@ pub fn app(service: Arc<BlockService>, config: &LambdaConfig) -> App {
         service,
         RouterOptions {
             telemetry: TelemetryOptions { emf: true },
-            api_key_sha256: config.api_key_sha256,
+            credentials: config.credentials.clone(),
             only_block: config.block,
             strict: config.strict,
         },
@@ -102,12 +102,67 @@ pub fn prepare(mut request: lambda_http::Request) -> lambda_http::Request {
 /// The whole `main` of the functions' one binary.
 pub async fn run() -> Result<(), lambda_http::Error> {
     init_logging();
-    let config = LambdaConfig::from_env().map_err(|e| {
+    let mut config = LambdaConfig::from_env().map_err(|e| {
         tracing::error!(error = %e, "invalid configuration");
+        e
+    })?;
+    load_auth_parameter(&mut config).await.map_err(|e| {
+        // Fail closed: a function that cannot read its credentials does not serve.
+        tracing::error!(error = %e, "credentials unavailable");
         e
     })?;
     let app = build_app(&config).await;
     lambda_http::run(handler(app)).await
+}
+
+/// Adds the credentials of the SSM SecureString parameter named by
+/// `SENDTIME_AUTH_PARAMETER` (read decrypted, once, at init) to `config`; nothing to do
+/// without one. The parameter's value is never logged.
+pub async fn load_auth_parameter(config: &mut LambdaConfig) -> Result<(), ConfigError> {
+    if config.auth_parameter.is_none() {
+        return Ok(());
+    }
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    load_auth_parameter_with(&aws_sdk_ssm::Client::new(&shared), config).await
+}
+
+/// [`load_auth_parameter`] through this SSM client.
+pub async fn load_auth_parameter_with(
+    ssm: &aws_sdk_ssm::Client,
+    config: &mut LambdaConfig,
+) -> Result<(), ConfigError> {
+    let Some(name) = config.auth_parameter.clone() else {
+        return Ok(());
+    };
+    let invalid = |expected: String| ConfigError::Invalid {
+        name: config::AUTH_PARAMETER,
+        expected,
+        value: name.clone(),
+    };
+    let answer = ssm
+        .get_parameter()
+        .name(&name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| {
+            invalid(format!(
+                "a readable SSM parameter (GetParameter failed: {})",
+                aws_sdk_ssm::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    let text = answer
+        .parameter()
+        .and_then(|p| p.value())
+        .unwrap_or_default();
+    config
+        .credentials
+        .add_from_text(text)
+        .map_err(|e| invalid(format!("credentials, one per line ({e})")))?;
+    tracing::info!(parameter = %name, "credentials read from SSM");
+    Ok(())
 }
 
 /// JSON logs, one object per line, to stdout where Lambda ships them to CloudWatch.
@@ -118,4 +173,80 @@ pub fn init_logging() {
         .event_format(sendtime_api::log_format::JsonLines { timestamp: false })
         .with_env_filter(filter)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ssm::operation::get_parameter::GetParameterOutput;
+    use aws_sdk_ssm::types::Parameter;
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, RuleMode};
+
+    fn ssm_answering(value: &'static str) -> (aws_sdk_ssm::Client, aws_smithy_mocks::Rule) {
+        let rule = mock!(aws_sdk_ssm::Client::get_parameter)
+            .match_requests(|r| {
+                r.name() == Some("/sendtime/test/auth") && r.with_decryption() == Some(true)
+            })
+            .then_output(move || {
+                GetParameterOutput::builder()
+                    .parameter(Parameter::builder().value(value).build())
+                    .build()
+            });
+        let config = aws_sdk_ssm::Config::builder()
+            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+            .region(aws_sdk_ssm::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ssm::config::Credentials::new(
+                "t", "t", None, None, "t",
+            ))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(&rule),
+            )
+            .build();
+        (aws_sdk_ssm::Client::from_conf(config), rule)
+    }
+
+    fn config() -> LambdaConfig {
+        LambdaConfig::from_lookup(|k| match k {
+            "SENDTIME_TABLE" => Some("t".into()),
+            "SENDTIME_AUTH_PARAMETER" => Some("/sendtime/test/auth".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn credentials_are_read_decrypted_from_the_ssm_parameter() {
+        let hex: String = sendtime_api::auth::sha256("k1")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let value: &'static str =
+            Box::leak(format!("key_sha256={hex}\nsigning_secret=s1\n").into_boxed_str());
+        let (ssm, rule) = ssm_answering(value);
+        let mut config = config();
+        assert!(!config.credentials.is_enabled());
+        load_auth_parameter_with(&ssm, &mut config).await.unwrap();
+        assert_eq!(rule.num_calls(), 1);
+        assert_eq!(
+            format!("{:?}", config.credentials),
+            "Credentials { keys: 1, signing_secrets: 1 }"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_parameter_stops_init_without_echoing_it() {
+        let (ssm, _rule) = ssm_answering("password=hunter2");
+        let mut config = config();
+        let err = load_auth_parameter_with(&ssm, &mut config)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SENDTIME_AUTH_PARAMETER") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
 }

@@ -46,10 +46,20 @@ pub struct ServeArgs {
     /// Pin the clock to this RFC 3339 instant (reproducible demos and tests).
     #[arg(long, env = "SENDTIME_NOW")]
     pub now: Option<DateTime<Utc>>,
-    /// Require callers to send the key whose SHA-256 (64 hex digits) this is, in the
-    /// `x-sendtime-key` header. Off by default for local use.
-    #[arg(long, env = "SENDTIME_API_KEY_SHA256", value_parser = parse_key_hash, hide_env_values = true)]
-    pub api_key_sha256: Option<[u8; 32]>,
+    /// Require callers to send a key whose SHA-256 (64 hex digits) is one of these, in the
+    /// `x-sendtime-key` header (comma-separated or repeated: several keys during a
+    /// rotation). Off by default for local use.
+    #[arg(long, env = "SENDTIME_API_KEY_SHA256", value_parser = parse_key_hash, value_delimiter = ',', hide_env_values = true)]
+    pub api_key_sha256: Vec<[u8; 32]>,
+    /// Accept URLs signed with one of these secrets (`sig`, `exp`; see the README): for
+    /// email fetches that cannot send a header. Comma-separated or repeated.
+    #[arg(
+        long,
+        env = "SENDTIME_SIGNING_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub signing_secret: Vec<String>,
     /// How long the store's cache keeps each kind of record.
     #[command(flatten)]
     pub cache: CacheArgs,
@@ -239,7 +249,13 @@ impl ServeArgs {
         let app = router_with(
             service,
             RouterOptions {
-                api_key_sha256: self.api_key_sha256,
+                credentials: sendtime_api::auth::Credentials::new(
+                    self.api_key_sha256.clone(),
+                    self.signing_secret
+                        .iter()
+                        .map(|s| s.trim().as_bytes().to_vec())
+                        .collect(),
+                ),
                 strict: self.strict,
                 ..RouterOptions::default()
             },
