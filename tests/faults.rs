@@ -46,6 +46,7 @@ async fn call(app: &App, uri: &str) -> (StatusCode, Option<String>, Value, Durat
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let json = serde_json::from_slice(&bytes)
         .unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {bytes:?}"));
+    sendtime_tests::openapi::check_response(uri, status.as_u16(), &json);
     (status, retry_after, json, elapsed)
 }
 

@@ -28,7 +28,7 @@ async fn call(method: Method, uri: &str) -> (StatusCode, Value) {
         .await
         .oneshot(
             Request::builder()
-                .method(method)
+                .method(method.clone())
                 .uri(uri)
                 .body(Body::empty())
                 .unwrap(),
@@ -44,6 +44,10 @@ async fn call(method: Method, uri: &str) -> (StatusCode, Value) {
     assert_eq!(content_type.as_deref(), Some("application/json"), "{uri}");
     let json = serde_json::from_slice(&bytes)
         .unwrap_or_else(|e| panic!("{uri}: body is not JSON ({e}): {bytes:?}"));
+    // Every answer these tests see is checked against the OpenAPI description.
+    if method == Method::GET {
+        sendtime_tests::openapi::check_response(uri, status.as_u16(), &json);
+    }
     (status, json)
 }
 
@@ -317,10 +321,12 @@ async fn keys_rotate_signed_urls_verify_and_failures_are_json_401_and_403() {
     let call = |req: Request<Body>| {
         let app = app.clone();
         async move {
+            let uri = req.uri().to_string();
             let response = app.oneshot(req).await.unwrap();
             let status = response.status();
             let bytes = response.into_body().collect().await.unwrap().to_bytes();
             let body: Value = serde_json::from_slice(&bytes).unwrap();
+            sendtime_tests::openapi::check_response(&uri, status.as_u16(), &body);
             (status, body)
         }
     };
@@ -391,4 +397,51 @@ async fn keys_rotate_signed_urls_verify_and_failures_are_json_401_and_403() {
     );
     // AND /health stays public
     assert_eq!(call(get("/health")).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_openapi_description_is_served_as_committed_and_is_openapi_3_1() {
+    let response = app()
+        .await
+        .oneshot(Request::get("/openapi.json").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        std::str::from_utf8(&bytes).unwrap(),
+        sendtime_tests::openapi::TEXT
+    );
+    let doc = &*sendtime_tests::openapi::DOC;
+    assert_eq!(doc["openapi"], "3.1.0");
+    // every error code the API can answer is documented, and nothing else
+    let documented: Vec<&str> = doc["components"]["schemas"]["Error"]["properties"]["error"]
+        ["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let mut codes = sendtime_api::error::ALL_CODES.to_vec();
+    codes.sort_unstable();
+    let mut documented_sorted = documented.clone();
+    documented_sorted.sort_unstable();
+    assert_eq!(codes, documented_sorted);
+    // the check has teeth: a block missing its keys, or an undocumented status, fails it
+    for (status, body) in [
+        (200, serde_json::json!({"eligible": true})),
+        (418, serde_json::json!({})),
+    ] {
+        let checked = std::panic::catch_unwind(|| {
+            sendtime_tests::openapi::check_response("/v1/users/a/cart", status, &body)
+        });
+        assert!(checked.is_err(), "{status} {body} passed the check");
+    }
+    // both auth schemes (three ways to present them) are described
+    for scheme in ["ApiKey", "BearerKey", "SignedUrl"] {
+        assert!(
+            doc["components"]["securitySchemes"][scheme].is_object(),
+            "{scheme}"
+        );
+    }
 }

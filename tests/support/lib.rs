@@ -6,6 +6,7 @@
 //! is missing: they are never skipped.
 
 pub mod fault;
+pub mod openapi;
 pub mod proxy;
 
 use async_trait::async_trait;

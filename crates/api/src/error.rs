@@ -102,6 +102,23 @@ impl ApiError {
     }
 }
 
+/// Every `code` an error answer can carry (the OpenAPI description lists the same).
+pub const ALL_CODES: [&str; 13] = [
+    "invalid_user_id",
+    "unknown_block",
+    "invalid_limit",
+    "invalid_query",
+    "not_found",
+    "method_not_allowed",
+    "uri_too_long",
+    "unauthorized",
+    "invalid_signature",
+    "signature_expired",
+    "store_unavailable",
+    "deadline_exceeded",
+    "overloaded",
+];
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -123,5 +140,37 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_one_of_the_listed_codes() {
+        let all = [
+            ApiError::InvalidUserId(InvalidUserId::Empty),
+            ApiError::UndecodableUserId,
+            ApiError::UnknownBlock,
+            ApiError::OtherBlock(BlockKind::Cart),
+            ApiError::InvalidLimit { max: 30 },
+            ApiError::InvalidQuery,
+            ApiError::NotFound,
+            ApiError::UriTooLong,
+            ApiError::MethodNotAllowed,
+            ApiError::Unauthorized,
+            ApiError::BadSignature,
+            ApiError::SignatureExpired,
+            ApiError::Degraded(DegradedReason::Deadline),
+            ApiError::Degraded(DegradedReason::Overloaded),
+            ApiError::Degraded(DegradedReason::Throttled),
+        ];
+        let mut seen: Vec<&str> = all.iter().map(ApiError::code).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        let mut listed = ALL_CODES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(seen, listed);
     }
 }

@@ -98,6 +98,7 @@ pub fn router(service: Arc<BlockService>) -> App {
 pub fn router_with(service: Arc<BlockService>, options: RouterOptions) -> App {
     let rest = Router::new()
         .route("/health", get(health))
+        .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let routes = Routes {
@@ -232,6 +233,18 @@ async fn block_route(state: AppState, request: Request) -> Result<Response, ApiE
         HeaderValue::from_static("application/json"),
     )];
     Ok((json, answer.json).into_response())
+}
+
+/// The OpenAPI 3.1 description of this API, `docs/openapi.json` as built in.
+pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
+
+async fn openapi() -> Response {
+    telemetry::record_route("/openapi.json");
+    let json = [(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    )];
+    (json, OPENAPI_JSON).into_response()
 }
 
 async fn health() -> Json<serde_json::Value> {
