@@ -319,3 +319,92 @@ async fn sustained_sdk_throttling_degrades_every_block_and_a_short_burst_is_retr
     }
     assert_eq!(query.num_calls(), 3, "two throttled, one answered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_load_under_throttling_writes_every_row_and_reports_its_retries() {
+    use sendtime_tests::throttle::ThrottlingProxy;
+    use std::process::Command;
+    use std::sync::atomic::Ordering;
+    // GIVEN a generated dataset
+    let generated = Command::new(sendtime_bin())
+        .args([
+            "data", "generate", "--users", "300", "--items", "150", "--seed", "11",
+        ])
+        .args(["--as-of", "2026-11-22T00:00:00Z"])
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    let lines = generated
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    let file = std::env::temp_dir().join(format!("throttled-load-{}.jsonl", std::process::id()));
+    std::fs::write(&file, &generated.stdout).unwrap();
+    // AND DynamoDB throttling every third batch write
+    let proxy = ThrottlingProxy::start(&dynamodb_endpoint(), 3).await;
+    let table = unique_table("throttled-load");
+    // WHEN it is loaded through the throttling
+    let loaded = tokio::task::spawn_blocking({
+        let (url, table, file) = (proxy.url.clone(), table.clone(), file.clone());
+        move || {
+            Command::new(sendtime_bin())
+                .args([
+                    "data",
+                    "load",
+                    "--table",
+                    &table,
+                    "--dynamodb-endpoint",
+                    &url,
+                ])
+                .args(["--region", "us-east-1", "--file", file.to_str().unwrap()])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&loaded.stderr);
+    std::fs::remove_file(&file).ok();
+    // THEN it succeeds, says what it retried, and verified every key
+    assert!(loaded.status.success(), "{stderr}");
+    let throttled = proxy.throttled.load(Ordering::SeqCst);
+    assert!(throttled > 0);
+    assert!(
+        stderr.contains(&format!("DynamoDB throttled {throttled} batch(es)")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("retried ") && stderr.contains("verified: every written key reads back"),
+        "{stderr}"
+    );
+    // AND DynamoDB Local holds exactly one item per line
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(dynamodb_endpoint())
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "l", "l", None, None, "l",
+        ))
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let mut count = 0;
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(&table)
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        count += page.count() as usize;
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    assert_eq!(count, lines, "{stderr}");
+    eprintln!("{lines} rows loaded through {throttled} throttled batch writes: {stderr}");
+}

@@ -8,6 +8,7 @@
 pub mod fault;
 pub mod openapi;
 pub mod proxy;
+pub mod throttle;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};

@@ -126,6 +126,7 @@ impl DynamoStore {
         let mut attempt = 0;
         while !pending.is_empty() {
             if attempt > 0 {
+                report.retried += pending.len();
                 tokio::time::sleep(backoff(attempt)).await;
             }
             attempt += 1;
@@ -148,6 +149,9 @@ impl DynamoStore {
                 }
                 Err(e) => {
                     let err = map_sdk_error("BatchWriteItem", self.operation_timeout, e);
+                    if matches!(err, StoreError::Throttled) {
+                        report.throttled += 1;
+                    }
                     if !err.is_retryable() {
                         report
                             .failed

@@ -122,7 +122,7 @@ impl RecordsPut for MemoryStore {
         let written = self.insert(records.iter().cloned());
         Ok(PutReport {
             written,
-            failed: Vec::new(),
+            ..PutReport::default()
         })
     }
 }

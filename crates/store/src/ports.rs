@@ -81,6 +81,10 @@ pub struct PutReport {
     pub written: usize,
     /// (record description, why it failed)
     pub failed: Vec<(String, String)>,
+    /// Record writes sent again: throttled, unprocessed or failed retryably the time before.
+    pub retried: usize,
+    /// Batches the store refused for throttling.
+    pub throttled: usize,
 }
 
 impl PutReport {
@@ -88,6 +92,8 @@ impl PutReport {
     pub fn merge(&mut self, other: PutReport) {
         self.written += other.written;
         self.failed.extend(other.failed);
+        self.retried += other.retried;
+        self.throttled += other.throttled;
     }
 }
 

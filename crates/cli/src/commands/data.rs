@@ -168,8 +168,9 @@ impl LoadArgs {
         config.operation_timeout = std::time::Duration::from_secs(20);
         config.attempt_timeout = std::time::Duration::from_secs(5);
         config.connect_timeout = std::time::Duration::from_secs(3);
-        config.max_attempts = 5;
-        config.initial_backoff = std::time::Duration::from_millis(500);
+        // One SDK attempt per call: the store's own loop retries throttled, unprocessed and
+        // failed batches with jittered backoff, and counts what it re-sent for the report.
+        config.max_attempts = 1;
         let store = Arc::new(sendtime_dynamo::connect(&config).await);
         if self.no_create_table {
             if !store.warm_up().await.context("could not reach DynamoDB")? {
@@ -207,6 +208,12 @@ impl LoadArgs {
                 String::new()
             }
         );
+        if summary.report.retried > 0 || summary.report.throttled > 0 {
+            eprintln!(
+                "retried {} record write(s); DynamoDB throttled {} batch(es)",
+                summary.report.retried, summary.report.throttled
+            );
+        }
         if summary.expired > 0 {
             eprintln!(
                 "{} recommendation list(s) were already expired: written, but TTL may delete them, so they are not read back",
@@ -270,7 +277,7 @@ pub async fn load(
     );
     let mut report = PutReport {
         written: duplicates,
-        failed: Vec::new(),
+        ..PutReport::default()
     };
     let batches: Vec<Vec<Record>> = records.chunks(25).map(|c| c.to_vec()).collect();
     let mut results = futures::stream::iter(batches)
