@@ -405,6 +405,18 @@ async fn keys_rotate_signed_urls_verify_and_failures_are_json_401_and_403() {
         (status, body["error"]["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("signature_expired"))
     );
+    // AND a key rotated out (no longer configured) is refused like any wrong key
+    let (status, body) = call(with(uri, "x-sendtime-key", "retired-key")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    // AND a signed URL that lost its signature is a 403
+    let (status, body) = call(get(&format!("{uri}?limit=2&exp={exp}"))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("invalid_signature"))
+    );
     // AND /health stays public
     assert_eq!(call(get("/health")).await.0, StatusCode::OK);
 }
@@ -538,4 +550,71 @@ mod parsing_properties {
             prop_assert!(status.as_u16() < 500, "{} -> {} {}", uri, status, body);
         }
     }
+}
+
+#[tokio::test]
+async fn the_documented_braze_liquid_signs_a_url_the_api_accepts() {
+    use sendtime_api::auth::Credentials;
+    let memory = MemoryStore::new(clock());
+    load_fixture(&memory).await;
+    let service = Arc::new(BlockService::new(
+        Arc::new(memory),
+        RulesConfig::default(),
+        clock(),
+    ));
+    // GIVEN a deployment accepting URLs signed with the template's secret
+    let app = sendtime_api::router_with(
+        service,
+        sendtime_api::RouterOptions {
+            credentials: Credentials::new(vec![], vec![b"SIGNING_SECRET".to_vec()]),
+            ..Default::default()
+        },
+    );
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/braze/signed_url.liquid"
+    ))
+    .unwrap();
+    for user in ["alice", "user+tag@example.com"] {
+        // WHEN Braze renders the documented Liquid for a user
+        let url = sendtime_tests::braze_liquid::render(&template, &[("user_id", user)]);
+        let url = url.trim();
+        eprintln!("rendered for {user}: {url}");
+        let path = url
+            .strip_prefix("https://sendtime.example.com")
+            .unwrap_or_else(|| panic!("rendered: {url:?}"));
+        // THEN the API answers the fetch, no header needed
+        let response = app
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(status, StatusCode::OK, "{user}: {path}: {body}");
+        assert_eq!(body["user_id"], user);
+        // AND the same URL for another user is refused
+        let other = path.replacen(
+            &format!("/users/{}/", path.split('/').nth(3).unwrap()),
+            "/users/mallory/",
+            1,
+        );
+        let response = app
+            .clone()
+            .oneshot(Request::get(other.as_str()).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{other}");
+    }
+    // AND without any credential, where only signed URLs are configured: a 403
+    let response = app
+        .oneshot(
+            Request::get("/v1/users/alice/cart")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }

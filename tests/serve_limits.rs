@@ -147,3 +147,113 @@ async fn with_caches_off_and_dynamodb_black_holed_every_block_answers_within_the
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_signatures_and_secrets_never_reach_the_logs() {
+    use tokio::io::AsyncReadExt;
+    let key = "k-3f9a1c7e5b2d-live";
+    let hash: String = sendtime_api::auth::sha256(key)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let secret = "s-8d2e6a4f0c1b-live";
+    // GIVEN serve with a key and a signing secret, logging everything (debug)
+    let mut child = tokio::process::Command::new(sendtime_bin())
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--api-key-sha256",
+            &hash,
+            "--signing-secret",
+            secret,
+        ])
+        .env("SENDTIME_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let base = loop {
+        let mut buf = [0u8; 4096];
+        let n = stdout.read(&mut buf).await.unwrap();
+        assert!(n > 0, "serve exited");
+        seen.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&seen);
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.starts_with("sendtime listening on "))
+        {
+            break line.split_whitespace().nth(3).unwrap().to_owned();
+        }
+    };
+    let errors = tokio::spawn(async move {
+        let mut all = Vec::new();
+        let _ = stderr.read_to_end(&mut all).await;
+        all
+    });
+    // WHEN callers present the key, a bearer token, good and bad signatures
+    let client = reqwest::Client::new();
+    let exp = (chrono::Utc::now().timestamp() + 600).to_string();
+    let sig = sendtime_api::auth::sign(secret.as_bytes(), &format!("u000001|cart|{exp}|"));
+    let forged = sendtime_api::auth::sign(b"guess", &format!("u000001|cart|{exp}|"));
+    let url = format!("{base}/v1/users/u000001/cart");
+    let statuses = [
+        client
+            .get(&url)
+            .header("x-sendtime-key", key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        client
+            .get(&url)
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        client
+            .get(&url)
+            .header("x-sendtime-key", "wrong-key-value")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        client
+            .get(format!("{url}?exp={exp}&sig={sig}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        client
+            .get(format!("{url}?exp={exp}&sig={forged}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+    ];
+    assert_eq!(statuses.map(|s| s.as_u16()), [200, 200, 401, 200, 403]);
+    // THEN, once it has flushed and stopped, its output holds none of them
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    let mut rest = Vec::new();
+    let _ = stdout.read_to_end(&mut rest).await;
+    seen.extend(rest);
+    seen.extend(errors.await.unwrap());
+    let output = String::from_utf8_lossy(&seen);
+    assert!(
+        output.contains("\"status\":401") || output.contains("status=401"),
+        "no request log: {output}"
+    );
+    for secret_text in [key, "wrong-key-value", secret, &sig, &forged, &hash] {
+        assert!(
+            !output.contains(secret_text),
+            "{secret_text} appears in the logs:\n{output}"
+        );
+    }
+}

@@ -5,6 +5,7 @@
 //! which exports `SENDTIME_TEST_DYNAMODB_ENDPOINT`. Tests that need it fail, loudly, when it
 //! is missing: they are never skipped.
 
+pub mod braze_liquid;
 pub mod fault;
 pub mod openapi;
 pub mod proxy;

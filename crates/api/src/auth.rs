@@ -175,8 +175,9 @@ impl Credentials {
     }
 
     /// Lets a request through, or says why not: a wrong or missing key is `401
-    /// unauthorized`; a wrong or expired signature `403`. A request with a `sig` is judged by
-    /// it alone; otherwise by its key. `now` is Unix seconds.
+    /// unauthorized`; a wrong, expired or missing signature `403` (missing: `exp` without
+    /// `sig`, or no credential at all where only signed URLs are configured). A request with
+    /// a `sig` is judged by it alone; otherwise by its key. `now` is Unix seconds.
     pub fn authorize(
         &self,
         headers: &HeaderMap,
@@ -189,6 +190,10 @@ impl Credentials {
         if let Some(sig) = presented.sig {
             return self.check_signature(sig, presented, now);
         }
+        if presented.exp.is_some() {
+            // A signed URL that lost its signature.
+            return Err(ApiError::BadSignature);
+        }
         let key = headers
             .get(KEY_HEADER)
             .and_then(|v| v.to_str().ok())
@@ -199,7 +204,12 @@ impl Credentials {
                     .and_then(|v| v.strip_prefix("Bearer "))
             });
         let Some(key) = key else {
-            return Err(ApiError::Unauthorized);
+            // Without keys configured, only a signed URL could have been let through.
+            return Err(if self.key_hashes.is_empty() {
+                ApiError::BadSignature
+            } else {
+                ApiError::Unauthorized
+            });
         };
         let digest = sha256(key);
         // Every configured digest is compared, each in constant time.
