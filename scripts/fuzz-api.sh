@@ -30,7 +30,7 @@ done
 [[ -n "$URL" ]] || { echo "fuzz-api: serve did not start" >&2; exit 1; }
 echo "fuzz-api: Schemathesis against $URL/openapi.json for ${SECONDS_BUDGET}s" >&2
 cd "$WORK"
-"$ST" run "$URL/openapi.json" \
+"$ST" --config-file "$ROOT/scripts/schemathesis.toml" run "$URL/openapi.json" \
   --header "x-sendtime-key: $KEY" \
   --checks all \
   --max-time "$SECONDS_BUDGET" \
