@@ -408,3 +408,44 @@ async fn data_load_under_throttling_writes_every_row_and_reports_its_retries() {
     assert_eq!(count, lines, "{stderr}");
     eprintln!("{lines} rows loaded through {throttled} throttled batch writes: {stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_in_flight_cap_are_shed_to_the_fallback_at_once() {
+    use sendtime_store::MemoryStore;
+    // GIVEN a store that takes 400 ms per read and room for one request assembling at once
+    let memory = MemoryStore::new(clock());
+    load_fixture(&memory).await;
+    let slow = Arc::new(CountingStore::new(memory, Duration::from_millis(400)));
+    let service = BlockService::new(slow, RulesConfig::default(), clock())
+        .with_deadline(Duration::from_secs(2))
+        .with_max_in_flight(1);
+    let app = router(Arc::new(service));
+    // WHEN one request is assembling
+    let first = tokio::spawn({
+        let app = app.clone();
+        async move { call(&app, "/v1/users/alice/cart").await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // THEN the next ones are answered at once from the fallback, marked overloaded…
+    let (status, _, body, elapsed) = call(&app, "/v1/users/bob/cart").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["degraded_reason"], "overloaded", "{body}");
+    assert_eq!(body["reason"], "unavailable", "{body}");
+    assert!(elapsed < Duration::from_millis(100), "{elapsed:?}");
+    // …or, in strict mode, 503 overloaded with Retry-After
+    let (status, retry_after, body, _) = call(&app, "/v1/users/bob/cart?strict=1").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("overloaded"))
+    );
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    // AND the request in flight completes with fresh data
+    let (status, _, body, _) = first.await.unwrap();
+    assert_eq!(
+        (status, body["degraded"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+    // AND once it is done, the next request assembles again
+    let (_, _, body, _) = call(&app, "/v1/users/bob/cart").await;
+    assert_eq!(body["degraded"], false);
+}

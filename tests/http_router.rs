@@ -618,3 +618,38 @@ async fn the_documented_braze_liquid_signs_a_url_the_api_accepts() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
+
+#[test]
+fn the_readmes_error_codes_are_the_apis_and_the_openapi_descriptions() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let doc = &*sendtime_tests::openapi::DOC;
+    let responses = &doc["paths"]["/v1/users/{user_id}/{block}"]["get"]["responses"];
+    let mut listed: Vec<String> = Vec::new();
+    for line in readme.lines() {
+        // | `code` | status | when |
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 4 || !cells[1].starts_with('`') {
+            continue;
+        }
+        let (code, status) = (cells[1].trim_matches('`'), cells[2]);
+        if !sendtime_api::error::ALL_CODES.contains(&code) || status.parse::<u16>().is_err() {
+            continue;
+        }
+        let description = responses[status]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            description.contains(code),
+            "README says {code} is a {status}; docs/openapi.json's {status} does not list it"
+        );
+        listed.push(code.to_owned());
+    }
+    listed.sort();
+    let mut all: Vec<String> = sendtime_api::error::ALL_CODES
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    all.sort();
+    assert_eq!(listed, all, "the README's error-code table");
+}
