@@ -167,7 +167,13 @@ fn journey_rank(kind: BlockKind, assessment: &Assessment) -> Option<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    // A fixed seed: the test command is reproducible (run with another seed to explore).
+        #![proptest_config(ProptestConfig {
+            cases: 300,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_123),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
 
     /// No rule panics; every answer is well formed: `reason` exactly when not eligible,
     /// `stage` exactly when eligible, items numbered from 1, no more than asked for.
@@ -187,11 +193,12 @@ proptest! {
         }
     }
 
-    /// With something in stock and a popular list naming it, recommendations are never
-    /// empty, whoever the user is.
+    /// With something in stock the user has not bought, and a popular list naming it,
+    /// recommendations are never empty, whoever the user is.
     #[test]
     fn recommendations_are_never_empty_for_a_catalog_with_something_to_sell(mut world in world(), limit in 1usize..12) {
-        prop_assume!(world.full.values().any(|i| i.stock > 0));
+        let bought: &[ItemId] = world.user.profile.as_ref().map_or(&[], |u| &u.purchased_items);
+        prop_assume!(world.full.values().any(|i| i.stock > 0 && !bought.contains(&i.item_id)));
         let all: Vec<ItemId> = world.full.keys().cloned().collect();
         let mut lists: Vec<Arc<PopularList>> = vec![Arc::new(PopularList::new(PopularScope::Global, all))];
         lists.extend(CATEGORIES.iter().filter_map(|c| world.lists.category_list(c).cloned()));
