@@ -23,6 +23,20 @@ async fn app() -> sendtime_api::App {
     )))
 }
 
+/// The app over the fixture (embedded store, no cache) with these credentials.
+async fn app_with(credentials: sendtime_api::auth::Credentials) -> sendtime_api::App {
+    let memory = MemoryStore::new(clock());
+    load_fixture(&memory).await;
+    let service = BlockService::new(Arc::new(memory), RulesConfig::default(), clock());
+    sendtime_api::router_with(
+        Arc::new(service),
+        sendtime_api::RouterOptions {
+            credentials,
+            ..Default::default()
+        },
+    )
+}
+
 async fn call(method: Method, uri: &str) -> (StatusCode, Value) {
     let response = app()
         .await
@@ -300,24 +314,12 @@ async fn health_answers() {
 #[tokio::test]
 async fn keys_rotate_signed_urls_verify_and_failures_are_json_401_and_403() {
     use sendtime_api::auth::{sha256, sign, Credentials};
-    let memory = MemoryStore::new(clock());
-    load_fixture(&memory).await;
-    let service = Arc::new(BlockService::new(
-        Arc::new(memory),
-        RulesConfig::default(),
-        clock(),
-    ));
     // GIVEN two active keys (a rotation in progress) and two signing secrets
-    let app = sendtime_api::router_with(
-        service,
-        sendtime_api::RouterOptions {
-            credentials: Credentials::new(
-                vec![sha256("old-key"), sha256("new-key")],
-                vec![b"sign-old".to_vec(), b"sign-new".to_vec()],
-            ),
-            ..Default::default()
-        },
-    );
+    let app = app_with(Credentials::new(
+        vec![sha256("old-key"), sha256("new-key")],
+        vec![b"sign-old".to_vec(), b"sign-new".to_vec()],
+    ))
+    .await;
     let call = |req: Request<Body>| {
         let app = app.clone();
         async move {
@@ -561,21 +563,8 @@ mod parsing_properties {
 #[tokio::test]
 async fn the_documented_braze_liquid_signs_a_url_the_api_accepts() {
     use sendtime_api::auth::Credentials;
-    let memory = MemoryStore::new(clock());
-    load_fixture(&memory).await;
-    let service = Arc::new(BlockService::new(
-        Arc::new(memory),
-        RulesConfig::default(),
-        clock(),
-    ));
     // GIVEN a deployment accepting URLs signed with the template's secret
-    let app = sendtime_api::router_with(
-        service,
-        sendtime_api::RouterOptions {
-            credentials: Credentials::new(vec![], vec![b"SIGNING_SECRET".to_vec()]),
-            ..Default::default()
-        },
-    );
+    let app = app_with(Credentials::new(vec![], vec![b"SIGNING_SECRET".to_vec()])).await;
     let template = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../docs/braze/signed_url.liquid"

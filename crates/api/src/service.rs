@@ -233,9 +233,10 @@ impl BlockService {
             Some(permits) => match permits.try_acquire() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
+                    let reason = DegradedReason::Overloaded;
                     return self
-                        .degraded(kind, user_id, limit, now, DegradedReason::Overloaded)
-                        .await
+                        .fallback(kind, user_id, limit, now, reason, Reading::Held)
+                        .await;
                 }
             },
         };
@@ -253,7 +254,8 @@ impl BlockService {
             Ok(answer) => answer,
             // The deadline is gone: held data only.
             Err(reason @ DegradedReason::Deadline) => {
-                self.degraded(kind, user_id, limit, now, reason).await
+                self.fallback(kind, user_id, limit, now, reason, Reading::Held)
+                    .await
             }
             // A store call failed: the fallback may still read what the store will give
             // (a user read failed, popular lists may not) until the deadline.
@@ -311,20 +313,8 @@ impl BlockService {
     /// The answer from what the store's cache still holds, without a store call: the user's
     /// last records, else the block's choice for an unreadable user (recommendations: as for
     /// an unknown user, from the popular lists held; the other blocks: not eligible,
-    /// `unavailable`). Marked degraded for `reason`; never cached.
-    async fn degraded(
-        &self,
-        kind: BlockKind,
-        user_id: &UserId,
-        limit: usize,
-        now: chrono::DateTime<chrono::Utc>,
-        reason: DegradedReason,
-    ) -> Answer {
-        self.fallback(kind, user_id, limit, now, reason, Reading::Held)
-            .await
-    }
-
-    /// [`BlockService::degraded`], reading popular lists and items as `reading` says.
+    /// `unavailable`). Marked degraded for `reason`; never cached. Popular lists
+    /// and items come as `reading` says.
     async fn fallback(
         &self,
         kind: BlockKind,
@@ -380,11 +370,7 @@ impl BlockService {
         let eligible = match rule.assess(&request, &user) {
             Assessment::NotEligible(reason) => {
                 let block = Block::not_eligible(user_id, rule.kind(), reason);
-                return Ok(match degraded {
-                    Some((why, _)) => block.degrade(why),
-                    None => block,
-                }
-                .encode());
+                return Ok(encode_marked(block, &degraded));
             }
             Assessment::Eligible(eligible) => eligible,
         };
@@ -428,12 +414,10 @@ impl BlockService {
             data.record(reads, lists, items);
             steps += 1;
         }
-        let block = rule.build(&request, eligible, &data).sealed();
-        Ok(match degraded {
-            Some((why, _)) => block.degrade(why),
-            None => block,
-        }
-        .encode())
+        Ok(encode_marked(
+            rule.build(&request, eligible, &data).sealed(),
+            &degraded,
+        ))
     }
 
     /// One read step from what the store holds, without reading it.
@@ -459,6 +443,15 @@ impl BlockService {
         let (lists, items) = try_join(lists, items).await?;
         Ok((lists.into_iter().flatten().collect(), items))
     }
+}
+
+/// The block encoded, marked degraded when it is.
+fn encode_marked(block: Block<'_>, degraded: &Option<(DegradedReason, Reading)>) -> EncodedBlock {
+    match degraded {
+        Some((why, _)) => block.degrade(*why),
+        None => block,
+    }
+    .encode()
 }
 
 /// Where a degraded answer's popular lists and items come from.
