@@ -115,6 +115,7 @@ fn user(id: &str, last_active_days: i64) -> User {
         recent_views: vec![],
         winback_unanswered: 0,
         features_used: vec![],
+        locale: None,
     }
 }
 

@@ -369,7 +369,8 @@ impl BlockService {
         };
         let eligible = match rule.assess(&request, &user) {
             Assessment::NotEligible(reason) => {
-                let block = Block::not_eligible(user_id, rule.kind(), reason);
+                let locale = user.profile.as_ref().and_then(|p| p.locale.as_deref());
+                let block = Block::not_eligible(user_id, rule.kind(), reason).with_locale(locale);
                 return Ok(encode_marked(block, &degraded));
             }
             Assessment::Eligible(eligible) => eligible,
@@ -414,8 +415,11 @@ impl BlockService {
             data.record(reads, lists, items);
             steps += 1;
         }
+        let locale = data.user.profile.as_ref().and_then(|p| p.locale.as_deref());
         Ok(encode_marked(
-            rule.build(&request, eligible, &data).sealed(),
+            rule.build(&request, eligible, &data)
+                .with_locale(locale)
+                .sealed(),
             &degraded,
         ))
     }

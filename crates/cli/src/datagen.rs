@@ -381,6 +381,9 @@ fn gen_user(
         recent_views,
         winback_unanswered: if dormant { rng.random_range(0..=4) } else { 0 },
         features_used,
+        // Every fourth user reads English, the rest Korean (no draw: the other fields of a
+        // seed's dataset stay what they were before users had a language).
+        locale: Some(if n % 4 == 3 { "en" } else { "ko" }.to_owned()),
     }));
     out.extend(recs.map(Record::Recs));
     out.extend(cart.map(Record::Cart));

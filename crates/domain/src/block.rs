@@ -174,15 +174,16 @@ pub struct BlockItem<'a> {
     /// Cart quantity (cart stages).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quantity: Option<u32>,
-    /// Average rating (recommendations, social proof).
+    /// Average rating (recommendations, social proof): present — `null` for an item nobody
+    /// rated yet — wherever the stage shows ratings, so a template never has to guess.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rating: Option<f32>,
+    pub rating: Option<Option<f32>>,
     /// Number of reviews (recommendations, social proof).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub review_count: Option<u32>,
-    /// The top review, cut to `REVIEW_SNIPPET_CHARS` (social proof).
+    /// The top review, cut to `REVIEW_SNIPPET_CHARS` (social proof; `null` without one).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub review_snippet: Option<Cow<'a, str>>,
+    pub review_snippet: Option<Option<Cow<'a, str>>>,
     /// Units left (urgency).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stock: Option<u32>,
@@ -304,18 +305,19 @@ impl<'a> BlockItem<'a> {
 
     /// Adds rating, review count and a review snippet.
     pub fn with_social_proof(mut self, item: &'a Item) -> Self {
-        self.rating = item.rating;
+        self.rating = Some(item.rating);
         self.review_count = Some(item.review_count);
-        self.review_snippet = item
-            .top_review
-            .as_deref()
-            .map(|r| snippet(r, REVIEW_SNIPPET_CHARS));
+        self.review_snippet = Some(
+            item.top_review
+                .as_deref()
+                .map(|r| snippet(r, REVIEW_SNIPPET_CHARS)),
+        );
         self
     }
 
     /// Adds rating and review count.
     pub fn with_rating(mut self, item: &Item) -> Self {
-        self.rating = item.rating;
+        self.rating = Some(item.rating);
         self.review_count = Some(item.review_count);
         self
     }
@@ -374,6 +376,8 @@ pub struct Block<'a> {
     pub degraded: bool,
     /// Why it is degraded; `null` when it is not.
     pub degraded_reason: Option<DegradedReason>,
+    /// The user's language from the profile (`ko`, `en`); `null` when unknown.
+    pub locale: Option<&'a str>,
     /// The items to show, best first (written last, by [`Block::encode`]).
     #[serde(skip)]
     pub items: Vec<BlockItem<'a>>,
@@ -444,6 +448,7 @@ impl<'a> Block<'a> {
             source: None,
             degraded: false,
             degraded_reason: None,
+            locale: None,
             items: Vec::new(),
             offer: None,
             urgency: None,
@@ -468,6 +473,7 @@ impl<'a> Block<'a> {
             source: items.first().map(|i| i.source),
             degraded: false,
             degraded_reason: None,
+            locale: None,
             items,
             offer: None,
             urgency: None,
@@ -480,6 +486,12 @@ impl<'a> Block<'a> {
     pub fn degrade(mut self, reason: DegradedReason) -> Self {
         self.degraded = true;
         self.degraded_reason = Some(reason);
+        self
+    }
+
+    /// Sets the user's language (from the profile).
+    pub fn with_locale(mut self, locale: Option<&'a str>) -> Self {
+        self.locale = locale;
         self
     }
 

@@ -11,6 +11,8 @@ pub mod block;
 pub mod clock;
 /// [`RulesConfig`]: every threshold and piece of copy of the rules, with BRIEF §2 defaults.
 pub mod config;
+/// [`CopyRecord`]: marketer-editable copy per block stage, channel and language.
+pub mod copy;
 /// [`UserId`] (validated, it comes from URLs) and [`ItemId`] (unrestricted, our own data).
 pub mod ids;
 /// The stored records the rules read: users, items, carts, recommendation and popular lists.
@@ -27,6 +29,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{
     CartRules, DormancyRules, ItemLimits, RecommendationRules, RulesConfig, RulesError, RulesFormat,
 };
+pub use copy::CopyRecord;
 pub use ids::{InvalidUserId, ItemId, UserId};
 pub use model::{
     Cart, CartLine, Catalog, Discount, IdHasher, Item, PopularList, PopularScope, RecList, User,

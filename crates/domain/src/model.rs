@@ -40,6 +40,10 @@ pub struct User {
     /// others first).
     #[serde(default)]
     pub features_used: Vec<String>,
+    /// The user's language for rendered messages (`ko`, `en`); absent: the caller's or the
+    /// configured default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
 }
 
 impl User {

@@ -184,15 +184,20 @@ fn stage_block<'a, C: CatalogView>(
             .take(limit)
             .map(|(item, qty)| BlockItem::from_item(item, ItemSource::Cart).with_quantity(*qty))
             .collect(),
-        Stage::SocialProof => lines
-            .iter()
-            .take(limit)
-            .map(|(item, qty)| {
-                BlockItem::from_item(item, ItemSource::Cart)
-                    .with_quantity(*qty)
-                    .with_social_proof(item)
-            })
-            .collect(),
+        Stage::SocialProof => {
+            let mut items: Vec<BlockItem> = lines
+                .iter()
+                .take(limit)
+                .map(|(item, qty)| {
+                    BlockItem::from_item(item, ItemSource::Cart)
+                        .with_quantity(*qty)
+                        .with_social_proof(item)
+                })
+                .collect();
+            // Rated items first (a stable sort): `items[0]` has the proof when any item has.
+            items.sort_by_key(|i| !matches!(i.rating, Some(Some(_))));
+            items
+        }
         Stage::Urgency => {
             let items: Vec<BlockItem> = lines
                 .iter()
@@ -204,13 +209,22 @@ fn stage_block<'a, C: CatalogView>(
                         .with_active_discount(item, facts.now)
                 })
                 .collect();
-            urgency = Some(if items.iter().any(|i| i.low_stock == Some(true)) {
+            let mut items = items;
+            let kind = if items.iter().any(|i| i.low_stock == Some(true)) {
                 UrgencyKind::LowStock
             } else if items.iter().any(|i| i.discount_pct.is_some()) {
                 UrgencyKind::Discount
             } else {
                 UrgencyKind::Nudge
-            });
+            };
+            // What makes it urgent comes first, so a template's `items[0]` is the low-stock
+            // (or discounted) item; otherwise the cart's order is kept (a stable sort).
+            match kind {
+                UrgencyKind::LowStock => items.sort_by_key(|i| i.low_stock != Some(true)),
+                UrgencyKind::Discount => items.sort_by_key(|i| i.discount_pct.is_none()),
+                UrgencyKind::Nudge => {}
+            }
+            urgency = Some(kind);
             items
         }
         _ => alternatives(user, cart, facts, limit),
@@ -407,29 +421,35 @@ mod tests {
         assert_eq!(first.display_price, "₩10,000");
         assert_eq!(first.quantity, Some(1));
         assert!(!first.image_url.is_empty());
-        assert_eq!(first.rating, None);
+        assert_eq!(first.rating, None, "no rating field before social proof");
     }
 
     #[test]
     fn social_proof_adds_rating_reviews_and_a_snippet() {
         let b = block_at(Duration::days(3), &["a"]);
         let first = &b.items[0];
-        assert_eq!(first.rating, Some(4.5));
+        assert_eq!(first.rating, Some(Some(4.5)));
         assert_eq!(first.review_count, Some(12));
-        assert_eq!(first.review_snippet.as_deref(), Some("좋아요"));
+        assert_eq!(
+            first.review_snippet.clone().flatten().as_deref(),
+            Some("좋아요")
+        );
     }
 
     #[test]
     fn urgency_prefers_low_stock_then_discount_then_nudge() {
         let b = block_at(Duration::days(5), &["a", "low", "sale"]);
         assert_eq!(b.urgency, Some(UrgencyKind::LowStock));
-        assert_eq!(b.items[1].low_stock, Some(true));
-        assert_eq!(b.items[1].stock, Some(3));
+        // what makes it urgent first (`items[0]` in a template), then the cart's order
+        assert_eq!(item_ids(&b), ["low", "a", "sale"]);
+        assert_eq!(b.items[0].low_stock, Some(true));
+        assert_eq!(b.items[0].stock, Some(3));
 
         let b = block_at(Duration::days(6), &["a", "sale"]);
         assert_eq!(b.urgency, Some(UrgencyKind::Discount));
-        assert_eq!(b.items[1].discount_pct, Some(20));
-        assert_eq!(b.items[1].display_sale_price.unwrap(), "₩8,000");
+        assert_eq!(item_ids(&b), ["sale", "a"]);
+        assert_eq!(b.items[0].discount_pct, Some(20));
+        assert_eq!(b.items[0].display_sale_price.unwrap(), "₩8,000");
 
         let b = block_at(Duration::days(5), &["a", "old_sale"]);
         assert_eq!(b.urgency, Some(UrgencyKind::Nudge));

@@ -45,6 +45,7 @@ pub fn user(id: &str) -> User {
         recent_views: vec![],
         winback_unanswered: 0,
         features_used: vec![],
+        locale: None,
     }
 }
 

@@ -1,0 +1,40 @@
+//! Channels: one renderer module each, listed once in [`CHANNELS`]. A renderer lays a
+//! [`Message`] out for its medium and enforces its limits; it knows nothing of block rules,
+//! so a new channel is one module here plus one line in the registry.
+
+use crate::message::Message;
+
+pub mod email;
+pub mod kakao;
+pub mod push;
+pub mod sms;
+
+/// A medium a message is sent through.
+pub trait Channel: Sync {
+    /// Its name in URLs and copy records (`channel=sms`).
+    fn name(&self) -> &'static str;
+
+    /// The message as the JSON `message` object of a block (`format=json&channel=…`).
+    fn json(&self, message: &Message) -> serde_json::Value;
+
+    /// The message as plain text (`format=text`), within the channel's limits.
+    fn text(&self, message: &Message) -> String;
+
+    /// The message as an HTML fragment (`format=html`), for channels that have one.
+    fn html(&self, _message: &Message) -> Option<String> {
+        None
+    }
+}
+
+/// Every channel. A new one: a module above and a line here.
+pub static CHANNELS: &[&dyn Channel] = &[&email::Email, &push::Push, &sms::Sms, &kakao::Kakao];
+
+/// The channel named `name`.
+pub fn channel(name: &str) -> Option<&'static dyn Channel> {
+    CHANNELS.iter().copied().find(|c| c.name() == name)
+}
+
+/// The names of every channel, in registry order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    CHANNELS.iter().map(|c| c.name())
+}
