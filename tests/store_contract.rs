@@ -1,7 +1,7 @@
 //! One store contract, two adapters: every case below runs against the embedded
 //! `MemoryStore` and against `DynamoStore` on a real DynamoDB Local, with the same assertions.
 
-use sendtime_domain::{PopularScope, UserId};
+use sendtime_domain::{CopyRecord, PopularScope, UserId};
 use sendtime_store::{BlockStore, Record, RecordsPut};
 use sendtime_tests::*;
 
@@ -143,6 +143,44 @@ mod cases {
         assert!(fran.features_used.is_empty());
     }
 
+    pub async fn copy_records_round_trip_and_overwrite_by_slot_channel_and_locale<
+        S: BlockStore + RecordsPut,
+    >(
+        store: &S,
+    ) {
+        let copy = |slot: &str, channel: &str, locale: &str, body: &str| CopyRecord {
+            slot: slot.into(),
+            channel: channel.into(),
+            locale: locale.into(),
+            title: None,
+            body: Some(body.into()),
+            cta: Some("장바구니 \"보기\" & <b>".into()),
+            cta_url: None,
+            updated_at: Some(now()),
+        };
+        assert!(
+            store.copy_records().await.unwrap().is_empty(),
+            "no copy yet"
+        );
+        let first = [
+            copy("cart.reminder", "any", "ko", "{item} 잊지 마세요"),
+            copy("cart.reminder", "sms", "ko", "SMS {item}"),
+            copy("cart.reminder", "any", "en", "Don't forget {item}"),
+        ];
+        let records: Vec<Record> = first.iter().cloned().map(Record::Copy).collect();
+        assert_eq!(store.put_records(&records).await.unwrap().written, 3);
+        let replaced = copy("cart.reminder", "sms", "ko", "바뀐 문구 {item}");
+        store
+            .put_records(&[Record::Copy(replaced.clone())])
+            .await
+            .unwrap();
+        let mut read: Vec<CopyRecord> = store.copy_records().await.unwrap().to_vec();
+        read.sort_by_key(|r| r.key());
+        let mut expected = vec![first[0].clone(), first[2].clone(), replaced];
+        expected.sort_by_key(|r| r.key());
+        assert_eq!(read, expected);
+    }
+
     pub async fn user_ids_are_exact_keys<S: BlockStore>(store: &S) {
         // Ids that differ only in case or by a prefix are different users.
         for id in ["Alice", "alic", "alice2"] {
@@ -205,6 +243,13 @@ macro_rules! contract_for {
             #[tokio::test]
             async fn onboarding_fields_round_trip() {
                 cases::onboarding_fields_round_trip(&super::$adapter().await).await
+            }
+            #[tokio::test]
+            async fn copy_records_round_trip_and_overwrite_by_slot_channel_and_locale() {
+                cases::copy_records_round_trip_and_overwrite_by_slot_channel_and_locale(
+                    &super::$adapter().await,
+                )
+                .await
             }
             #[tokio::test]
             async fn user_ids_are_exact_keys() {

@@ -14,11 +14,13 @@ pub mod throttle;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sendtime_domain::{
-    Cart, CartLine, Clock, Discount, FixedClock, Item, ItemId, PopularList, PopularScope, RecList,
-    User, UserId,
+    Cart, CartLine, Clock, CopyRecord, Discount, FixedClock, Item, ItemId, PopularList,
+    PopularScope, RecList, User, UserId,
 };
 use sendtime_dynamo::{DynamoConfig, DynamoStore};
-use sendtime_store::{ItemsGet, PopularGet, Record, RecordsPut, StoreError, UserData, UserDataGet};
+use sendtime_store::{
+    CopyGet, ItemsGet, PopularGet, Record, RecordsPut, StoreError, UserData, UserDataGet,
+};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -311,6 +313,13 @@ impl<S: PopularGet> PopularGet for CountingStore<S> {
         self.popular_loads.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         self.inner.popular(scope).await
+    }
+}
+
+#[async_trait]
+impl<S: CopyGet> CopyGet for CountingStore<S> {
+    async fn copy_records(&self) -> Result<std::sync::Arc<[CopyRecord]>, StoreError> {
+        self.inner.copy_records().await
     }
 }
 

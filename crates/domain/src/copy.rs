@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 /// the texts for one `slot` (`cart.urgency_discount`), `channel` (`email`, `push`, `sms`,
 /// `kakao`, or `any`) and `locale` (`ko`, `en`). A field left out keeps the built-in default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CopyRecord {
     /// The block and stage (and variant) the copy is for: `cart.reminder`.
     pub slot: String,

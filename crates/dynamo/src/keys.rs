@@ -8,6 +8,7 @@
 //! | cart    | `USER#<user_id>`            | `CART`    |
 //! | item    | `ITEM#<item_id>`            | `ITEM`    |
 //! | popular | `POPULAR#GLOBAL` or `POPULAR#CATEGORY#<name>` | `POPULAR` |
+//! | copy    | `COPY`                      | `<slot>#<channel>#<locale>` |
 
 use sendtime_domain::{ItemId, PopularScope, UserId};
 use sendtime_store::Record;
@@ -32,6 +33,9 @@ pub const SK_ITEM: &str = "ITEM";
 /// Sort key of a popular list.
 pub const SK_POPULAR: &str = "POPULAR";
 
+/// Partition key of every copy record (a few dozen: one `Query` reads them all).
+pub const COPY_PK: &str = "COPY";
+
 /// Partition key of everything stored for one user: `USER#<user_id>`.
 pub fn user_pk(id: &UserId) -> String {
     format!("USER#{id}")
@@ -51,12 +55,17 @@ pub fn popular_pk(scope: &PopularScope) -> String {
 }
 
 /// The (pk, sk) a record is stored under.
-pub fn record_key(record: &Record) -> (String, &'static str) {
-    match record {
+pub fn record_key(record: &Record) -> (String, String) {
+    let (pk, sk) = match record {
         Record::User(u) => (user_pk(&u.user_id), SK_PROFILE),
         Record::Recs(r) => (user_pk(&r.user_id), SK_RECS),
         Record::Cart(c) => (user_pk(&c.user_id), SK_CART),
         Record::Item(i) => (item_pk(&i.item_id), SK_ITEM),
         Record::Popular(p) => (popular_pk(&p.scope), SK_POPULAR),
-    }
+        Record::Copy(c) => {
+            let sk = format!("{}#{}#{}", c.slot, c.channel, c.locale);
+            return (COPY_PK.to_owned(), sk);
+        }
+    };
+    (pk, sk.to_owned())
 }

@@ -7,8 +7,8 @@ use crate::write::backoff;
 use crate::DynamoStore;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-use sendtime_domain::{Catalog, Item, ItemId, PopularList, PopularScope, UserId};
-use sendtime_store::{ItemsGet, PopularGet, StoreError, UserData, UserDataGet};
+use sendtime_domain::{Catalog, CopyRecord, Item, ItemId, PopularList, PopularScope, UserId};
+use sendtime_store::{CopyGet, ItemsGet, PopularGet, StoreError, UserData, UserDataGet};
 use serde::de::DeserializeOwned;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -64,6 +64,38 @@ impl UserDataGet for DynamoStore {
             }
         }
         Ok(Arc::new(data))
+    }
+}
+
+#[async_trait]
+impl CopyGet for DynamoStore {
+    /// One `Query` of the copy partition, every page (a few dozen records in practice).
+    async fn copy_records(&self) -> Result<Arc<[CopyRecord]>, StoreError> {
+        let mut records = Vec::new();
+        let mut start = None;
+        loop {
+            self.count_round_trip();
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", AttributeValue::S(keys::COPY_PK.to_owned()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| map_sdk_error("Query", self.operation_timeout, e))?;
+            for item in out.items.unwrap_or_default() {
+                let key = format!("COPY/{}", string_attr(&item, SK).unwrap_or_default());
+                records.push(decode::<CopyRecord>(item, &key)?);
+            }
+            match out.last_evaluated_key {
+                Some(last) if !last.is_empty() => start = Some(last),
+                _ => break,
+            }
+        }
+        Ok(records.into())
     }
 }
 

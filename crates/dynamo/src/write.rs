@@ -38,6 +38,7 @@ fn encode(record: &Record) -> Result<HashMap<String, AttributeValue>, String> {
         Record::Recs(r) => serde_dynamo::to_item(r),
         Record::Cart(r) => serde_dynamo::to_item(r),
         Record::Popular(r) => serde_dynamo::to_item(r),
+        Record::Copy(r) => serde_dynamo::to_item(r),
     }
     .map_err(|e| e.to_string())?;
     let (pk, sk) = record_key(record);
@@ -53,9 +54,10 @@ fn encode(record: &Record) -> Result<HashMap<String, AttributeValue>, String> {
         }
         Record::Cart(_) => "cart",
         Record::Popular(_) => "popular",
+        Record::Copy(_) => "copy",
     };
     item.insert(PK.to_owned(), AttributeValue::S(pk));
-    item.insert(SK.to_owned(), AttributeValue::S(sk.to_owned()));
+    item.insert(SK.to_owned(), AttributeValue::S(sk));
     item.insert(KIND.to_owned(), AttributeValue::S(kind.to_owned()));
     Ok(item)
 }
@@ -179,7 +181,7 @@ impl DynamoStore {
         let mut wanted: HashMap<(String, String), String> = HashMap::new();
         for r in records.iter().filter(|r| !is_expired(r, now)) {
             let (pk, sk) = record_key(r);
-            wanted.insert((pk, sk.to_owned()), r.describe());
+            wanted.insert((pk, sk), r.describe());
         }
         let keys: Vec<&(String, String)> = wanted.keys().collect();
         let mut present: HashSet<(String, String)> = HashSet::with_capacity(keys.len());

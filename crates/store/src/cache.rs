@@ -11,11 +11,13 @@
 //! from them is reused exactly as long as they would be.
 
 use crate::error::StoreError;
-use crate::ports::{ItemsGet, PopularGet, UserData, UserDataGet};
+use crate::ports::{CopyGet, ItemsGet, PopularGet, UserData, UserDataGet};
 use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use moka::sync::Cache;
-use sendtime_domain::{Catalog, IdHasher, Item, ItemId, PopularList, PopularScope, UserId};
+use sendtime_domain::{
+    Catalog, CopyRecord, IdHasher, Item, ItemId, PopularList, PopularScope, UserId,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,8 @@ pub struct CacheConfig {
     pub max_users: u64,
     /// Items held at most.
     pub max_items: u64,
+    /// The copy records (the marketer's words): a change shows within this.
+    pub copy_ttl: Duration,
     /// A serialised answer (the block service's answer cache); it never outlives the
     /// records it came from, see [`CacheConfig::answer_lifetime`].
     pub answer_ttl: Duration,
@@ -68,6 +72,7 @@ impl Default for CacheConfig {
             popular_ttl: Duration::from_secs(300),
             max_users: 100_000,
             max_items: 200_000,
+            copy_ttl: Duration::from_secs(60),
             answer_ttl: Duration::from_secs(30),
             max_answers: 100_000,
             negative_ttl: Duration::from_secs(5),
@@ -143,7 +148,18 @@ pub struct CachedStore<S> {
     popular_held: Option<Cache<PopularScope, Arc<PopularList>, IdHasher>>,
     /// Whether a popular list is read with its items (see [`PopularGet`] below).
     lists_with_items: bool,
+    /// Every copy record, as last read, and when.
+    copy: CopyCache,
     stats: Arc<CacheStats>,
+}
+
+/// The copy records as last read and when; read again once `ttl` has passed. One small
+/// record set for the whole process: a mutex, not a cache. A failed read keeps the last
+/// good set (for `last_good`), so the marketer's words outlive a store outage.
+struct CopyCache {
+    ttl: Duration,
+    last_good: Duration,
+    state: tokio::sync::Mutex<Option<(Arc<[CopyRecord]>, Instant)>>,
 }
 
 /// A user's records and when they were read, by user.
@@ -432,6 +448,11 @@ impl<S> CachedStore<S> {
                 },
             ),
             lists_with_items: !config.item_ttl.is_zero() && config.popular_ttl <= config.item_ttl,
+            copy: CopyCache {
+                ttl: config.copy_ttl,
+                last_good: config.last_good,
+                state: tokio::sync::Mutex::new(None),
+            },
             stats: Arc::new(CacheStats::default()),
         }
     }
@@ -687,6 +708,36 @@ fn start_batch<S: ItemsGet + 'static>(
     }
     .boxed()
     .shared()
+}
+
+/// Copy records are read whole, at most once per `copy_ttl` (concurrent callers wait for
+/// the one read under the lock); with `copy_ttl` zero every call reads the store.
+#[async_trait]
+impl<S: CopyGet + 'static> CopyGet for CachedStore<S> {
+    async fn copy_records(&self) -> Result<Arc<[CopyRecord]>, StoreError> {
+        let copy = &self.copy;
+        if copy.ttl.is_zero() {
+            return self.inner.copy_records().await;
+        }
+        let mut state = copy.state.lock().await;
+        if let Some((records, read_at)) = &*state {
+            if read_at.elapsed() < copy.ttl {
+                return Ok(records.clone());
+            }
+        }
+        match self.inner.copy_records().await {
+            Ok(records) => {
+                *state = Some((records.clone(), Instant::now()));
+                Ok(records)
+            }
+            Err(e) => match &*state {
+                Some((records, read_at)) if read_at.elapsed() < copy.ttl + copy.last_good => {
+                    Ok(records.clone())
+                }
+                _ => Err(e),
+            },
+        }
+    }
 }
 
 /// A cached popular list is read with its items, from the store, and keeps them as long as

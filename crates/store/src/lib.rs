@@ -19,5 +19,7 @@ pub mod record;
 pub use cache::{CacheConfig, CacheStats, CachedStore};
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use ports::{BlockStore, ItemsGet, PopularGet, PutReport, RecordsPut, UserData, UserDataGet};
+pub use ports::{
+    BlockStore, CopyGet, ItemsGet, PopularGet, PutReport, RecordsPut, UserData, UserDataGet,
+};
 pub use record::{ParsedRecords, Record, RecordError};

@@ -2,11 +2,11 @@
 //! zero-setup default and the hermetic tests, and honours the same contract as DynamoDB.
 
 use crate::error::StoreError;
-use crate::ports::{ItemsGet, PopularGet, PutReport, RecordsPut, UserData, UserDataGet};
+use crate::ports::{CopyGet, ItemsGet, PopularGet, PutReport, RecordsPut, UserData, UserDataGet};
 use crate::record::Record;
 use async_trait::async_trait;
-use sendtime_domain::{Catalog, Clock, ItemId, PopularList, PopularScope, UserId};
-use std::collections::HashMap;
+use sendtime_domain::{Catalog, Clock, CopyRecord, ItemId, PopularList, PopularScope, UserId};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 #[derive(Default)]
@@ -14,6 +14,7 @@ struct Tables {
     users: HashMap<UserId, Arc<UserData>>,
     items: Catalog,
     popular: HashMap<PopularScope, Arc<PopularList>>,
+    copy: BTreeMap<String, CopyRecord>,
 }
 
 /// All records in process memory behind a lock; implements every store port and never fails.
@@ -62,6 +63,9 @@ impl MemoryStore {
                 }
                 Record::Popular(p) => {
                     tables.popular.insert(p.scope.clone(), Arc::new(p));
+                }
+                Record::Copy(c) => {
+                    tables.copy.insert(c.key(), c);
                 }
             }
         }
@@ -113,6 +117,13 @@ impl ItemsGet for MemoryStore {
 impl PopularGet for MemoryStore {
     async fn popular(&self, scope: &PopularScope) -> Result<Option<Arc<PopularList>>, StoreError> {
         Ok(self.read().popular.get(scope).cloned())
+    }
+}
+
+#[async_trait]
+impl CopyGet for MemoryStore {
+    async fn copy_records(&self) -> Result<Arc<[CopyRecord]>, StoreError> {
+        Ok(self.read().copy.values().cloned().collect())
     }
 }
 

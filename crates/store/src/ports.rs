@@ -4,7 +4,7 @@
 use crate::error::StoreError;
 use crate::record::Record;
 use async_trait::async_trait;
-use sendtime_domain::{Catalog, ItemId, PopularList, PopularScope, UserId};
+use sendtime_domain::{Catalog, CopyRecord, ItemId, PopularList, PopularScope, UserId};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -70,9 +70,17 @@ pub trait PopularGet: Send + Sync {
     }
 }
 
+/// Reads every copy record (DynamoDB `Query` of the copy partition): the marketer's words
+/// over the built-in defaults. A few dozen small records; read whole and cached.
+#[async_trait]
+pub trait CopyGet: Send + Sync {
+    /// Every copy record, in key order.
+    async fn copy_records(&self) -> Result<Arc<[CopyRecord]>, StoreError>;
+}
+
 /// Everything a block handler reads.
-pub trait BlockStore: UserDataGet + ItemsGet + PopularGet {}
-impl<T: UserDataGet + ItemsGet + PopularGet> BlockStore for T {}
+pub trait BlockStore: UserDataGet + ItemsGet + PopularGet + CopyGet {}
+impl<T: UserDataGet + ItemsGet + PopularGet + CopyGet> BlockStore for T {}
 
 /// What a bulk write did: every record is either written or listed in `failed`.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,7 +1,7 @@
 //! The dataset format shared by `sendtime data generate`, `sendtime data load` and the
 //! embedded store: JSON Lines, one record per line, tagged by `kind`.
 
-use sendtime_domain::{Cart, Item, PopularList, PopularScope, RecList, User};
+use sendtime_domain::{Cart, CopyRecord, Item, PopularList, PopularScope, RecList, User};
 use serde::{Deserialize, Serialize};
 use std::io::BufRead;
 
@@ -19,6 +19,8 @@ pub enum Record {
     Cart(Cart),
     /// A popular list, global or of a category (`"kind": "popular"`).
     Popular(PopularList),
+    /// Copy for one slot, channel and language (`"kind": "copy"`).
+    Copy(CopyRecord),
 }
 
 impl Record {
@@ -33,6 +35,7 @@ impl Record {
                 PopularScope::Global => "popular global".to_owned(),
                 PopularScope::Category(c) => format!("popular category:{c}"),
             },
+            Record::Copy(c) => format!("copy {}", c.key()),
         }
     }
 }

@@ -249,7 +249,7 @@ pub async fn load(
 ) -> anyhow::Result<LoadSummary> {
     let parsed_count = parsed.records.len();
     // The last line for a key wins, as it would if the file were written row by row.
-    let mut last_index: HashMap<(String, &'static str), usize> = HashMap::new();
+    let mut last_index: HashMap<(String, String), usize> = HashMap::new();
     for (i, r) in parsed.records.iter().enumerate() {
         last_index.insert(record_key(r), i);
     }
