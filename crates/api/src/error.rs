@@ -30,6 +30,10 @@ pub enum ApiError {
     /// The query string is malformed.
     #[error("the query string could not be parsed")]
     InvalidQuery,
+    /// `format`, `channel` or `locale` names nothing we render, or asks for a combination we
+    /// do not have (`format=html` is email's).
+    #[error("{0}")]
+    InvalidFormat(&'static str),
     /// No route matches.
     #[error("no such route")]
     NotFound,
@@ -72,7 +76,8 @@ impl ApiError {
             Self::InvalidUserId(_)
             | Self::UndecodableUserId
             | Self::InvalidLimit { .. }
-            | Self::InvalidQuery => StatusCode::BAD_REQUEST,
+            | Self::InvalidQuery
+            | Self::InvalidFormat(_) => StatusCode::BAD_REQUEST,
             Self::UnknownBlock | Self::OtherBlock(_) | Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
@@ -89,6 +94,7 @@ impl ApiError {
             Self::UnknownBlock | Self::OtherBlock(_) => "unknown_block",
             Self::InvalidLimit { .. } => "invalid_limit",
             Self::InvalidQuery => "invalid_query",
+            Self::InvalidFormat(_) => "invalid_format",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UriTooLong => "uri_too_long",
@@ -103,11 +109,12 @@ impl ApiError {
 }
 
 /// Every `code` an error answer can carry (the OpenAPI description lists the same).
-pub const ALL_CODES: [&str; 13] = [
+pub const ALL_CODES: [&str; 14] = [
     "invalid_user_id",
     "unknown_block",
     "invalid_limit",
     "invalid_query",
+    "invalid_format",
     "not_found",
     "method_not_allowed",
     "uri_too_long",
@@ -161,6 +168,7 @@ mod tests {
             ApiError::OtherBlock(BlockKind::Cart),
             ApiError::InvalidLimit { max: 30 },
             ApiError::InvalidQuery,
+            ApiError::InvalidFormat("x"),
             ApiError::NotFound,
             ApiError::UriTooLong,
             ApiError::MethodNotAllowed,

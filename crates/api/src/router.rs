@@ -17,13 +17,15 @@ use futures::future::BoxFuture;
 use percent_encoding::percent_decode_str;
 use sendtime_domain::wire::USERS_PREFIX;
 use sendtime_domain::{BlockKind, UserId};
+use sendtime_render::{Format, Locale, RenderRequest, Rendered};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt};
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 #[derive(Debug, Deserialize)]
 struct BlockQuery {
@@ -31,12 +33,15 @@ struct BlockQuery {
     strict: Option<String>,
     sig: Option<String>,
     exp: Option<String>,
+    format: Option<String>,
+    channel: Option<String>,
+    locale: Option<String>,
 }
 
 pub use sendtime_domain::wire::BLOCK_ROUTE;
 
 /// How an entry point wants the router: telemetry output and caller authentication.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RouterOptions {
     /// Where request logs and metrics go.
     pub telemetry: TelemetryOptions,
@@ -47,6 +52,20 @@ pub struct RouterOptions {
     /// Strict by default: answer `503` with `Retry-After` instead of a degraded answer,
     /// unless a request says `strict=0` (a request's `strict=1` asks for it anyway).
     pub strict: bool,
+    /// The language of rendered formats when neither `locale=` nor the profile says.
+    pub default_locale: Locale,
+}
+
+impl Default for RouterOptions {
+    fn default() -> Self {
+        Self {
+            telemetry: TelemetryOptions::default(),
+            credentials: Credentials::default(),
+            only_block: None,
+            strict: false,
+            default_locale: Locale::Ko,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -55,6 +74,7 @@ struct AppState {
     only_block: Option<BlockKind>,
     strict: bool,
     credentials: Arc<Credentials>,
+    default_locale: Locale,
 }
 
 /// The HTTP app every entry point serves (`sendtime serve` through `axum::serve`, each Lambda
@@ -107,11 +127,29 @@ pub fn router_with(service: Arc<BlockService>, options: RouterOptions) -> App {
             only_block: options.only_block,
             strict: options.strict,
             credentials: Arc::new(options.credentials),
+            default_locale: options.default_locale,
         },
         rest,
     };
     let observe = middleware::from_fn_with_state(options.telemetry, telemetry::observe);
-    App(BoxCloneSyncService::new(observe.layer(routes)))
+    let compressed = compression()
+        .layer(routes)
+        .map_response(|response: Response<_>| response.map(Body::new));
+    App(BoxCloneSyncService::new(observe.layer(compressed)))
+}
+
+/// Bodies at least this large are gzipped for a caller that accepts it (Braze sends
+/// `Accept-Encoding: gzip`); below it the header costs more than it saves.
+pub const COMPRESS_FROM_BYTES: u16 = 1_024;
+
+/// gzip at its fastest level (most of the saving, little CPU; docs/benchmarks.md measures
+/// it), for bodies of [`COMPRESS_FROM_BYTES`] or more; never for a caller that does not
+/// accept it.
+fn compression() -> CompressionLayer<impl tower_http::compression::Predicate> {
+    use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+    CompressionLayer::new()
+        .quality(CompressionLevel::Fastest)
+        .compress_when(SizeAbove::new(COMPRESS_FROM_BYTES - 1).and(NotForContentType::IMAGES))
 }
 
 /// The block route, matched by hand; every other path to axum's router.
@@ -198,15 +236,19 @@ async fn block_route(state: AppState, request: Request) -> Result<Response, ApiE
         user_id,
         limit,
         strict,
+        render,
         query,
     } = block_request(&state, path, &request)?;
     if state.credentials.is_enabled() {
-        let params: Vec<(&str, &str)> = query
-            .limit
-            .as_deref()
-            .map(|l| ("limit", l))
-            .into_iter()
-            .collect();
+        let params: Vec<(&str, &str)> = [
+            ("limit", &query.limit),
+            ("format", &query.format),
+            ("channel", &query.channel),
+            ("locale", &query.locale),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+        .collect();
         let presented = Presented {
             user_id: user_id.as_str(),
             block: kind.as_str(),
@@ -235,8 +277,42 @@ async fn block_route(state: AppState, request: Request) -> Result<Response, ApiE
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     )];
-    Ok((json, answer.json).into_response())
+    let Some(render) = render else {
+        return Ok((json, answer.json).into_response());
+    };
+    let book = state.service.copy_book().await;
+    let eligible = if answer.summary.eligible {
+        HeaderValue::from_static("true")
+    } else {
+        HeaderValue::from_static("false")
+    };
+    let content_type = |format: Format| match format {
+        Format::Json => HeaderValue::from_static("application/json"),
+        Format::Html => HeaderValue::from_static("text/html; charset=utf-8"),
+        Format::Text => HeaderValue::from_static("text/plain; charset=utf-8"),
+    };
+    let headers = |format| {
+        [
+            (header::CONTENT_TYPE, content_type(format)),
+            (ELIGIBLE_HEADER, eligible.clone()),
+        ]
+    };
+    Ok(
+        match sendtime_render::render(&answer.json, &book, &render) {
+            Ok(Rendered::Json(body)) => (headers(Format::Json), body).into_response(),
+            Ok(Rendered::Html(body)) => (headers(Format::Html), body).into_response(),
+            Ok(Rendered::Text(body)) => (headers(Format::Text), body).into_response(),
+            Ok(Rendered::Nothing) => (headers(render.format), "").into_response(),
+            // Our own JSON always reads back; were it not to, the block as JSON beats a failure.
+            Err(_) => (json, answer.json).into_response(),
+        },
+    )
 }
+
+/// Says whether a rendered block (`format=html|text`) is eligible: `false` comes with an
+/// empty body, and the template aborts.
+pub const ELIGIBLE_HEADER: header::HeaderName =
+    header::HeaderName::from_static("x-sendtime-eligible");
 
 /// The OpenAPI 3.1 description of this API, `docs/openapi.json` as built in.
 pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
@@ -262,6 +338,8 @@ struct BlockCall {
     limit: usize,
     /// `503` rather than a degraded answer.
     strict: bool,
+    /// How to render it; `None`: the block's JSON as it is.
+    render: Option<RenderRequest>,
     /// The query as sent (for the signature check).
     query: BlockQuery,
 }
@@ -309,13 +387,54 @@ fn block_request(
         Some("0" | "false") => false,
         Some(_) => return Err(ApiError::InvalidQuery),
     };
+    let render = render_request(state, &query)?;
     Ok(BlockCall {
         kind,
         user_id,
         limit,
         strict,
+        render,
         query,
     })
+}
+
+/// What `format`, `channel` and `locale` ask for; `None` for the plain JSON block.
+fn render_request(state: &AppState, query: &BlockQuery) -> Result<Option<RenderRequest>, ApiError> {
+    if query.format.is_none() && query.channel.is_none() && query.locale.is_none() {
+        return Ok(None);
+    }
+    let format = match query.format.as_deref() {
+        None => Format::Json,
+        Some(f) => {
+            Format::parse(f).ok_or(ApiError::InvalidFormat("format must be json, html or text"))?
+        }
+    };
+    let channel = match query.channel.as_deref() {
+        None => None,
+        Some(c) => Some(sendtime_render::channel(c).ok_or(ApiError::InvalidFormat(
+            "channel must be email, push, sms or kakao",
+        ))?),
+    };
+    let locale = match query.locale.as_deref() {
+        None => None,
+        Some(l) => Some(
+            Locale::ALL
+                .into_iter()
+                .find(|known| known.as_str() == l)
+                .ok_or(ApiError::InvalidFormat("locale must be ko or en"))?,
+        ),
+    };
+    let request = RenderRequest {
+        format,
+        channel,
+        locale,
+        default_locale: state.default_locale,
+    };
+    request
+        .check()
+        .map_err(|_| ApiError::InvalidFormat("format=html is only for channel=email"))?;
+    // A locale alone with the default format asks for nothing to render.
+    Ok((format != Format::Json || channel.is_some()).then_some(request))
 }
 
 #[cfg(test)]

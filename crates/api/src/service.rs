@@ -15,10 +15,12 @@ use chrono::Datelike;
 use futures::future::{try_join, try_join_all};
 use sendtime_domain::block::{BlockSummary, EncodedBlock};
 use sendtime_domain::rules::{Assessment, BlockData, BlockRequest, OnUnreadable, Reads};
+use sendtime_domain::CopyRecord;
 use sendtime_domain::{
     Block, BlockKind, BlockRule, Catalog, Clock, DegradedReason, PopularList, Reason, RulesConfig,
     UserId,
 };
+use sendtime_render::CopyBook;
 use sendtime_store::metrics::record_store_error;
 use sendtime_store::{BlockStore, CacheConfig, StoreError, UserData};
 use std::hash::{Hash, Hasher};
@@ -150,7 +152,12 @@ pub struct BlockService {
     answers: Option<AnswerCache>,
     /// How long an answer may live at most ([`CacheConfig::answer_lifetime`]).
     answer_lifetime: Duration,
+    /// The copy book last built and the records it was built from.
+    copy: std::sync::Mutex<Option<BuiltCopy>>,
 }
+
+/// A copy book and the records it was built from.
+type BuiltCopy = (Arc<[CopyRecord]>, Arc<CopyBook>);
 
 impl BlockService {
     /// A service over `store` with these rules and this clock, without a deadline.
@@ -163,7 +170,49 @@ impl BlockService {
             in_flight: None,
             answers: None,
             answer_lifetime: Duration::ZERO,
+            copy: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The copy in force: the built-in defaults under the store's copy records (cached by
+    /// the store's cache, rebuilt only when they change). Never fails: when the records
+    /// cannot be read within the request budget, the last book built, else the defaults.
+    pub async fn copy_book(&self) -> Arc<CopyBook> {
+        let read = self.store.copy_records();
+        let records = match self.deadline {
+            Some(budget) => tokio::time::timeout(budget, read).await.ok(),
+            None => Some(read.await),
+        };
+        let mut held = self.copy.lock().unwrap_or_else(|p| p.into_inner());
+        let records = match records {
+            Some(Ok(records)) => records,
+            Some(Err(e)) => {
+                record_store_error();
+                tracing::warn!(error = %e, kind = e.kind(), "copy records unreadable; last copy kept");
+                return held
+                    .as_ref()
+                    .map(|(_, book)| book.clone())
+                    .unwrap_or_default();
+            }
+            None => {
+                return held
+                    .as_ref()
+                    .map(|(_, book)| book.clone())
+                    .unwrap_or_default()
+            }
+        };
+        if let Some((built_from, book)) = &*held {
+            if Arc::ptr_eq(built_from, &records) || **built_from == *records {
+                return book.clone();
+            }
+        }
+        let (book, rejected) = CopyBook::new(&records);
+        for (key, error) in rejected {
+            tracing::warn!(copy = %key, %error, "copy record ignored");
+        }
+        let book = Arc::new(book);
+        *held = Some((records, book.clone()));
+        book
     }
 
     /// Keeps up to `cache.max_answers` answers for [`CacheConfig::answer_lifetime`] at most,

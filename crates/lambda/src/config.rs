@@ -29,6 +29,9 @@ pub struct LambdaConfig {
     pub max_in_flight: usize,
     /// Answer `503` instead of a degraded answer unless a request says `strict=0`.
     pub strict: bool,
+    /// Language of rendered formats when neither `locale=` nor the profile says
+    /// (`SENDTIME_DEFAULT_LOCALE`, `ko` by default).
+    pub default_locale: sendtime_render::Locale,
     /// Caller key digests and URL signing secrets (`SENDTIME_API_KEY_SHA256`,
     /// `SENDTIME_SIGNING_SECRETS`); none turns the check off. Those in the SSM parameter
     /// named by `SENDTIME_AUTH_PARAMETER` are added at init ([`crate::build_app`]).
@@ -97,6 +100,10 @@ pub const MAX_IN_FLIGHT: &str = "SENDTIME_MAX_IN_FLIGHT";
 pub const STRICT: &str = "SENDTIME_STRICT";
 /// Seconds a negative record (no profile, no list, no such item) stays cached; default 5.
 pub const CACHE_NEGATIVE_TTL_SECS: &str = "SENDTIME_CACHE_NEGATIVE_TTL_SECS";
+/// Seconds the copy records are cached.
+pub const CACHE_COPY_TTL_SECS: &str = "SENDTIME_CACHE_COPY_TTL_SECS";
+/// Language of rendered formats when neither the request nor the profile says.
+pub const DEFAULT_LOCALE: &str = "SENDTIME_DEFAULT_LOCALE";
 /// Budget of one DynamoDB operation, SDK retries included, in ms; default 600, above 0.
 pub const DYNAMODB_TIMEOUT_MS: &str = "SENDTIME_DYNAMODB_TIMEOUT_MS";
 /// Budget of one DynamoDB attempt in ms (connect: at most 200); default 250, above 0.
@@ -179,6 +186,10 @@ impl LambdaConfig {
                 CACHE_NEGATIVE_TTL_SECS,
                 defaults.negative_ttl.as_secs(),
             )?),
+            copy_ttl: Duration::from_secs(number(
+                CACHE_COPY_TTL_SECS,
+                defaults.copy_ttl.as_secs(),
+            )?),
             ..defaults
         };
         let max_in_flight = number(MAX_IN_FLIGHT, 256)?.max(1) as usize;
@@ -192,6 +203,17 @@ impl LambdaConfig {
                     value: other.to_owned(),
                 })
             }
+        };
+        let default_locale = match lookup(DEFAULT_LOCALE).as_deref().map(str::trim) {
+            None | Some("") => sendtime_render::Locale::Ko,
+            Some(tag) => sendtime_render::Locale::ALL
+                .into_iter()
+                .find(|l| l.as_str() == tag)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: DEFAULT_LOCALE,
+                    expected: "ko or en".into(),
+                    value: tag.to_owned(),
+                })?,
         };
         let key_hashes = match lookup(API_KEY_SHA256).filter(|v| !v.trim().is_empty()) {
             None => Vec::new(),
@@ -238,6 +260,7 @@ impl LambdaConfig {
             request_budget: Duration::from_millis(budget),
             max_in_flight,
             strict,
+            default_locale,
             credentials,
             auth_parameter,
         })

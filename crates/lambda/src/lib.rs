@@ -53,6 +53,7 @@ pub fn app(service: Arc<BlockService>, config: &LambdaConfig) -> App {
             credentials: config.credentials.clone(),
             only_block: config.block,
             strict: config.strict,
+            default_locale: config.default_locale,
         },
     )
 }

@@ -75,6 +75,10 @@ pub struct ServeArgs {
     /// `strict=0` (a request can ask for it with `strict=1` anyway).
     #[arg(long, env = "SENDTIME_STRICT")]
     pub strict: bool,
+    /// Language of rendered formats (`format=html|text`, `channel=`) when neither the
+    /// request's `locale=` nor the user's profile says: `ko` or `en`.
+    #[arg(long, env = "SENDTIME_DEFAULT_LOCALE", default_value = "ko", value_parser = parse_locale)]
+    pub default_locale: sendtime_render::Locale,
     /// How the server treats connections.
     #[command(flatten)]
     pub connections: ConnectionArgs,
@@ -131,6 +135,18 @@ pub struct CacheArgs {
     /// (at most its kind's TTL), so data loaded after a miss shows soon.
     #[arg(long, env = "SENDTIME_CACHE_NEGATIVE_TTL_SECS", default_value_t = 5)]
     pub cache_negative_ttl_secs: u64,
+    /// Seconds the copy records (marketer-editable words, `sendtime copy put`) are cached: a
+    /// change shows within this, without a restart.
+    #[arg(long, env = "SENDTIME_CACHE_COPY_TTL_SECS", default_value_t = 60)]
+    pub cache_copy_ttl_secs: u64,
+}
+
+/// `ko` or `en`.
+fn parse_locale(s: &str) -> Result<sendtime_render::Locale, String> {
+    sendtime_render::Locale::ALL
+        .into_iter()
+        .find(|l| l.as_str() == s)
+        .ok_or_else(|| "ko or en".to_owned())
 }
 
 impl CacheArgs {
@@ -142,6 +158,7 @@ impl CacheArgs {
             popular_ttl: Duration::from_secs(self.cache_popular_ttl_secs),
             answer_ttl: Duration::from_secs(self.cache_answer_ttl_secs),
             negative_ttl: Duration::from_secs(self.cache_negative_ttl_secs),
+            copy_ttl: Duration::from_secs(self.cache_copy_ttl_secs),
             ..CacheConfig::default()
         }
     }
@@ -257,6 +274,7 @@ impl ServeArgs {
                         .collect(),
                 ),
                 strict: self.strict,
+                default_locale: self.default_locale,
                 ..RouterOptions::default()
             },
         );
