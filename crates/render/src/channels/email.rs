@@ -87,7 +87,7 @@ impl Channel for Email {
                 escape_html(&m.cta)
             );
         }
-        h.push_str("</table>\n");
+        h.push_str("</table>");
         Some(h)
     }
 }

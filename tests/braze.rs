@@ -1,0 +1,353 @@
+//! Every template in `docs/braze/` rendered as Braze would send it — a Liquid engine with
+//! Braze's `connected_content` (real HTTP calls to a running `sendtime serve`, 5-minute URL
+//! cache, 2 s give-up, `:save` of 2xx JSON only, `:retry`) and `abort_message` — for a user in
+//! every stage of every block, a user who is not eligible, an unknown user and an endpoint
+//! answering 503, on a catalog whose every title holds `"`, `&`, `<script>` and Korean.
+
+use sendtime_tests::braze_liquid::{Braze, Outcome};
+use sendtime_tests::{sendtime_bin, ServeProcess};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const KEY: &str = "braze-test-key";
+const SECRET: &str = "SIGNING_SECRET";
+const AS_OF: &str = "2026-11-22T00:00:00Z";
+const BLOCKS: [&str; 4] = ["recommendations", "cart", "dormancy", "onboarding"];
+const EVIL: &str = "\"Best\" & <script>alert(1)</script> 신상";
+
+fn braze_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/braze")
+}
+
+/// Every template but the signing snippet: (file name, block, channel).
+fn templates() -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(braze_dir()).expect("docs/braze") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        let Some(stem) = name.strip_suffix(".liquid") else {
+            continue;
+        };
+        let Some((block, channel)) = stem.split_once('.') else {
+            continue;
+        };
+        out.push((name.clone(), block.to_owned(), channel.to_owned()));
+    }
+    out.sort();
+    assert_eq!(
+        out.len(),
+        4 * 5,
+        "a template per block and channel, plus the HTML fetch: {out:?}"
+    );
+    out
+}
+
+fn template(name: &str, base_url: &str) -> String {
+    std::fs::read_to_string(braze_dir().join(name))
+        .expect("template")
+        .replace("https://sendtime.example.com", base_url)
+}
+
+/// A dataset whose every item title is `EVIL` after its own, served with a key and a secret.
+async fn evil_serve() -> ServeProcess {
+    let dir = std::env::temp_dir().join(format!("sendtime-braze-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plain = dir.join("plain.jsonl");
+    let status = std::process::Command::new(sendtime_bin())
+        .args([
+            "data", "generate", "--users", "600", "--items", "200", "--seed", "7", "--as-of",
+            AS_OF, "--out",
+        ])
+        .arg(&plain)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let evil: String = std::fs::read_to_string(&plain)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut record: Value = serde_json::from_str(line).unwrap();
+            if record["kind"] == "item" {
+                let title = format!("{} {EVIL}", record["title"].as_str().unwrap());
+                record["title"] = Value::String(title);
+            }
+            record.to_string() + "\n"
+        })
+        .collect();
+    let data = dir.join("evil.jsonl");
+    std::fs::write(&data, evil).unwrap();
+    let digest = sendtime_api::auth::sha256(KEY)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    ServeProcess::start(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--now",
+        AS_OF,
+        "--api-key-sha256",
+        &digest,
+        "--signing-secret",
+        SECRET,
+    ])
+    .await
+}
+
+/// The API's answer to `url` with the key: status and body.
+fn get(url: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .get(url)
+        .header("x-sendtime-key", KEY)
+        .call()
+        .expect("GET");
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_to_string().expect("body"))
+}
+
+fn json(url: &str) -> Value {
+    let (status, body) = get(url);
+    assert_eq!(status, 200, "{url}: {body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+/// A user per stage of each block, and one not eligible: asked of the API itself.
+fn users_by_stage(base: &str) -> BTreeMap<(String, String), String> {
+    let mut found = BTreeMap::new();
+    for block in BLOCKS {
+        for n in 1..=300 {
+            let user = format!("u{n:06}");
+            let v = json(&format!("{base}/v1/users/{user}/{block}"));
+            let stage = v["stage"].as_str().unwrap_or("not_eligible").to_owned();
+            found.entry((block.to_owned(), stage)).or_insert(user);
+        }
+    }
+    found
+}
+
+/// HTML-escaped as Liquid's `escape` and our renderer write it.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn braze() -> Braze {
+    Braze::new().with_credential("sendtime", "x-sendtime-key", KEY)
+}
+
+/// What the message of `channel` for this user and block must be, asked of the API.
+fn check_sent(base: &str, name: &str, block: &str, channel: &str, user: &str, sent: &str) {
+    let answer = json(&format!("{base}/v1/users/{user}/{block}"));
+    let first_title = answer["items"][0]["title"].as_str();
+    if channel.starts_with("email") {
+        assert!(
+            !sent.contains("<script"),
+            "{name} {user}: a script got through:\n{sent}"
+        );
+    }
+    assert_eq!(
+        sent,
+        sent.trim(),
+        "{name} {user}: blank lines around the message"
+    );
+    match channel {
+        "email" => {
+            if let Some(title) = first_title {
+                assert!(
+                    sent.contains(&escaped(title)),
+                    "{name} {user}: no escaped title:\n{sent}"
+                );
+            }
+            assert!(
+                !sent.contains("<h2></h2>"),
+                "{name} {user}: empty heading:\n{sent}"
+            );
+            for bad in ["Now .", "rated  by", "by 0 buyers", "off  for", "% off ,"] {
+                assert!(!sent.contains(bad), "{name} {user}: {bad:?} in\n{sent}");
+            }
+        }
+        "email-fetch" => {
+            let (status, html) = get(&format!("{base}/v1/users/{user}/{block}?format=html"));
+            assert_eq!(status, 200);
+            assert_eq!(
+                sent,
+                html.trim(),
+                "{name} {user}: the fetched fragment, as served"
+            );
+            if let Some(title) = first_title {
+                assert!(sent.contains(&escaped(title)), "{name} {user}:\n{sent}");
+            }
+        }
+        "push" | "sms" | "kakao" => {
+            let rendered = json(&format!("{base}/v1/users/{user}/{block}?channel={channel}"));
+            let field = if channel == "push" { "body" } else { "text" };
+            assert_eq!(
+                sent,
+                rendered["message"][field].as_str().unwrap(),
+                "{name} {user}"
+            );
+            assert!(!sent.is_empty());
+            match channel {
+                "push" => assert!(sent.chars().count() <= 150, "{name}: {sent}"),
+                "sms" => {
+                    let bytes = sendtime_render::text::euc_kr_bytes(sent);
+                    let kind = rendered["message"]["kind"].as_str().unwrap();
+                    assert!(
+                        bytes <= if kind == "sms" { 90 } else { 2000 },
+                        "{name}: {bytes} bytes"
+                    );
+                    assert!(!sent.contains('\u{FFFD}'));
+                }
+                _ => {
+                    assert!(sent.chars().count() <= 1000);
+                    // a text channel shows titles as they are: intact, and inert as text
+                    if let Some(title) = first_title {
+                        assert!(
+                            sent.contains(title),
+                            "{name} {user}: title not intact:\n{sent}"
+                        );
+                    }
+                }
+            }
+        }
+        other => panic!("unknown channel {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_template_sends_every_stage_aborts_the_ineligible_and_keeps_titles_inert() {
+    let serve = evil_serve().await;
+    let base = serve.base_url.clone();
+    tokio::task::block_in_place(|| {
+        let users = users_by_stage(&base);
+        let expected_stages = [
+            ("recommendations", &["personalized", "fallback"][..]),
+            (
+                "cart",
+                &[
+                    "reminder",
+                    "social_proof",
+                    "urgency",
+                    "alternatives",
+                    "not_eligible",
+                ],
+            ),
+            (
+                "dormancy",
+                &[
+                    "last_interest",
+                    "personal_offer",
+                    "feedback",
+                    "not_eligible",
+                ],
+            ),
+            (
+                "onboarding",
+                &["welcome", "guide", "incentive", "not_eligible"],
+            ),
+        ];
+        for (block, stages) in expected_stages {
+            for stage in stages {
+                assert!(
+                    users.contains_key(&(block.to_owned(), stage.to_string())),
+                    "no {block} user in {stage}: {users:?}"
+                );
+            }
+        }
+        let mut sent = 0;
+        for (name, block, channel) in templates() {
+            let text = template(&name, &base);
+            for ((b, stage), user) in &users {
+                if *b != block {
+                    continue;
+                }
+                let outcome = braze().send(&text, &[("user_id", user)]);
+                if stage == "not_eligible" {
+                    assert_eq!(
+                        outcome,
+                        Outcome::Aborted(format!("{block}: not eligible")),
+                        "{name} {user}"
+                    );
+                    continue;
+                }
+                let Outcome::Sent(message) = outcome else {
+                    panic!("{name} {user} ({stage}): {outcome:?}");
+                };
+                check_sent(&base, &name, &block, &channel, user, &message);
+                sent += 1;
+            }
+        }
+        assert_eq!(sent, 5 * 12, "five templates × twelve stages");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_user_gets_popular_recommendations_and_no_other_block() {
+    let serve = evil_serve().await;
+    let base = serve.base_url.clone();
+    tokio::task::block_in_place(|| {
+        for (name, block, channel) in templates() {
+            let outcome = braze().send(&template(&name, &base), &[("user_id", "nobody-we-know")]);
+            if block == "recommendations" {
+                let Outcome::Sent(message) = outcome else {
+                    panic!("{name}: {outcome:?}")
+                };
+                check_sent(&base, &name, &block, &channel, "nobody-we-know", &message);
+            } else {
+                assert_eq!(
+                    outcome,
+                    Outcome::Aborted(format!("{block}: not eligible")),
+                    "{name}"
+                );
+            }
+        }
+    });
+}
+
+/// An endpoint that answers every request `503` with `Retry-After`, on a thread.
+fn always_503() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let body = r#"{"error":{"code":"store_unavailable","message":"retry later"}}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn a_503_is_retried_then_the_message_is_aborted() {
+    let base = always_503();
+    for (name, _, _) in templates() {
+        let mut braze = braze();
+        let outcome = braze.send(&template(&name, &base), &[("user_id", "u000001")]);
+        assert_eq!(
+            outcome,
+            Outcome::Aborted("connected content failed after 6 attempts".into()),
+            "{name}"
+        );
+        let calls = braze.calls();
+        assert_eq!(calls.len(), 6, "{name}: the first call and 5 retries");
+        assert!(calls.iter().all(|c| c.status() == Some(503)), "{name}");
+    }
+}
