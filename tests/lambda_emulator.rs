@@ -177,6 +177,29 @@ async fn get(client: &reqwest::Client, url: &str, key: bool) -> (u16, serde_json
     (status, body)
 }
 
+/// Status, (content type, `x-sendtime-eligible`), body as text.
+async fn get_text(
+    client: &reqwest::Client,
+    url: &str,
+    key: bool,
+) -> (u16, (String, String), String) {
+    let mut req = client.get(url).timeout(Duration::from_secs(30));
+    if key {
+        req = req.header("x-sendtime-key", KEY);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let headers = (header("content-type"), header("x-sendtime-eligible"));
+    let status = resp.status().as_u16();
+    (status, headers, resp.text().await.unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_under_the_emulator_answer_like_the_router() {
     // GIVEN DynamoDB Local with a generated dataset, as of now (the functions use the real clock)
@@ -244,6 +267,27 @@ async fn functions_under_the_emulator_answer_like_the_router() {
             "{function} asked for {other}"
         );
     }
+    // Rendered formats: the HTML fragment (and a channel's text) through each function
+    // equal serve's, byte for byte, with the same content type and eligibility header.
+    let mut fragments = 0;
+    for (function, lambda) in &functions {
+        for n in 1..=12 {
+            for query in [
+                "format=html",
+                "format=text&channel=sms",
+                "channel=push&locale=en",
+            ] {
+                let path = format!("/v1/users/u{n:06}/{function}?{query}");
+                let via_lambda = get_text(&client, &format!("{}{path}", lambda.base), true).await;
+                let via_serve =
+                    get_text(&client, &format!("{}{path}", serve.base_url), false).await;
+                assert_eq!(via_lambda, via_serve, "{function}{path}");
+                fragments += usize::from(query == "format=html" && !via_lambda.2.is_empty());
+            }
+        }
+    }
+    assert!(fragments > 0, "no eligible block rendered as HTML");
+
     // unknown users: fallback content, not an error
     let recs = &functions[0].1.base;
     let url = format!("{recs}/v1/users/nobody-known/recommendations");
