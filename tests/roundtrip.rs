@@ -221,3 +221,174 @@ fn load_without_a_table_names_the_flag() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--table"));
 }
+
+fn copy_cli(args: &[&str]) -> std::process::Output {
+    Command::new(sendtime_bin())
+        .arg("copy")
+        .args(args)
+        .output()
+        .expect("run sendtime copy")
+}
+
+/// `sendtime copy put` into DynamoDB Local changes what a running `serve` renders once its
+/// copy cache expires — no restart; a record with a placeholder its slot lacks is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_record_put_in_dynamodb_changes_the_rendered_block_after_the_copy_ttl() {
+    let table = unique_table("copy");
+    let mut generate = Command::new(sendtime_bin())
+        .args(generate_args())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let piped = Stdio::from(generate.stdout.take().unwrap());
+    assert!(load(&table, &["--no-verify"], piped).status.success());
+    assert!(generate.wait().unwrap().success());
+    let endpoint = dynamodb_endpoint();
+    let serve = ServeProcess::start(&[
+        "--table",
+        &table,
+        "--dynamodb-endpoint",
+        &endpoint,
+        "--now",
+        AS_OF,
+        "--cache-copy-ttl-secs",
+        "1",
+    ])
+    .await;
+    let client = reqwest::Client::new();
+    // a user whose recommendations are personalized
+    let mut user = None;
+    for n in 1..=USERS {
+        let url = format!("{}/v1/users/u{n:06}/recommendations", serve.base_url);
+        let v: serde_json::Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+        if v["stage"] == "personalized" {
+            user = Some(format!("u{n:06}"));
+            break;
+        }
+    }
+    let user = user.expect("a personalized user");
+    let push = format!(
+        "{}/v1/users/{user}/recommendations?channel=push&locale=ko",
+        serve.base_url
+    );
+    let title = |v: serde_json::Value| v["message"]["title"].as_str().unwrap().to_owned();
+    let before = title(
+        client
+            .get(&push)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(before, "회원님을 위한 추천 상품");
+
+    let target = ["--table", &table, "--dynamodb-endpoint", &endpoint];
+    let refused = copy_cli(
+        &[
+            &[
+                "put",
+                "recommendations.personalized",
+                "--locale",
+                "ko",
+                "--title",
+                "{rating}점 상품",
+            ][..],
+            &target[..],
+        ]
+        .concat(),
+    );
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("{rating} is not available in recommendations.personalized"),
+        "{said}"
+    );
+
+    let put = copy_cli(
+        &[
+            &[
+                "put",
+                "recommendations.personalized",
+                "--channel",
+                "push",
+                "--locale",
+                "ko",
+                "--title",
+                "{item} 외 {count}개, 오늘만 특가",
+            ][..],
+            &target[..],
+        ]
+        .concat(),
+    );
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let listed = copy_cli(&[&["list"][..], &target[..]].concat());
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("오늘만 특가"));
+    let got = copy_cli(
+        &[
+            &[
+                "get",
+                "recommendations.personalized",
+                "--channel",
+                "push",
+                "--locale",
+                "ko",
+            ][..],
+            &target[..],
+        ]
+        .concat(),
+    );
+    let got = String::from_utf8_lossy(&got.stdout).into_owned();
+    assert!(
+        got.contains("record") && got.contains("{item} 외 {count}개, 오늘만 특가"),
+        "{got}"
+    );
+
+    // within the copy TTL (1 s here) the running server shows the new words
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let after = loop {
+        let v: serde_json::Value = client
+            .get(&push)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let now = title(v.clone());
+        if now != before || std::time::Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let first = after["items"][0]["title"].as_str().unwrap().to_owned();
+    let shown = title(after);
+    // the push title is cut at 50 characters; the words are the record's
+    assert!(
+        shown.starts_with(&first.chars().take(10).collect::<String>()),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("오늘만 특가") || shown.ends_with('…'),
+        "{shown}"
+    );
+    // other channels keep the built-in words
+    let email = format!(
+        "{}/v1/users/{user}/recommendations?format=text&locale=ko",
+        serve.base_url
+    );
+    let text = client
+        .get(&email)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.starts_with("회원님을 위한 추천 상품"), "{text}");
+}

@@ -43,6 +43,9 @@ pub enum Command {
     /// Generate or load datasets.
     #[command(subcommand)]
     Data(commands::data::DataCommand),
+    /// The words around each block (copy), per stage, channel and language: slots, list, get, put.
+    #[command(subcommand)]
+    Copy(commands::copy::CopyCommand),
     /// Send-time campaign tools: send to an audience, plan a send.
     #[command(subcommand)]
     Campaign(commands::campaign::CampaignCommand),
@@ -63,6 +66,7 @@ impl Cli {
         match self.command {
             Command::Serve(args) => args.run().await,
             Command::Data(cmd) => cmd.run().await,
+            Command::Copy(cmd) => cmd.run().await,
             Command::Campaign(cmd) => cmd.run().await,
             Command::Loadtest(args) => args.run().await,
             Command::Baseline(args) => args.run().await,

@@ -4,6 +4,8 @@
 pub mod baseline;
 /// `sendtime campaign send` and `campaign plan`: their flags and `run()`.
 pub mod campaign;
+/// `sendtime copy slots|list|get|put`: marketer-editable copy records.
+pub mod copy;
 /// `sendtime data generate` and `data load`, and [`data::load`], the bulk load behind the latter.
 pub mod data;
 /// `sendtime loadtest` and `sendtime loadtest merge`.
