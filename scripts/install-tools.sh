@@ -35,3 +35,13 @@ if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
   echo "adding the aarch64-unknown-linux-gnu target" >&2
   rustup target add aarch64-unknown-linux-gnu
 fi
+
+# Headless Chromium (the preview page's browser test and scripts/preview-screenshot.sh) and a
+# Korean font for it, from Debian's packages; apt needs root (CI runs as root).
+if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi nanum; then
+  echo "installing Debian's chromium and fonts-nanum" >&2
+  SUDO=""
+  if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
+  $SUDO apt-get install -y --no-install-recommends chromium fonts-nanum >/dev/null \
+    || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y --no-install-recommends chromium fonts-nanum >/dev/null; }
+fi

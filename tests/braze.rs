@@ -52,9 +52,12 @@ fn template(name: &str, base_url: &str) -> String {
         .replace("https://sendtime.example.com", base_url)
 }
 
-/// A dataset whose every item title is `EVIL` after its own, served with a key and a secret.
-async fn evil_serve() -> ServeProcess {
-    let dir = std::env::temp_dir().join(format!("sendtime-braze-{}", std::process::id()));
+/// A dataset whose every item title is `EVIL` after its own (a directory of its own per call:
+/// the tests of this file run at once).
+fn evil_data() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("sendtime-braze-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let plain = dir.join("plain.jsonl");
     let status = std::process::Command::new(sendtime_bin())
@@ -80,6 +83,15 @@ async fn evil_serve() -> ServeProcess {
         .collect();
     let data = dir.join("evil.jsonl");
     std::fs::write(&data, evil).unwrap();
+    data
+}
+
+/// The evil dataset served with a key and a signing secret, as deployed.
+async fn evil_serve() -> ServeProcess {
+    evil_serve_of(&evil_data()).await
+}
+
+async fn evil_serve_of(data: &Path) -> ServeProcess {
     let digest = sendtime_api::auth::sha256(KEY)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -349,5 +361,71 @@ fn a_503_is_retried_then_the_message_is_aborted() {
         let calls = braze.calls();
         assert_eq!(calls.len(), 6, "{name}: the first call and 5 retries");
         assert!(calls.iter().all(|c| c.status() == Some(503)), "{name}");
+    }
+}
+
+/// The preview page as headless Chromium (Debian's, installed by scripts/install-tools.sh)
+/// renders it: every block for the user, each eligible one in every channel, and not one
+/// script element although every title carries `<script>`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_preview_page_in_chromium_shows_every_block_and_runs_nothing_from_data() {
+    let data = evil_data();
+    let serve = evil_serve_of(&data).await;
+    let base = serve.base_url.clone();
+    tokio::task::block_in_place(|| {
+        // the preview asks for the key like the block route (Chromium sends none)
+        let (status, _) = {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            let response = agent
+                .get(&format!("{base}/preview?user_id=u000002"))
+                .call()
+                .unwrap();
+            (response.status().as_u16(), ())
+        };
+        assert_eq!(
+            status, 401,
+            "the preview is authenticated when keys are configured"
+        );
+    });
+    // the same data without keys, for a browser
+    let open = ServeProcess::start(&["--data", data.to_str().unwrap(), "--now", AS_OF]).await;
+    let url = format!("{}/preview?user_id=u000002", open.base_url);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/chromium.sh");
+    let out = std::process::Command::new(&script)
+        .args(["--dump-dom", &url])
+        .output()
+        .expect("scripts/chromium.sh (Debian chromium: scripts/install-tools.sh installs it)");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && dom.contains("</html>"),
+        "chromium rendered nothing: {dom}"
+    );
+    for block in BLOCKS {
+        assert!(
+            dom.contains(&format!("data-block=\"{block}\"")),
+            "no {block} section:\n{dom}"
+        );
+    }
+    assert!(
+        !dom.contains("<script"),
+        "a script element from data:\n{dom}"
+    );
+    assert!(
+        dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "titles not shown:\n{dom}"
+    );
+    let recs = json(&format!(
+        "{}/v1/users/u000002/recommendations",
+        serve.base_url
+    ));
+    assert_eq!(recs["eligible"], true);
+    for channel in ["email", "push", "sms", "kakao", "email-text"] {
+        assert!(
+            dom.contains(&format!("data-channel=\"{channel}\"")),
+            "no {channel} card:\n{dom}"
+        );
     }
 }

@@ -8,6 +8,8 @@ pub mod auth;
 pub mod error;
 /// The JSON log line format of every entry point.
 pub mod log_format;
+/// The marketer's preview page: every block for one user as each channel would send it.
+pub mod preview;
 /// The app: `BLOCK_ROUTE` matched by hand, `/health` and the rest through axum, and its options.
 pub mod router;
 /// Reading and validating the rules file (TOML or JSON) named by `--rules` or the environment.

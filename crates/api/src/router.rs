@@ -6,8 +6,9 @@ use crate::service::BlockService;
 use crate::telemetry;
 use crate::telemetry::{BlockMeta, TelemetryOptions};
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, Request};
-use axum::http::{header, HeaderValue, Method};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -54,6 +55,9 @@ pub struct RouterOptions {
     pub strict: bool,
     /// The language of rendered formats when neither `locale=` nor the profile says.
     pub default_locale: Locale,
+    /// Serve the marketer's preview page at `/preview` (`sendtime serve`; never a Lambda
+    /// function). With keys configured it asks for one like the block route.
+    pub preview: bool,
 }
 
 impl Default for RouterOptions {
@@ -64,6 +68,7 @@ impl Default for RouterOptions {
             only_block: None,
             strict: false,
             default_locale: Locale::Ko,
+            preview: false,
         }
     }
 }
@@ -116,21 +121,31 @@ pub fn router(service: Arc<BlockService>) -> App {
 /// per name, a decoded string per value, an extension map; then its fallback's lookup,
 /// parameter map and boxed handler) was a tenth of a repeat call's CPU.
 pub fn router_with(service: Arc<BlockService>, options: RouterOptions) -> App {
-    let rest = Router::new()
+    let state = AppState {
+        service,
+        only_block: options.only_block,
+        strict: options.strict,
+        credentials: Arc::new(options.credentials),
+        default_locale: options.default_locale,
+    };
+    let mut rest = Router::new()
         .route("/health", get(health))
-        .route("/openapi.json", get(openapi))
+        .route("/openapi.json", get(openapi));
+    if options.preview {
+        let preview_state = state.clone();
+        rest = rest.route(
+            "/preview",
+            get(
+                move |headers: HeaderMap, query: Result<Query<PreviewQuery>, QueryRejection>| {
+                    preview(preview_state.clone(), headers, query)
+                },
+            ),
+        );
+    }
+    let rest = rest
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
-    let routes = Routes {
-        state: AppState {
-            service,
-            only_block: options.only_block,
-            strict: options.strict,
-            credentials: Arc::new(options.credentials),
-            default_locale: options.default_locale,
-        },
-        rest,
-    };
+    let routes = Routes { state, rest };
     let observe = middleware::from_fn_with_state(options.telemetry, telemetry::observe);
     let compressed = compression()
         .layer(routes)
@@ -324,6 +339,64 @@ async fn openapi() -> Response {
         HeaderValue::from_static("application/json"),
     )];
     (json, OPENAPI_JSON).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct PreviewQuery {
+    user_id: Option<String>,
+    locale: Option<String>,
+}
+
+/// The preview page: every block for one user as each channel renders it; no script can run
+/// (CSP), nothing is cached.
+async fn preview(
+    state: AppState,
+    headers: HeaderMap,
+    query: Result<Query<PreviewQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    telemetry::record_route("/preview");
+    let Query(query) = query.map_err(|_| ApiError::InvalidQuery)?;
+    let page_headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        ),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(crate::preview::CSP),
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    ];
+    let Some(raw_user) = query.user_id.filter(|u| !u.is_empty()) else {
+        return Ok((page_headers, crate::preview::ASK_FOR_A_USER).into_response());
+    };
+    let user_id = UserId::parse(&raw_user)?;
+    state.credentials.authorize(
+        &headers,
+        Presented {
+            user_id: user_id.as_str(),
+            block: "preview",
+            sig: None,
+            exp: None,
+            params: &[],
+        },
+        chrono::Utc::now().timestamp(),
+    )?;
+    let locale = match query.locale.as_deref() {
+        None | Some("") => None,
+        Some(l) => Some(
+            Locale::ALL
+                .into_iter()
+                .find(|known| known.as_str() == l)
+                .ok_or(ApiError::InvalidFormat("locale must be ko or en"))?,
+        ),
+    };
+    let html = crate::preview::page(&state.service, &user_id, locale, state.default_locale).await;
+    Ok((page_headers, html).into_response())
 }
 
 async fn health() -> Json<serde_json::Value> {

@@ -54,6 +54,7 @@ pub fn app(service: Arc<BlockService>, config: &LambdaConfig) -> App {
             only_block: config.block,
             strict: config.strict,
             default_locale: config.default_locale,
+            preview: false,
         },
     )
 }

@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// request's `locale=` nor the user's profile says: `ko` or `en`.
     #[arg(long, env = "SENDTIME_DEFAULT_LOCALE", default_value = "ko", value_parser = parse_locale)]
     pub default_locale: sendtime_render::Locale,
+    /// Do not serve the preview page (`/preview?user_id=…`: every block for one user as each
+    /// channel renders it; with keys configured it asks for one).
+    #[arg(long, env = "SENDTIME_NO_PREVIEW")]
+    pub no_preview: bool,
     /// How the server treats connections.
     #[command(flatten)]
     pub connections: ConnectionArgs,
@@ -275,6 +279,7 @@ impl ServeArgs {
                 ),
                 strict: self.strict,
                 default_locale: self.default_locale,
+                preview: !self.no_preview,
                 ..RouterOptions::default()
             },
         );

@@ -4,9 +4,13 @@
 
 use crate::message::Message;
 
+/// Email: an HTML fragment and the plain-text part.
 pub mod email;
+/// KakaoTalk: text up to 1,000 characters and a button.
 pub mod kakao;
+/// Push: a 50-character title and a 150-character body.
 pub mod push;
+/// SMS/LMS: EUC-KR bytes, 90 for an SMS, 2,000 for an LMS.
 pub mod sms;
 
 /// A medium a message is sent through.
