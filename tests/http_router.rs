@@ -648,3 +648,94 @@ fn the_readmes_error_codes_are_the_apis_and_the_openapi_descriptions() {
     all.sort();
     assert_eq!(listed, all, "the README's error-code table");
 }
+
+/// Raw answer: status, headers, body bytes.
+async fn raw(uri: &str, accept_gzip: bool) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut request = Request::builder().uri(uri);
+    if accept_gzip {
+        request = request.header(header::ACCEPT_ENCODING, "gzip");
+    }
+    let response = app()
+        .await
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes().to_vec();
+    (parts.status, parts.headers, bytes)
+}
+
+#[tokio::test]
+async fn formats_channels_and_locales_are_checked_and_rendered() {
+    // GIVEN unknown values or an impossible combination THEN 400 invalid_format
+    for query in [
+        "format=xml",
+        "channel=fax",
+        "locale=ja",
+        "format=html&channel=sms",
+        "format=html&channel=push",
+        "locale=",
+    ] {
+        let (status, body) = get(&format!("/v1/users/alice/cart?{query}")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_format")),
+            "{query}: {body}"
+        );
+    }
+    // WHEN a channel is named in JSON THEN the block gains its message (schema-checked by get)
+    let (status, sms) = get("/v1/users/alice/recommendations?channel=sms&locale=en").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sms["message"]["channel"], "sms");
+    assert_eq!(sms["message"]["locale"], "en");
+    let (_, plain) = get("/v1/users/alice/recommendations").await;
+    assert_eq!(
+        plain["items"], sms["items"],
+        "the block itself is unchanged"
+    );
+    // html: an escaped fragment, its content type and eligibility
+    let (status, headers, html) = raw("/v1/users/alice/recommendations?format=html", false).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert_eq!(headers["x-sendtime-eligible"], "true");
+    let html = String::from_utf8(html).unwrap();
+    assert!(html.starts_with("<table role=\"presentation\""), "{html}");
+    // not eligible: an empty body the template aborts on
+    let (status, headers, empty) = raw("/v1/users/nobody/cart?format=html", false).await;
+    assert_eq!(
+        (status, headers["x-sendtime-eligible"].to_str().unwrap()),
+        (StatusCode::OK, "false")
+    );
+    assert!(empty.is_empty());
+    let (_, headers, text) = raw("/v1/users/alice/cart?format=text&channel=kakao", false).await;
+    assert_eq!(headers[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+    assert!(!text.is_empty());
+}
+
+#[tokio::test]
+async fn large_bodies_are_gzipped_for_callers_that_accept_it() {
+    use std::io::Read;
+    let uri = "/v1/users/alice/recommendations?limit=8";
+    let (_, plain_headers, plain) = raw(uri, false).await;
+    assert!(plain.len() >= 1024, "{} bytes", plain.len());
+    assert!(plain_headers.get(header::CONTENT_ENCODING).is_none());
+    let (status, headers, gzipped) = raw(uri, true).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&gzipped[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    let a: Value = serde_json::from_slice(&unzipped).unwrap();
+    let b: Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(a, b);
+    assert!(
+        gzipped.len() < plain.len() / 2,
+        "{} of {} bytes",
+        gzipped.len(),
+        plain.len()
+    );
+    // small bodies go as they are
+    let (_, headers, _) = raw("/v1/users/nobody/cart", true).await;
+    assert!(headers.get(header::CONTENT_ENCODING).is_none());
+}
