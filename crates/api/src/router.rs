@@ -147,10 +147,53 @@ pub fn router_with(service: Arc<BlockService>, options: RouterOptions) -> App {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let routes = Routes { state, rest };
     let observe = middleware::from_fn_with_state(options.telemetry, telemetry::observe);
-    let compressed = compression()
-        .layer(routes)
+    let gzip = compression()
+        .layer(routes.clone())
         .map_response(|response: Response<_>| response.map(Body::new));
-    App(BoxCloneSyncService::new(observe.layer(compressed)))
+    let negotiated = Negotiated {
+        plain: routes,
+        gzip: BoxCloneSyncService::new(gzip),
+    };
+    App(BoxCloneSyncService::new(observe.layer(negotiated)))
+}
+
+/// The routes, through the compression layer only for a caller that accepts gzip: a caller
+/// that does not pays nothing for it (no body wrapper, no extra allocation per response).
+#[derive(Clone)]
+struct Negotiated {
+    plain: Routes,
+    gzip: BoxCloneSyncService<Request, Response, Infallible>,
+}
+
+impl Service<Request> for Negotiated {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Both are always ready (the routes answer every request); poll both anyway.
+        match self.gzip.poll_ready(cx) {
+            Poll::Ready(Ok(())) => self.plain.poll_ready(cx),
+            other => other,
+        }
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let accepts_gzip = request
+            .headers()
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .any(|v| {
+                v.as_bytes()
+                    .windows(4)
+                    .any(|w| w.eq_ignore_ascii_case(b"gzip"))
+            });
+        if accepts_gzip {
+            self.gzip.call(request)
+        } else {
+            self.plain.call(request)
+        }
+    }
 }
 
 /// Bodies at least this large are gzipped for a caller that accepts it (Braze sends
