@@ -152,17 +152,19 @@ pub fn router_with(service: Arc<BlockService>, options: RouterOptions) -> App {
         .map_response(|response: Response<_>| response.map(Body::new));
     let negotiated = Negotiated {
         plain: routes,
-        gzip: BoxCloneSyncService::new(gzip),
+        gzip: Arc::new(BoxCloneSyncService::new(gzip)),
     };
     App(BoxCloneSyncService::new(observe.layer(negotiated)))
 }
 
 /// The routes, through the compression layer only for a caller that accepts gzip: a caller
 /// that does not pays nothing for it (no body wrapper, no extra allocation per response).
+/// The middleware above clones this service per request: the gzip stack is shared (`Arc`)
+/// and cloned only for a request that uses it.
 #[derive(Clone)]
 struct Negotiated {
     plain: Routes,
-    gzip: BoxCloneSyncService<Request, Response, Infallible>,
+    gzip: Arc<BoxCloneSyncService<Request, Response, Infallible>>,
 }
 
 impl Service<Request> for Negotiated {
@@ -171,11 +173,9 @@ impl Service<Request> for Negotiated {
     type Future = BoxFuture<'static, Result<Response, Infallible>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // Both are always ready (the routes answer every request); poll both anyway.
-        match self.gzip.poll_ready(cx) {
-            Poll::Ready(Ok(())) => self.plain.poll_ready(cx),
-            other => other,
-        }
+        // The routes answer every request (the gzip stack is the same routes, readied when
+        // used).
+        self.plain.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
@@ -189,7 +189,8 @@ impl Service<Request> for Negotiated {
                     .any(|w| w.eq_ignore_ascii_case(b"gzip"))
             });
         if accepts_gzip {
-            self.gzip.call(request)
+            let gzip = self.gzip.as_ref().clone();
+            Box::pin(gzip.oneshot(request))
         } else {
             self.plain.call(request)
         }
