@@ -668,14 +668,7 @@ async fn raw(uri: &str, accept_gzip: bool) -> (StatusCode, axum::http::HeaderMap
 #[tokio::test]
 async fn formats_channels_and_locales_are_checked_and_rendered() {
     // GIVEN unknown values or an impossible combination THEN 400 invalid_format
-    for query in [
-        "format=xml",
-        "channel=fax",
-        "locale=ja",
-        "format=html&channel=sms",
-        "format=html&channel=push",
-        "locale=",
-    ] {
+    for query in ["format=xml", "channel=fax", "locale=ja", "locale="] {
         let (status, body) = get(&format!("/v1/users/alice/cart?{query}")).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),

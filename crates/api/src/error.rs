@@ -30,8 +30,7 @@ pub enum ApiError {
     /// The query string is malformed.
     #[error("the query string could not be parsed")]
     InvalidQuery,
-    /// `format`, `channel` or `locale` names nothing we render, or asks for a combination we
-    /// do not have (`format=html` is email's).
+    /// `format`, `channel` or `locale` names nothing we render.
     #[error("{0}")]
     InvalidFormat(&'static str),
     /// No route matches.

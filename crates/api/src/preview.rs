@@ -109,7 +109,7 @@ fn section(
             h,
             "<div class=\"card\" data-channel=\"email\"><h4>email · subject: {}</h4>\n{}\n</div>\n",
             escape_html(&m.title),
-            email.html(&m).unwrap_or_default()
+            email.html(&m)
         );
     }
     h.push_str("</div>\n<div>\n");

@@ -547,9 +547,6 @@ fn render_request(state: &AppState, query: &BlockQuery) -> Result<Option<RenderR
         locale,
         default_locale: state.default_locale,
     };
-    request
-        .check()
-        .map_err(|_| ApiError::InvalidFormat("format=html is only for channel=email"))?;
     // A locale alone with the default format asks for nothing to render.
     Ok((format != Format::Json || channel.is_some()).then_some(request))
 }

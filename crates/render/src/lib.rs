@@ -69,11 +69,6 @@ pub struct RenderRequest {
     pub default_locale: Locale,
 }
 
-/// Why a format cannot be rendered for a channel.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("format=html is only for channel=email (push, sms and kakao have json and text)")]
-pub struct Unsupported;
-
 impl RenderRequest {
     /// The channel that renders it: the named one, else email for `html`/`text`.
     pub fn renderer(&self) -> Option<&'static dyn Channel> {
@@ -81,14 +76,6 @@ impl RenderRequest {
             (Some(c), _) => Some(c),
             (None, Format::Json) => None,
             (None, _) => Some(&channels::email::Email),
-        }
-    }
-
-    /// Refuses `html` for a channel without HTML.
-    pub fn check(&self) -> Result<(), Unsupported> {
-        match (self.format, self.renderer()) {
-            (Format::Html, Some(c)) if c.name() != "email" => Err(Unsupported),
-            _ => Ok(()),
         }
     }
 }
@@ -134,7 +121,7 @@ pub fn render(
                 .unwrap_or(serde_json::Value::Null);
             Rendered::Json(with_message(json, &value))
         }
-        (Format::Html, Some(m)) => channel.html(&m).map_or(Rendered::Nothing, Rendered::Html),
+        (Format::Html, Some(m)) => Rendered::Html(channel.html(&m)),
         (Format::Text, Some(m)) => Rendered::Text(channel.text(&m)),
         (_, None) => Rendered::Nothing,
     })

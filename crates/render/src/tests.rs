@@ -332,14 +332,32 @@ fn a_copy_record_changes_the_words() {
 }
 
 #[test]
-fn html_is_only_for_email() {
-    assert!(request(Format::Html, "sms", None).check().is_err());
-    assert!(request(Format::Html, "email", None).check().is_ok());
-    assert!(RenderRequest {
-        channel: None,
-        ..request(Format::Html, "email", None)
+fn every_channel_has_an_html_view_and_its_text_is_escaped() {
+    let block = cart_block("reminder", json!({}), json!([evil_item()]));
+    for name in ["push", "sms", "kakao"] {
+        let Rendered::Html(h) = render(
+            &block,
+            &CopyBook::default(),
+            &request(Format::Html, name, None),
+        )
+        .unwrap() else {
+            panic!("{name}")
+        };
+        assert!(
+            h.starts_with("<p>") && !h.contains("<script"),
+            "{name}: {h}"
+        );
     }
-    .check()
-    .is_ok());
-    assert!(request(Format::Text, "kakao", None).check().is_ok());
+    let Rendered::Html(h) = render(
+        &block,
+        &CopyBook::default(),
+        &request(Format::Html, "kakao", None),
+    )
+    .unwrap() else {
+        panic!()
+    };
+    assert!(
+        h.contains("&lt;script&gt;") && h.matches("<p>").count() == 3,
+        "{h}"
+    );
 }

@@ -57,7 +57,7 @@ impl Channel for Email {
         out
     }
 
-    fn html(&self, m: &Message) -> Option<String> {
+    fn html(&self, m: &Message) -> String {
         let mut h = String::with_capacity(2048 + 700 * m.entries.len());
         let _ = writeln!(
             h,
@@ -88,7 +88,7 @@ impl Channel for Email {
             );
         }
         h.push_str("</table>");
-        Some(h)
+        h
     }
 }
 

@@ -24,10 +24,24 @@ pub trait Channel: Sync {
     /// The message as plain text (`format=text`), within the channel's limits.
     fn text(&self, message: &Message) -> String;
 
-    /// The message as an HTML fragment (`format=html`), for channels that have one.
-    fn html(&self, _message: &Message) -> Option<String> {
-        None
+    /// The message as an HTML fragment (`format=html`): email's is laid out for an email;
+    /// the others show their text, escaped, a paragraph per block of lines (a web view or a
+    /// preview of what the channel sends).
+    fn html(&self, message: &Message) -> String {
+        text_as_html(&self.text(message))
     }
+}
+
+/// Plain text as an HTML fragment: escaped, a `<p>` per paragraph, `<br>` per line.
+pub fn text_as_html(text: &str) -> String {
+    text.split("\n\n")
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let lines: Vec<String> = p.lines().map(crate::text::escape_html).collect();
+            format!("<p>{}</p>", lines.join("<br>"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Every channel. A new one: a module above and a line here.
