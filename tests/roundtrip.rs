@@ -41,6 +41,19 @@ fn load(table: &str, extra: &[&str], stdin: Stdio) -> std::process::Output {
         .expect("run sendtime data load")
 }
 
+/// `sendtime data generate | sendtime data load --table TABLE <extra>`: the load's output.
+fn generate_into(table: &str, extra: &[&str]) -> std::process::Output {
+    let mut generate = Command::new(sendtime_bin())
+        .args(generate_args())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let piped = Stdio::from(generate.stdout.take().unwrap());
+    let loaded = load(table, extra, piped);
+    assert!(generate.wait().unwrap().success());
+    loaded
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generate_load_serve_matches_the_embedded_store() {
     let dir = std::env::temp_dir().join(unique_table("sendtime-roundtrip"));
@@ -49,14 +62,7 @@ async fn generate_load_serve_matches_the_embedded_store() {
     let table = unique_table("roundtrip");
 
     // GIVEN generate piped into load
-    let mut generate = Command::new(sendtime_bin())
-        .args(generate_args())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let piped = Stdio::from(generate.stdout.take().unwrap());
-    let loaded = load(&table, &[], piped);
-    assert!(generate.wait().unwrap().success());
+    let loaded = generate_into(&table, &[]);
     let stderr = String::from_utf8_lossy(&loaded.stderr);
     assert!(loaded.status.success(), "load failed: {stderr}");
     assert!(stderr.contains("verified"), "{stderr}");
@@ -235,14 +241,7 @@ fn copy_cli(args: &[&str]) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_record_put_in_dynamodb_changes_the_rendered_block_after_the_copy_ttl() {
     let table = unique_table("copy");
-    let mut generate = Command::new(sendtime_bin())
-        .args(generate_args())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let piped = Stdio::from(generate.stdout.take().unwrap());
-    assert!(load(&table, &["--no-verify"], piped).status.success());
-    assert!(generate.wait().unwrap().success());
+    assert!(generate_into(&table, &["--no-verify"]).status.success());
     let endpoint = dynamodb_endpoint();
     let serve = ServeProcess::start(&[
         "--table",
