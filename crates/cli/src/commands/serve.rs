@@ -254,7 +254,7 @@ impl ServeArgs {
             .await
             .with_context(|| format!("cannot listen on {} (choose another --addr)", self.addr))?;
         let local = listener.local_addr()?;
-        let examples = example_urls(&service, local, &sample_users).await;
+        let examples = example_urls(&service, local, &sample_users, !self.no_preview).await;
         {
             let mut out = std::io::stdout().lock();
             writeln!(
@@ -288,8 +288,14 @@ impl ServeArgs {
     }
 }
 
-/// A curl line per block, picking users whose block is eligible so the demo shows content.
-async fn example_urls(service: &BlockService, addr: SocketAddr, users: &[UserId]) -> Vec<String> {
+/// A curl line per block, picking users whose block is eligible so the demo shows content;
+/// then a rendered block and (when served) the preview page.
+async fn example_urls(
+    service: &BlockService,
+    addr: SocketAddr,
+    users: &[UserId],
+    preview: bool,
+) -> Vec<String> {
     let mut lines = Vec::new();
     for kind in BlockKind::ALL {
         for user in users {
@@ -310,10 +316,18 @@ async fn example_urls(service: &BlockService, addr: SocketAddr, users: &[UserId]
             }
         }
     }
-    if !users.is_empty() {
+    if let Some(user) = users.first() {
         lines.push(format!(
             "curl http://{addr}/v1/users/unknown-user/recommendations    # unknown user: popular fallback"
         ));
+        lines.push(format!(
+            "curl \"http://{addr}/v1/users/{user}/recommendations?format=html\"    # the email HTML fragment (channel=push|sms|kakao, locale=en)"
+        ));
+        if preview {
+            lines.push(format!(
+                "open http://{addr}/preview?user_id={user}    # every block as each channel would send it"
+            ));
+        }
     }
     lines
 }
