@@ -32,8 +32,8 @@ pub use config::{
 pub use copy::CopyRecord;
 pub use ids::{InvalidUserId, ItemId, UserId};
 pub use model::{
-    Cart, CartLine, Catalog, Discount, IdHasher, Item, PopularList, PopularScope, RecList, User,
-    UserData,
+    Cart, CartLine, Catalog, Discount, IdHasher, Item, PopularList, PopularScope, RecList,
+    SendScore, User, UserData,
 };
 pub use rules::onboarding::OnboardingRules;
 pub use rules::{BlockKind, BlockRule, UnknownBlock};

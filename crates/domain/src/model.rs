@@ -79,6 +79,24 @@ pub struct UserData {
     pub recs: Option<RecList>,
     /// The cart, if the user has one.
     pub cart: Option<Cart>,
+    /// The user's send-worthiness score (`sendtime audience score`), if one was loaded.
+    pub score: Option<SendScore>,
+}
+
+/// A user's send-worthiness: the modelled chance to open the next message, written by
+/// `sendtime audience score` and stored next to the profile. Blocks answer it as
+/// `send_score`; a request's `min_score` makes a block not eligible below it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendScore {
+    /// Whose score this is.
+    pub user_id: UserId,
+    /// The modelled probability of an open, 0–1.
+    pub score: f64,
+    /// When the score was computed (the events it was computed from end here).
+    pub computed_at: DateTime<Utc>,
+    /// Which model computed it (e.g. `logistic-l2`), for audits.
+    #[serde(default)]
+    pub model: String,
 }
 
 /// A time-limited discount on an item.

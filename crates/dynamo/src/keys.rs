@@ -6,6 +6,7 @@
 //! | user    | `USER#<user_id>`            | `PROFILE` |
 //! | recs    | `USER#<user_id>`            | `RECS`    |
 //! | cart    | `USER#<user_id>`            | `CART`    |
+//! | score   | `USER#<user_id>`            | `SCORE`   |
 //! | item    | `ITEM#<item_id>`            | `ITEM`    |
 //! | popular | `POPULAR#GLOBAL` or `POPULAR#CATEGORY#<name>` | `POPULAR` |
 //! | copy    | `COPY`                      | `<slot>#<channel>#<locale>` |
@@ -28,6 +29,8 @@ pub const SK_PROFILE: &str = "PROFILE";
 pub const SK_RECS: &str = "RECS";
 /// Sort key of a user's cart.
 pub const SK_CART: &str = "CART";
+/// Sort key of a user's send-worthiness score.
+pub const SK_SCORE: &str = "SCORE";
 /// Sort key of a catalog item.
 pub const SK_ITEM: &str = "ITEM";
 /// Sort key of a popular list.
@@ -60,6 +63,7 @@ pub fn record_key(record: &Record) -> (String, String) {
         Record::User(u) => (user_pk(&u.user_id), SK_PROFILE),
         Record::Recs(r) => (user_pk(&r.user_id), SK_RECS),
         Record::Cart(c) => (user_pk(&c.user_id), SK_CART),
+        Record::Score(s) => (user_pk(&s.user_id), SK_SCORE),
         Record::Item(i) => (item_pk(&i.item_id), SK_ITEM),
         Record::Popular(p) => (popular_pk(&p.scope), SK_POPULAR),
         Record::Copy(c) => {

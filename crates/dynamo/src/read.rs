@@ -59,6 +59,7 @@ impl UserDataGet for DynamoStore {
                 keys::SK_PROFILE => data.profile = Some(decode(item, &key)?),
                 keys::SK_RECS => data.recs = Some(decode(item, &key)?),
                 keys::SK_CART => data.cart = Some(decode(item, &key)?),
+                keys::SK_SCORE => data.score = Some(decode(item, &key)?),
                 // Unknown sort keys belong to newer writers; ignoring them keeps old readers working.
                 _ => {}
             }

@@ -39,6 +39,7 @@ fn encode(record: &Record) -> Result<HashMap<String, AttributeValue>, String> {
         Record::Cart(r) => serde_dynamo::to_item(r),
         Record::Popular(r) => serde_dynamo::to_item(r),
         Record::Copy(r) => serde_dynamo::to_item(r),
+        Record::Score(r) => serde_dynamo::to_item(r),
     }
     .map_err(|e| e.to_string())?;
     let (pk, sk) = record_key(record);
@@ -55,6 +56,7 @@ fn encode(record: &Record) -> Result<HashMap<String, AttributeValue>, String> {
         Record::Cart(_) => "cart",
         Record::Popular(_) => "popular",
         Record::Copy(_) => "copy",
+        Record::Score(_) => "score",
     };
     item.insert(PK.to_owned(), AttributeValue::S(pk));
     item.insert(SK.to_owned(), AttributeValue::S(sk));

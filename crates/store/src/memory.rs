@@ -67,6 +67,10 @@ impl MemoryStore {
                 Record::Copy(c) => {
                     tables.copy.insert(c.key(), c);
                 }
+                Record::Score(score) => {
+                    let key = score.user_id.clone();
+                    Arc::make_mut(tables.users.entry(key).or_default()).score = Some(score);
+                }
             }
         }
         n

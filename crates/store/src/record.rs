@@ -1,7 +1,9 @@
 //! The dataset format shared by `sendtime data generate`, `sendtime data load` and the
 //! embedded store: JSON Lines, one record per line, tagged by `kind`.
 
-use sendtime_domain::{Cart, CopyRecord, Item, PopularList, PopularScope, RecList, User};
+use sendtime_domain::{
+    Cart, CopyRecord, Item, PopularList, PopularScope, RecList, SendScore, User,
+};
 use serde::{Deserialize, Serialize};
 use std::io::BufRead;
 
@@ -21,6 +23,8 @@ pub enum Record {
     Popular(PopularList),
     /// Copy for one slot, channel and language (`"kind": "copy"`).
     Copy(CopyRecord),
+    /// A user's send-worthiness score (`"kind": "score"`), from `sendtime audience score`.
+    Score(SendScore),
 }
 
 impl Record {
@@ -36,6 +40,7 @@ impl Record {
                 PopularScope::Category(c) => format!("popular category:{c}"),
             },
             Record::Copy(c) => format!("copy {}", c.key()),
+            Record::Score(s) => format!("score {}", s.user_id),
         }
     }
 }

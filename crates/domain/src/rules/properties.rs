@@ -84,7 +84,7 @@ prop_compose! {
         World {
             full,
             lists: PopularLists::from_lists(lists),
-            user: Arc::new(UserData { profile: has_profile.then_some(u), recs, cart }),
+            user: Arc::new(UserData { profile: has_profile.then_some(u), recs, cart, score: None }),
         }
     }
 }

@@ -129,6 +129,7 @@ fn every_read_plan_reads_only_what_can_be_shown_and_answers_as_reading_everythin
             profile: (rng.below(8) > 0).then(|| u.clone()),
             recs,
             cart,
+            score: None,
         });
         let user_id = leak(u.user_id.clone());
         // Half the cases serve popular lists read with their items, as the store's cache does:
