@@ -732,3 +732,250 @@ async fn large_bodies_are_gzipped_for_callers_that_accept_it() {
     let (_, headers, _) = raw("/v1/users/nobody/cart", true).await;
     assert!(headers.get(header::CONTENT_ENCODING).is_none());
 }
+
+/// The fixture and its send scores (alice 0.82, bob 0.07, nobody else), with an answer
+/// cache: the service (to ask what its cache did) and the app over it.
+async fn scored_app() -> (Arc<BlockService>, sendtime_api::App) {
+    use sendtime_store::RecordsPut;
+    let memory = MemoryStore::new(clock());
+    load_fixture(&memory).await;
+    let report = memory.put_records(&fixture_scores()).await.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let cache = CacheConfig::default();
+    let store = CachedStore::new(Arc::new(memory), &cache);
+    let service = BlockService::new(Arc::new(store), RulesConfig::default(), clock())
+        .with_answer_cache(&cache);
+    let service = Arc::new(service);
+    (service.clone(), router(service))
+}
+
+/// `uri` asked of `app`: status, headers and body.
+async fn raw_from(
+    app: &sendtime_api::App,
+    uri: &str,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let response = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes().to_vec();
+    (parts.status, parts.headers, bytes)
+}
+
+/// `uri` asked of `app` as JSON, checked against the OpenAPI description.
+async fn json_from(app: &sendtime_api::App, uri: &str) -> (StatusCode, Value) {
+    let (status, _, bytes) = raw_from(app, uri).await;
+    let json: Value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{uri}: body is not JSON ({e}): {bytes:?}"));
+    sendtime_tests::openapi::check_response(uri, status.as_u16(), &json);
+    (status, json)
+}
+
+#[tokio::test]
+async fn every_block_carries_the_send_score_and_min_score_drops_only_low_scorers() {
+    use sendtime_domain::BlockKind;
+    // GIVEN alice scored 0.82, bob 0.07, and carol, erin and an unknown user without a score
+    let (_, app) = scored_app().await;
+    for kind in BlockKind::ALL {
+        // WHEN alice is asked for without min_score THEN her score and when it was computed
+        let (status, alice) = json_from(&app, &format!("/v1/users/alice/{kind}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(alice["send_score"], 0.82, "{kind}: {alice}");
+        assert_eq!(alice["send_score_at"], "2026-11-22T00:00:00Z", "{kind}");
+        // AND with a min_score she reaches (equal included): the very same answer
+        for min in ["0", "0.2", "0.82"] {
+            let (_, v) = json_from(&app, &format!("/v1/users/alice/{kind}?min_score={min}")).await;
+            assert_eq!(v, alice, "{kind} min_score={min}");
+        }
+        // WHEN bob (0.07) is asked for with min_score=0.2 THEN not eligible, low_engagement,
+        // his score still given, his locale kept, nothing to show
+        let (_, bob) = json_from(&app, &format!("/v1/users/bob/{kind}")).await;
+        assert_eq!(bob["send_score"], 0.07, "{kind}");
+        let (status, low) = json_from(&app, &format!("/v1/users/bob/{kind}?min_score=0.2")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(low["eligible"], false, "{kind}: {low}");
+        assert_eq!(low["reason"], "low_engagement", "{kind}: {low}");
+        assert_eq!(low["stage"], Value::Null, "{kind}");
+        assert_eq!(low["items"], Value::Array(vec![]), "{kind}");
+        assert_eq!(low["degraded"], false, "{kind}");
+        assert_eq!(low["send_score"], 0.07, "{kind}");
+        assert_eq!(low["send_score_at"], "2026-11-22T00:00:00Z", "{kind}");
+        assert_eq!(low["locale"], bob["locale"], "{kind}");
+        assert_ne!(low["rec_id"], bob["rec_id"], "{kind}");
+        // AND a threshold under his score changes nothing
+        let (_, v) = json_from(&app, &format!("/v1/users/bob/{kind}?min_score=0.05")).await;
+        assert_eq!(v, bob, "{kind}");
+        // WHEN users without a score are asked for with any min_score THEN exactly the
+        // answer they get without one, with send_score and send_score_at null
+        for user in ["carol", "erin", "never-seen-7"] {
+            let (_, plain) = json_from(&app, &format!("/v1/users/{user}/{kind}")).await;
+            assert_eq!(plain["send_score"], Value::Null, "{user}/{kind}");
+            assert_eq!(plain["send_score_at"], Value::Null, "{user}/{kind}");
+            for min in ["0", "0.5", "1"] {
+                let uri = format!("/v1/users/{user}/{kind}?min_score={min}");
+                let (status, v) = json_from(&app, &uri).await;
+                assert_eq!((status, &v), (StatusCode::OK, &plain), "{uri}");
+            }
+        }
+    }
+    // AND rendered, a low scorer's block is an empty body marked not eligible (the template
+    // aborts), and a channel's JSON has no message
+    let (status, headers, body) = raw_from(
+        &app,
+        "/v1/users/bob/recommendations?min_score=0.2&format=html",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["x-sendtime-eligible"], "false");
+    assert!(body.is_empty(), "{}", String::from_utf8_lossy(&body));
+    let (_, headers, body) = raw_from(
+        &app,
+        "/v1/users/alice/recommendations?min_score=0.2&format=html",
+    )
+    .await;
+    assert_eq!(headers["x-sendtime-eligible"], "true");
+    assert!(!body.is_empty());
+    let (_, push) = json_from(&app, "/v1/users/bob/cart?min_score=0.2&channel=push").await;
+    assert_eq!(
+        (push["reason"].as_str(), &push["message"]),
+        (Some("low_engagement"), &Value::Null)
+    );
+}
+
+#[tokio::test]
+async fn min_score_must_be_a_number_from_0_to_1() {
+    let (_, app) = scored_app().await;
+    // GIVEN a min_score that is not a number from 0 to 1 THEN 400 invalid_min_score
+    for bad in [
+        "", "abc", "NaN", "inf", "-inf", "-0.1", "1.01", "2", "1e3", "0,5", "0.5x",
+    ] {
+        let uri = format!("/v1/users/bob/cart?min_score={bad}");
+        let (status, v) = json_from(&app, &uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_min_score", "{uri}");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("min_score"));
+    }
+    // AND a repeated one is a malformed query, like any repeated parameter
+    let (status, v) = json_from(&app, "/v1/users/bob/cart?min_score=0.1&min_score=0.2").await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_query"))
+    );
+    // AND every number from 0 to 1, however written, is accepted
+    for good in ["0", "1", "0.5", "5e-1", ".5", "1.0", "-0"] {
+        let uri = format!("/v1/users/bob/cart?min_score={good}");
+        assert_eq!(json_from(&app, &uri).await.0, StatusCode::OK, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn the_answer_cache_keeps_answers_for_each_min_score_apart() {
+    use sendtime_api::{AnswerCacheUse, AnswerOptions};
+    use sendtime_domain::BlockKind;
+    // GIVEN bob (scored 0.07, cart in urgency) served with an answer cache
+    let (service, app) = scored_app().await;
+    // WHEN he is asked for with and without min_score, in turns, twice
+    for round in 0..2 {
+        let (_, plain) = json_from(&app, "/v1/users/bob/cart").await;
+        let (_, gated) = json_from(&app, "/v1/users/bob/cart?min_score=0.5").await;
+        // THEN each request gets its own answer every time
+        assert_eq!(plain["stage"], "urgency", "round {round}");
+        assert_eq!(gated["reason"], "low_engagement", "round {round}");
+    }
+    // AND both answers were cached, each under its own min_score
+    let bob = uid("bob");
+    let plain = service.answer(BlockKind::Cart, &bob, 4).await;
+    assert_eq!(plain.cache, AnswerCacheUse::Hit);
+    assert_eq!(plain.value()["stage"], "urgency");
+    let options = AnswerOptions {
+        limit: 4,
+        min_score: Some("0.5".parse().unwrap()),
+    };
+    let gated = service.answer_with(BlockKind::Cart, &bob, options).await;
+    assert_eq!(gated.cache, AnswerCacheUse::Hit);
+    assert_eq!(gated.value()["reason"], "low_engagement");
+    // AND another threshold is another entry, assembled afresh
+    let options = AnswerOptions {
+        limit: 4,
+        min_score: Some("0.05".parse().unwrap()),
+    };
+    let passed = service.answer_with(BlockKind::Cart, &bob, options).await;
+    assert_eq!(passed.cache, AnswerCacheUse::Miss);
+    assert_eq!(passed.json, plain.json);
+}
+
+#[tokio::test]
+async fn min_score_gates_degraded_answers_from_held_records_too() {
+    use sendtime_store::RecordsPut;
+    use std::sync::atomic::Ordering;
+    // GIVEN the scored fixture behind a user cache of 50 ms
+    let memory = MemoryStore::new(clock());
+    load_fixture(&memory).await;
+    memory.put_records(&fixture_scores()).await.unwrap();
+    let store = Arc::new(CountingStore::new(memory, std::time::Duration::ZERO));
+    let cache = CacheConfig {
+        user_ttl: std::time::Duration::from_millis(50),
+        ..CacheConfig::default()
+    };
+    let cached = CachedStore::new(store.clone(), &cache);
+    let app = router(Arc::new(BlockService::new(
+        Arc::new(cached),
+        RulesConfig::default(),
+        clock(),
+    )));
+    // AND bob's and carol's records read once while all is well
+    let (_, bob) = json_from(&app, "/v1/users/bob/cart").await;
+    let (_, carol) = json_from(&app, "/v1/users/carol/cart").await;
+    // WHEN their cache entries expire and every user read fails
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    store.fail_user_loads.store(u64::MAX, Ordering::SeqCst);
+    // THEN bob below min_score is not eligible from his held records, degraded
+    let (status, low) = json_from(&app, "/v1/users/bob/cart?min_score=0.5").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(low["degraded"], true, "{low}");
+    assert_eq!(low["degraded_reason"], "unavailable", "{low}");
+    assert_eq!(low["reason"], "low_engagement", "{low}");
+    assert_eq!(low["send_score"], 0.07);
+    // AND without min_score he gets his held cart stage, score included
+    let (_, held) = json_from(&app, "/v1/users/bob/cart").await;
+    assert_eq!(
+        (&held["degraded"], &held["stage"], &held["send_score"]),
+        (&Value::Bool(true), &bob["stage"], &bob["send_score"])
+    );
+    // AND carol, without a score, gets with min_score what she gets without it
+    let (_, with_min) = json_from(&app, "/v1/users/carol/cart?min_score=0.5").await;
+    let (_, without) = json_from(&app, "/v1/users/carol/cart").await;
+    assert_eq!(with_min, without);
+    assert_eq!(
+        (&with_min["degraded"], &with_min["stage"]),
+        (&Value::Bool(true), &carol["stage"])
+    );
+}
+
+#[tokio::test]
+async fn a_signed_url_covers_min_score() {
+    use sendtime_api::auth::{sign, Credentials};
+    // GIVEN URL signing only
+    let app = app_with(Credentials::new(vec![], vec![b"sign-key".to_vec()])).await;
+    let sig = sign(b"sign-key", "bob|cart||limit=2&min_score=0.5");
+    // WHEN the signed URL is called as signed THEN it is answered
+    let signed = format!("/v1/users/bob/cart?limit=2&min_score=0.5&sig={sig}");
+    assert_eq!(json_from(&app, &signed).await.0, StatusCode::OK);
+    // AND another min_score, or none, is not what was signed
+    for forged in [
+        format!("/v1/users/bob/cart?limit=2&min_score=0&sig={sig}"),
+        format!("/v1/users/bob/cart?limit=2&sig={sig}"),
+    ] {
+        let (status, v) = json_from(&app, &forged).await;
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("invalid_signature")),
+            "{forged}"
+        );
+    }
+}

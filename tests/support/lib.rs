@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sendtime_domain::{
     Cart, CartLine, Clock, CopyRecord, Discount, FixedClock, Item, ItemId, PopularList,
-    PopularScope, RecList, User, UserId,
+    PopularScope, RecList, SendScore, User, UserId,
 };
 use sendtime_dynamo::{DynamoConfig, DynamoStore};
 use sendtime_store::{
@@ -222,6 +222,27 @@ pub fn fixture() -> Vec<Record> {
     ivy.signed_up_at = now() - Duration::hours(2);
     records.push(Record::User(ivy));
     records
+}
+
+/// When the fixture's send scores were computed: the midnight before [`now`].
+pub fn scored_at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap()
+}
+
+/// A send score of `score` for `id`, computed at [`scored_at`].
+pub fn send_score(id: &str, score: f64) -> Record {
+    Record::Score(SendScore {
+        user_id: uid(id),
+        score,
+        computed_at: scored_at(),
+        model: "logistic-l2".into(),
+    })
+}
+
+/// Send scores for the fixture's users: `alice` likely to open (0.82), `bob` unlikely
+/// (0.07); every other user has none.
+pub fn fixture_scores() -> Vec<Record> {
+    vec![send_score("alice", 0.82), send_score("bob", 0.07)]
 }
 
 /// A user who signed up `days` ago and has not made the first key action yet.

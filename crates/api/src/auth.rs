@@ -25,7 +25,8 @@ pub use sendtime_domain::wire::KEY_HEADER;
 
 /// The query parameters a signature covers, in the order they are written into the signed
 /// message; every other parameter is left out of it (and ignored by the API).
-pub const SIGNED_PARAMS: [&str; 4] = ["limit", "format", "channel", "locale"];
+/// (`min_score` last: signatures made before it existed still verify.)
+pub const SIGNED_PARAMS: [&str; 5] = ["limit", "format", "channel", "locale", "min_score"];
 
 /// Parses a hex SHA-256 (64 hex digits).
 pub fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {

@@ -27,6 +27,9 @@ pub enum ApiError {
     /// `limit` is not a whole number within the block's bounds.
     #[error("limit must be an integer from 1 to {max}")]
     InvalidLimit { max: usize },
+    /// `min_score` is not a number from 0 to 1.
+    #[error("min_score must be a number from 0 to 1")]
+    InvalidMinScore,
     /// The query string is malformed.
     #[error("the query string could not be parsed")]
     InvalidQuery,
@@ -75,6 +78,7 @@ impl ApiError {
             Self::InvalidUserId(_)
             | Self::UndecodableUserId
             | Self::InvalidLimit { .. }
+            | Self::InvalidMinScore
             | Self::InvalidQuery
             | Self::InvalidFormat(_) => StatusCode::BAD_REQUEST,
             Self::UnknownBlock | Self::OtherBlock(_) | Self::NotFound => StatusCode::NOT_FOUND,
@@ -92,6 +96,7 @@ impl ApiError {
             Self::InvalidUserId(_) | Self::UndecodableUserId => "invalid_user_id",
             Self::UnknownBlock | Self::OtherBlock(_) => "unknown_block",
             Self::InvalidLimit { .. } => "invalid_limit",
+            Self::InvalidMinScore => "invalid_min_score",
             Self::InvalidQuery => "invalid_query",
             Self::InvalidFormat(_) => "invalid_format",
             Self::NotFound => "not_found",
@@ -108,10 +113,11 @@ impl ApiError {
 }
 
 /// Every `code` an error answer can carry (the OpenAPI description lists the same).
-pub const ALL_CODES: [&str; 14] = [
+pub const ALL_CODES: [&str; 15] = [
     "invalid_user_id",
     "unknown_block",
     "invalid_limit",
+    "invalid_min_score",
     "invalid_query",
     "invalid_format",
     "not_found",
@@ -166,6 +172,7 @@ mod tests {
             ApiError::UnknownBlock,
             ApiError::OtherBlock(BlockKind::Cart),
             ApiError::InvalidLimit { max: 30 },
+            ApiError::InvalidMinScore,
             ApiError::InvalidQuery,
             ApiError::InvalidFormat("x"),
             ApiError::NotFound,

@@ -21,5 +21,5 @@ pub mod telemetry;
 
 pub use error::ApiError;
 pub use router::{router, router_with, App, RouterOptions, BLOCK_ROUTE};
-pub use service::{Answer, AnswerCacheUse, BlockService};
+pub use service::{Answer, AnswerCacheUse, AnswerOptions, BlockService};
 pub use telemetry::{RequestId, TelemetryOptions};

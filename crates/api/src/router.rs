@@ -2,7 +2,7 @@
 
 use crate::auth::{Credentials, Presented};
 use crate::error::ApiError;
-use crate::service::BlockService;
+use crate::service::{AnswerOptions, BlockService};
 use crate::telemetry;
 use crate::telemetry::{BlockMeta, TelemetryOptions};
 use axum::body::Body;
@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use percent_encoding::percent_decode_str;
 use sendtime_domain::wire::USERS_PREFIX;
-use sendtime_domain::{BlockKind, UserId};
+use sendtime_domain::{BlockKind, MinScore, UserId};
 use sendtime_render::{Format, Locale, RenderRequest, Rendered};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -37,6 +37,7 @@ struct BlockQuery {
     format: Option<String>,
     channel: Option<String>,
     locale: Option<String>,
+    min_score: Option<String>,
 }
 
 pub use sendtime_domain::wire::BLOCK_ROUTE;
@@ -293,7 +294,7 @@ async fn block_route(state: AppState, request: Request) -> Result<Response, ApiE
     let BlockCall {
         kind,
         user_id,
-        limit,
+        options,
         strict,
         render,
         query,
@@ -304,6 +305,7 @@ async fn block_route(state: AppState, request: Request) -> Result<Response, ApiE
             ("format", &query.format),
             ("channel", &query.channel),
             ("locale", &query.locale),
+            ("min_score", &query.min_score),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
@@ -321,7 +323,7 @@ async fn block_route(state: AppState, request: Request) -> Result<Response, ApiE
             chrono::Utc::now().timestamp(),
         )?;
     }
-    let answer = state.service.answer(kind, &user_id, limit).await;
+    let answer = state.service.answer_with(kind, &user_id, options).await;
     telemetry::record_block(BlockMeta {
         block: kind,
         source: answer.summary.source,
@@ -452,7 +454,8 @@ async fn health() -> Json<serde_json::Value> {
 struct BlockCall {
     kind: BlockKind,
     user_id: UserId,
-    limit: usize,
+    /// `limit` and `min_score`.
+    options: AnswerOptions,
     /// `503` rather than a degraded answer.
     strict: bool,
     /// How to render it; `None`: the block's JSON as it is.
@@ -461,8 +464,8 @@ struct BlockCall {
     query: BlockQuery,
 }
 
-/// What a block request asks for: the block, the user, the limit and strictness, checked.
-/// Query parameters other than `limit` and `strict` are ignored (cache busters).
+/// What a block request asks for: the block, the user, the limit, `min_score`, strictness and
+/// rendering, checked. Query parameters we do not know are ignored (cache busters).
 fn block_request(
     state: &AppState,
     path: BlockPath<'_>,
@@ -489,6 +492,12 @@ fn block_request(
                 max: limits.max_limit,
             })?,
     };
+    let min_score = query
+        .min_score
+        .as_deref()
+        .map(str::parse::<MinScore>)
+        .transpose()
+        .map_err(|_| ApiError::InvalidMinScore)?;
     // `exp` is checked for form whether or not signing is configured: not a number is a bad
     // request. (`sig` is a credential: a malformed one is refused by the signature check.)
     if query
@@ -508,7 +517,7 @@ fn block_request(
     Ok(BlockCall {
         kind,
         user_id,
-        limit,
+        options: AnswerOptions { limit, min_score },
         strict,
         render,
         query,

@@ -4,21 +4,23 @@
 //!
 //! The answer is serialised once, straight from the borrowed data, and kept in a bounded
 //! cache of answers (Braze renders one email's HTML, text and AMP parts with the same call):
-//! keyed by user, block, limit and the day the stages are computed for, and valid only while
-//! the store would hand out the very user records it was built from — until their cache
-//! entry expires (the store's lease) and unless the store's user records were invalidated
-//! since — so a data change is never hidden by an older answer. A repeat call is one lookup:
-//! no store read at all.
+//! keyed by user, block, limit, `min_score` and the day the stages are computed for, and
+//! valid only while the store would hand out the very user records it was built from — until
+//! their cache entry expires (the store's lease) and unless the store's user records were
+//! invalidated since — so a data change is never hidden by an older answer. A repeat call is
+//! one lookup: no store read at all.
 
 use bytes::Bytes;
 use chrono::Datelike;
 use futures::future::{try_join, try_join_all};
 use sendtime_domain::block::{BlockSummary, EncodedBlock};
-use sendtime_domain::rules::{Assessment, BlockData, BlockRequest, OnUnreadable, Reads};
+use sendtime_domain::rules::{
+    engagement, Assessment, BlockData, BlockRequest, OnUnreadable, Reads,
+};
 use sendtime_domain::CopyRecord;
 use sendtime_domain::{
-    Block, BlockKind, BlockRule, Catalog, Clock, DegradedReason, PopularList, Reason, RulesConfig,
-    UserId,
+    Block, BlockKind, BlockRule, Catalog, Clock, DegradedReason, MinScore, PopularList, Reason,
+    RulesConfig, UserId,
 };
 use sendtime_render::CopyBook;
 use sendtime_store::metrics::record_store_error;
@@ -84,8 +86,28 @@ impl AnswerCacheUse {
     }
 }
 
-/// Everything that shapes an answer besides the data: user, block, limit, and the day the
-/// stages are computed for (days since the cart changed, since sign-up…).
+/// What a request asks of a block besides the block and the user.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnswerOptions {
+    /// At most this many items.
+    pub limit: usize,
+    /// Not eligible (`low_engagement`) when the user's send score is below this; users
+    /// without a score are not affected.
+    pub min_score: Option<MinScore>,
+}
+
+impl AnswerOptions {
+    /// At most `limit` items, no `min_score`.
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            limit,
+            min_score: None,
+        }
+    }
+}
+
+/// Everything that shapes an answer besides the data: user, block, limit, `min_score`, and
+/// the day the stages are computed for (days since the cart changed, since sign-up…).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct AnswerKey {
     user: UserId,
@@ -97,6 +119,8 @@ struct AnswerKey {
 struct AnswerShape {
     block: BlockKind,
     limit: usize,
+    /// `min_score`'s bits.
+    min_score: Option<u64>,
     day: i32,
 }
 
@@ -256,10 +280,24 @@ impl BlockService {
     /// answer is built from the records last read (held past their freshness) or is the
     /// block's fallback, marked `degraded` with a `degraded_reason`.
     pub async fn answer(&self, kind: BlockKind, user_id: &UserId, limit: usize) -> Answer {
+        self.answer_with(kind, user_id, AnswerOptions::with_limit(limit))
+            .await
+    }
+
+    /// As [`BlockService::answer`], with every request option: `limit`, and `min_score`,
+    /// which makes the block not eligible (`low_engagement`) for a user scored below it —
+    /// fresh or degraded alike — and changes nothing for a user without a score.
+    pub async fn answer_with(
+        &self,
+        kind: BlockKind,
+        user_id: &UserId,
+        options: AnswerOptions,
+    ) -> Answer {
         let now = self.clock.now();
         let shape = AnswerShape {
             block: kind,
-            limit,
+            limit: options.limit,
+            min_score: options.min_score.map(MinScore::to_bits),
             day: now.date_naive().num_days_from_ce(),
         };
         // Read before the user records: an invalidation after this voids what is built now.
@@ -284,7 +322,7 @@ impl BlockService {
                 Err(_) => {
                     let reason = DegradedReason::Overloaded;
                     return self
-                        .fallback(kind, user_id, limit, now, reason, Reading::Held)
+                        .fallback(kind, user_id, options, now, reason, Reading::Held)
                         .await;
                 }
             },
@@ -292,7 +330,7 @@ impl BlockService {
         let until = self
             .deadline
             .map(|budget| tokio::time::Instant::now() + budget);
-        let work = self.fresh(kind, user_id, limit, now, shape, generation);
+        let work = self.fresh(kind, user_id, options, now, shape, generation);
         let outcome = match until {
             Some(until) => tokio::time::timeout_at(until, work)
                 .await
@@ -303,14 +341,14 @@ impl BlockService {
             Ok(answer) => answer,
             // The deadline is gone: held data only.
             Err(reason @ DegradedReason::Deadline) => {
-                self.fallback(kind, user_id, limit, now, reason, Reading::Held)
+                self.fallback(kind, user_id, options, now, reason, Reading::Held)
                     .await
             }
             // A store call failed: the fallback may still read what the store will give
             // (a user read failed, popular lists may not) until the deadline.
             Err(reason) => {
                 let reading = Reading::StoreThenHeld(until);
-                let work = self.fallback(kind, user_id, limit, now, reason, reading);
+                let work = self.fallback(kind, user_id, options, now, reason, reading);
                 work.await
             }
         }
@@ -322,7 +360,7 @@ impl BlockService {
         &self,
         kind: BlockKind,
         user_id: &UserId,
-        limit: usize,
+        options: AnswerOptions,
         now: chrono::DateTime<chrono::Utc>,
         shape: AnswerShape,
         generation: u64,
@@ -334,7 +372,7 @@ impl BlockService {
             .await
             .map_err(|e| store_failed(rule, &e))?;
         let encoded = self
-            .assemble(rule, user_id, limit, now, user, None)
+            .assemble(rule, user_id, options, now, user, None)
             .await
             .map_err(|e| store_failed(rule, &e))?;
         let Some(answers) = &self.answers else {
@@ -368,7 +406,7 @@ impl BlockService {
         &self,
         kind: BlockKind,
         user_id: &UserId,
-        limit: usize,
+        options: AnswerOptions,
         now: chrono::DateTime<chrono::Utc>,
         reason: DegradedReason,
         reading: Reading,
@@ -388,7 +426,7 @@ impl BlockService {
         tracing::warn!(block = %kind, reason = reason.as_str(), "serving a degraded answer");
         // Falls back to held data whenever the store fails: cannot fail.
         let encoded = match self
-            .assemble(rule, user_id, limit, now, user, Some((reason, reading)))
+            .assemble(rule, user_id, options, now, user, Some((reason, reading)))
             .await
         {
             Ok(encoded) => encoded,
@@ -400,12 +438,13 @@ impl BlockService {
     }
 
     /// The block, assembled from `user`'s records and what the rule's read plan asks for,
-    /// sealed and encoded; from the store, or — `degraded` — only from what it holds.
+    /// sealed and encoded; from the store, or — `degraded` — only from what it holds. The
+    /// user's send score gates it first (`min_score`) and is written into every answer.
     async fn assemble(
         &self,
         rule: &dyn BlockRule,
         user_id: &UserId,
-        limit: usize,
+        options: AnswerOptions,
         now: chrono::DateTime<chrono::Utc>,
         user: Arc<UserData>,
         mut degraded: Option<(DegradedReason, Reading)>,
@@ -414,12 +453,18 @@ impl BlockService {
             user_id,
             now,
             rules: &self.rules,
-            limit,
+            limit: options.limit,
         };
-        let eligible = match rule.assess(&request, &user) {
+        let assessment = match engagement::gate(user.score.as_ref(), options.min_score) {
+            Some(reason) => Assessment::NotEligible(reason),
+            None => rule.assess(&request, &user),
+        };
+        let eligible = match assessment {
             Assessment::NotEligible(reason) => {
                 let locale = user.profile.as_ref().and_then(|p| p.locale.as_deref());
-                let block = Block::not_eligible(user_id, rule.kind(), reason).with_locale(locale);
+                let block = Block::not_eligible(user_id, rule.kind(), reason)
+                    .with_locale(locale)
+                    .with_score(user.score.as_ref());
                 return Ok(encode_marked(block, &degraded));
             }
             Assessment::Eligible(eligible) => eligible,
@@ -468,6 +513,7 @@ impl BlockService {
         Ok(encode_marked(
             rule.build(&request, eligible, &data)
                 .with_locale(locale)
+                .with_score(data.user.score.as_ref())
                 .sealed(),
             &degraded,
         ))

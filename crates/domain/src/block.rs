@@ -2,7 +2,7 @@
 //! is known or not, so a Liquid template can branch on `eligible` and `stage` alone.
 
 use crate::ids::{ItemId, UserId};
-use crate::model::Item;
+use crate::model::{Item, SendScore};
 use crate::money::{discounted, Money};
 use crate::rules::onboarding::OnboardingContent;
 use chrono::{DateTime, Utc};
@@ -93,6 +93,8 @@ pub enum Reason {
     /// The store could not be read and nothing held could stand in: sending a guess (a cart
     /// that may be bought, a win-back to an active user) is worse than not sending.
     Unavailable,
+    /// The user's send score is below the request's `min_score`: not worth a message today.
+    LowEngagement,
 }
 
 /// Why an answer is `degraded`: built from held data or a fallback because fresh data could
@@ -378,6 +380,10 @@ pub struct Block<'a> {
     pub degraded_reason: Option<DegradedReason>,
     /// The user's language from the profile (`ko`, `en`); `null` when unknown.
     pub locale: Option<&'a str>,
+    /// The user's send-worthiness score, 0–1 (`sendtime audience score`); `null` without one.
+    pub send_score: Option<f64>,
+    /// When `send_score` was computed (RFC 3339); `null` without a score.
+    pub send_score_at: Option<DateTime<Utc>>,
     /// The items to show, best first (written last, by [`Block::encode`]).
     #[serde(skip)]
     pub items: Vec<BlockItem<'a>>,
@@ -449,6 +455,8 @@ impl<'a> Block<'a> {
             degraded: false,
             degraded_reason: None,
             locale: None,
+            send_score: None,
+            send_score_at: None,
             items: Vec::new(),
             offer: None,
             urgency: None,
@@ -474,6 +482,8 @@ impl<'a> Block<'a> {
             degraded: false,
             degraded_reason: None,
             locale: None,
+            send_score: None,
+            send_score_at: None,
             items,
             offer: None,
             urgency: None,
@@ -492,6 +502,13 @@ impl<'a> Block<'a> {
     /// Sets the user's language (from the profile).
     pub fn with_locale(mut self, locale: Option<&'a str>) -> Self {
         self.locale = locale;
+        self
+    }
+
+    /// Sets the user's send score and when it was computed (`null` both without one).
+    pub fn with_score(mut self, score: Option<&SendScore>) -> Self {
+        self.send_score = score.map(|s| s.score);
+        self.send_score_at = score.map(|s| s.computed_at);
         self
     }
 

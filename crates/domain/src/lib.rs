@@ -35,5 +35,6 @@ pub use model::{
     Cart, CartLine, Catalog, Discount, IdHasher, Item, PopularList, PopularScope, RecList,
     SendScore, User, UserData,
 };
+pub use rules::engagement::{InvalidMinScore, MinScore};
 pub use rules::onboarding::OnboardingRules;
 pub use rules::{BlockKind, BlockRule, UnknownBlock};

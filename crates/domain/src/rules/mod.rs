@@ -14,6 +14,8 @@
 pub mod cart;
 /// The dormancy (win-back) block: stages by unanswered win-back messages.
 pub mod dormancy;
+/// The send-worthiness gate in front of every block: `min_score` against the user's score.
+pub mod engagement;
 /// The onboarding block: stages by whole days since sign-up until the first key action.
 pub mod onboarding;
 /// The recommendations block: the user's list, filtered, diversified, filled from popular lists.
