@@ -181,6 +181,52 @@ mod cases {
         assert_eq!(read, expected);
     }
 
+    pub async fn send_scores_round_trip_next_to_the_profile_and_a_new_one_replaces_the_old<
+        S: BlockStore + RecordsPut,
+    >(
+        store: &S,
+    ) {
+        // GIVEN the fixture, where nobody has a score
+        let before = store.user_data(&uid("alice")).await.unwrap();
+        assert_eq!(before.score, None);
+        // WHEN alice's score is put
+        let first = send_score("alice", 0.4132);
+        assert_eq!(
+            store.put_records(&[first.clone()]).await.unwrap().written,
+            1
+        );
+        // THEN it is read with her other records, exactly, and they are unchanged
+        let data = store.user_data(&uid("alice")).await.unwrap();
+        assert_eq!(data.score.clone().map(Record::Score), Some(first));
+        assert_eq!(
+            (&data.profile, &data.recs, &data.cart),
+            (&before.profile, &before.recs, &before.cart)
+        );
+        // WHEN a newer score is put THEN it replaces the old one: one score per user, as put
+        let Record::Score(mut newer) = send_score("alice", 0.1 + 0.2) else {
+            unreachable!()
+        };
+        newer.computed_at += chrono::Duration::days(7);
+        newer.model = "logistic-l2-v2".into();
+        store
+            .put_records(&[Record::Score(newer.clone())])
+            .await
+            .unwrap();
+        let data = store.user_data(&uid("alice")).await.unwrap();
+        assert_eq!(data.score.as_ref(), Some(&newer));
+        assert_eq!(data.score.as_ref().map(|s| s.score), Some(0.1 + 0.2));
+        // AND a score alone (a user with no profile yet) is read as just that
+        store
+            .put_records(&[send_score("zoe-scored-only", 0.5)])
+            .await
+            .unwrap();
+        let zoe = store.user_data(&uid("zoe-scored-only")).await.unwrap();
+        assert_eq!(zoe.score.as_ref().map(|s| s.score), Some(0.5));
+        assert_eq!((&zoe.profile, &zoe.recs, &zoe.cart), (&None, &None, &None));
+        // AND other users still have none
+        assert_eq!(store.user_data(&uid("bob")).await.unwrap().score, None);
+    }
+
     pub async fn user_ids_are_exact_keys<S: BlockStore>(store: &S) {
         // Ids that differ only in case or by a prefix are different users.
         for id in ["Alice", "alic", "alice2"] {
@@ -247,6 +293,13 @@ macro_rules! contract_for {
             #[tokio::test]
             async fn copy_records_round_trip_and_overwrite_by_slot_channel_and_locale() {
                 cases::copy_records_round_trip_and_overwrite_by_slot_channel_and_locale(
+                    &super::$adapter().await,
+                )
+                .await
+            }
+            #[tokio::test]
+            async fn send_scores_round_trip_next_to_the_profile_and_a_new_one_replaces_the_old() {
+                cases::send_scores_round_trip_next_to_the_profile_and_a_new_one_replaces_the_old(
                     &super::$adapter().await,
                 )
                 .await
