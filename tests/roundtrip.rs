@@ -1,6 +1,7 @@
 //! The real binary, end to end: `sendtime data generate | sendtime data load` into DynamoDB
 //! Local, then `sendtime serve --table` answers exactly what `sendtime serve` on the embedded
-//! store answers for the same dataset.
+//! store answers for the same dataset; send scores loaded the same way are answered and
+//! honoured (`min_score`) by both.
 
 use sendtime_tests::*;
 use std::process::{Command, Stdio};
@@ -390,4 +391,114 @@ async fn a_copy_record_put_in_dynamodb_changes_the_rendered_block_after_the_copy
         .await
         .unwrap();
     assert!(text.starts_with("회원님을 위한 추천 상품"), "{text}");
+}
+
+/// A generated dataset of `users` users with these send scores in place of any it had, as a
+/// file: (user id, score) pairs, each computed at [`SCORED_AT`].
+fn dataset_with_scores(dir: &std::path::Path, users: usize, scores: &[(&str, f64)]) -> String {
+    let out = Command::new(sendtime_bin())
+        .args(["data", "generate", "--users", &users.to_string()])
+        .args(["--items", "60", "--seed", "11", "--as-of", AS_OF])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut text: String = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|line| !line.contains(r#""kind":"score""#))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    for (user, score) in scores {
+        let record = serde_json::json!({
+            "kind": "score", "user_id": user, "score": score,
+            "computed_at": SCORED_AT, "model": "logistic-l2",
+        });
+        text.push_str(&format!("{record}\n"));
+    }
+    let file = dir.join("scored.jsonl");
+    std::fs::write(&file, text).unwrap();
+    file.to_str().unwrap().to_owned()
+}
+
+/// When the scores of [`dataset_with_scores`] were computed.
+const SCORED_AT: &str = "2026-11-21T00:00:00Z";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scores_load_into_dynamodb_and_the_embedded_store_and_serve_answers_and_honours_them() {
+    // GIVEN a dataset file with score lines: u000001 likely to open, u000002 not, u000003
+    // without a score
+    let dir = std::env::temp_dir().join(unique_table("sendtime-scores"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = 30;
+    let file = dataset_with_scores(&dir, users, &[("u000001", 0.9), ("u000002", 0.05)]);
+    // WHEN it is loaded into DynamoDB Local with the real binary
+    let table = unique_table("scores");
+    let loaded = load(&table, &["--file", &file], Stdio::null());
+    let stderr = String::from_utf8_lossy(&loaded.stderr);
+    assert!(loaded.status.success(), "load failed: {stderr}");
+    assert!(stderr.contains("verified"), "{stderr}");
+    // AND served from that table, and from the file on the embedded store
+    let dynamo = ServeProcess::start(&[
+        "--table",
+        &table,
+        "--dynamodb-endpoint",
+        &dynamodb_endpoint(),
+        "--now",
+        AS_OF,
+    ])
+    .await;
+    let embedded = ServeProcess::start(&["--data", &file, "--now", AS_OF]).await;
+    let client = reqwest::Client::new();
+    for serve in [&dynamo, &embedded] {
+        let get = |path: &str| {
+            let url = format!("{}{path}", serve.base_url);
+            let client = client.clone();
+            async move {
+                let response = client.get(&url).send().await.unwrap();
+                assert_eq!(response.status(), 200, "{url}");
+                response.json::<serde_json::Value>().await.unwrap()
+            }
+        };
+        // THEN blocks answer each user's score
+        let high = get("/v1/users/u000001/recommendations").await;
+        assert_eq!(high["send_score"], 0.9, "{}: {high}", serve.base_url);
+        assert_eq!(high["send_score_at"], SCORED_AT);
+        // AND min_score keeps the high scorer's answer as it is
+        let passed = get("/v1/users/u000001/recommendations?min_score=0.2").await;
+        assert_eq!(passed, high);
+        // AND drops the low scorer: not eligible, low_engagement, score given
+        let low = get("/v1/users/u000002/recommendations?min_score=0.2").await;
+        assert_eq!(
+            (&low["eligible"], &low["reason"], &low["send_score"]),
+            (&false.into(), &"low_engagement".into(), &0.05.into()),
+            "{}: {low}",
+            serve.base_url
+        );
+        // AND leaves the unscored user unchanged
+        let plain = get("/v1/users/u000003/recommendations").await;
+        assert_eq!(plain["send_score"], serde_json::Value::Null);
+        assert_eq!(
+            get("/v1/users/u000003/recommendations?min_score=0.9").await,
+            plain
+        );
+    }
+    // AND both stores answer every block of every user alike, with and without min_score
+    for n in 1..=users {
+        for block in sendtime_domain::BlockKind::ALL {
+            for query in ["", "?min_score=0.5"] {
+                let path = format!("/v1/users/u{n:06}/{block}{query}");
+                let [a, b] = [&dynamo, &embedded].map(|s| format!("{}{path}", s.base_url));
+                let a: serde_json::Value =
+                    client.get(a).send().await.unwrap().json().await.unwrap();
+                let b: serde_json::Value =
+                    client.get(b).send().await.unwrap().json().await.unwrap();
+                assert_eq!(a, b, "{path}");
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
