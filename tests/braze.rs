@@ -2,7 +2,8 @@
 //! Braze's `connected_content` (real HTTP calls to a running `sendtime serve`, 5-minute URL
 //! cache, 2 s give-up, `:save` of 2xx JSON only, `:retry`) and `abort_message` — for a user in
 //! every stage of every block, a user who is not eligible, an unknown user and an endpoint
-//! answering 503, on a catalog whose every title holds `"`, `&`, `<script>` and Korean.
+//! answering 503, on a catalog whose every title holds `"`, `&`, `<script>` and Korean; and
+//! the `min_score` template for a low-scored, a high-scored and an unscored user.
 
 use sendtime_tests::braze_liquid::{Braze, Outcome};
 use sendtime_tests::{sendtime_bin, ServeProcess};
@@ -362,6 +363,89 @@ fn a_503_is_retried_then_the_message_is_aborted() {
         assert_eq!(calls.len(), 6, "{name}: the first call and 5 retries");
         assert!(calls.iter().all(|c| c.status() == Some(503)), "{name}");
     }
+}
+
+/// The send-worthiness template: recommendations for users scored at least 0.2.
+const MIN_SCORE_TEMPLATE: &str = "recommendations_min_score.liquid";
+
+/// `data` with these send scores (user id, score) in place of any it had, as a new file.
+fn with_scores(data: &Path, scores: &[(&str, f64)]) -> PathBuf {
+    let mut text: String = std::fs::read_to_string(data)
+        .unwrap()
+        .lines()
+        .filter(|line| serde_json::from_str::<Value>(line).unwrap()["kind"] != "score")
+        .map(|line| format!("{line}\n"))
+        .collect();
+    for (user, score) in scores {
+        let record = serde_json::json!({
+            "kind": "score", "user_id": user, "score": score,
+            "computed_at": AS_OF, "model": "logistic-l2",
+        });
+        text.push_str(&format!("{record}\n"));
+    }
+    let scored = data.with_file_name("scored.jsonl");
+    std::fs::write(&scored, text).unwrap();
+    scored
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_min_score_template_aborts_for_a_low_scored_user_and_sends_the_others() {
+    // GIVEN a deployment whose data scores u000001 at 0.05 and u000002 at 0.9, and has no
+    // score for u000003
+    let data = with_scores(&evil_data(), &[("u000001", 0.05), ("u000002", 0.9)]);
+    let serve = evil_serve_of(&data).await;
+    let base = serve.base_url.clone();
+    tokio::task::block_in_place(|| {
+        let text = template(MIN_SCORE_TEMPLATE, &base);
+        // WHEN the low scorer's message is sent THEN it is aborted, as low engagement
+        assert_eq!(
+            braze().send(&text, &[("user_id", "u000001")]),
+            Outcome::Aborted("recommendations: low engagement".into())
+        );
+        // (without min_score they would have had recommendations)
+        let unfiltered = json(&format!("{base}/v1/users/u000001/recommendations"));
+        assert_eq!(unfiltered["eligible"], true, "{unfiltered}");
+        // WHEN the high scorer's and the unscored user's are sent THEN each is the email with
+        // every item the API gives them
+        for user in ["u000002", "u000003"] {
+            let outcome = braze().send(&text, &[("user_id", user)]);
+            let Outcome::Sent(message) = outcome else {
+                panic!("{user}: {outcome:?}")
+            };
+            check_sent(
+                &base,
+                MIN_SCORE_TEMPLATE,
+                "recommendations",
+                "email",
+                user,
+                &message,
+            );
+            let answer = json(&format!(
+                "{base}/v1/users/{user}/recommendations?limit=4&min_score=0.2"
+            ));
+            let items = answer["items"].as_array().unwrap();
+            assert!(!items.is_empty(), "{user}: {answer}");
+            for item in items {
+                let title = escaped(item["title"].as_str().unwrap());
+                assert!(
+                    message.contains(&title),
+                    "{user}: {title} not in\n{message}"
+                );
+            }
+        }
+    });
+    // AND an endpoint answering 503 is retried, then aborted as a failure: never taken for
+    // a low scorer
+    let mut braze = braze();
+    let outcome = braze.send(
+        &template(MIN_SCORE_TEMPLATE, &always_503()),
+        &[("user_id", "u000001")],
+    );
+    assert_eq!(
+        outcome,
+        Outcome::Aborted("connected content failed after 6 attempts".into())
+    );
+    assert_eq!(braze.calls().len(), 6, "the first call and 5 retries");
 }
 
 /// The preview page as headless Chromium (Debian's, installed by scripts/install-tools.sh)
