@@ -192,7 +192,11 @@ mod cases {
         // WHEN alice's score is put
         let first = send_score("alice", 0.4132);
         assert_eq!(
-            store.put_records(&[first.clone()]).await.unwrap().written,
+            store
+                .put_records(std::slice::from_ref(&first))
+                .await
+                .unwrap()
+                .written,
             1
         );
         // THEN it is read with her other records, exactly, and they are unchanged

@@ -530,7 +530,8 @@ impl<'a> Block<'a> {
     /// answer shows (so equal answers share it and any change of content, stage, days or
     /// user gives a new one), hashed from the same bytes and written into its reserved place.
     pub fn encode(&self) -> EncodedBlock {
-        let mut json = Vec::with_capacity(256 + 448 * self.items.len());
+        // 320: a not-eligible answer with a send score and a long user id, without a regrowth.
+        let mut json = Vec::with_capacity(320 + 448 * self.items.len());
         json.extend_from_slice(REC_ID_HEAD);
         let body = json.len();
         // The block is plain data with string keys: serialising it into memory cannot fail.

@@ -90,13 +90,27 @@ pub struct UserData {
 pub struct SendScore {
     /// Whose score this is.
     pub user_id: UserId,
-    /// The modelled probability of an open, 0–1.
+    /// The modelled probability of an open, 0–1 (a record with anything else is refused
+    /// when read: a dataset line, or a stored item).
+    #[serde(deserialize_with = "probability")]
     pub score: f64,
     /// When the score was computed (the events it was computed from end here).
     pub computed_at: DateTime<Utc>,
     /// Which model computed it (e.g. `logistic-l2`), for audits.
     #[serde(default)]
     pub model: String,
+}
+
+/// A number from 0 to 1, or an error saying what it was.
+fn probability<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let value = f64::deserialize(deserializer)?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(serde::de::Error::custom(format_args!(
+            "score must be a number from 0 to 1, not {value}"
+        )))
+    }
 }
 
 /// A time-limited discount on an item.

@@ -106,6 +106,34 @@ mod tests {
     }
 
     #[test]
+    fn score_records_round_trip_and_a_score_outside_0_to_1_is_a_bad_line() {
+        let line = r#"{"kind":"score","user_id":"u000001","score":0.4132,"computed_at":"2026-12-01T00:00:00Z","model":"logistic-l2"}"#;
+        let rec: Record = serde_json::from_str(line).unwrap();
+        assert_eq!(rec.describe(), "score u000001");
+        let Record::Score(score) = &rec else {
+            panic!("{rec:?}")
+        };
+        assert_eq!((score.score, score.model.as_str()), (0.4132, "logistic-l2"));
+        assert_eq!(serde_json::to_string(&rec).unwrap(), line);
+        let input = [
+            r#"{"kind":"score","user_id":"u1","score":0,"computed_at":"2026-12-01T00:00:00Z"}"#,
+            r#"{"kind":"score","user_id":"u1","score":1.5,"computed_at":"2026-12-01T00:00:00Z"}"#,
+            r#"{"kind":"score","user_id":"u1","score":-0.1,"computed_at":"2026-12-01T00:00:00Z"}"#,
+            r#"{"kind":"score","user_id":"u1","score":"high","computed_at":"2026-12-01T00:00:00Z"}"#,
+        ]
+        .join("\n");
+        let parsed = ParsedRecords::read(input.as_bytes());
+        assert_eq!(parsed.records.len(), 1, "{:?}", parsed.errors);
+        let lines: Vec<usize> = parsed.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 3, 4]);
+        assert!(
+            parsed.errors[0].reason.contains("from 0 to 1"),
+            "{:?}",
+            parsed.errors
+        );
+    }
+
+    #[test]
     fn bad_lines_are_reported_with_their_line_number() {
         let input = "\n{\"kind\":\"popular\",\"scope\":\"global\",\"items\":[]}\nnot json\n{\"kind\":\"user\",\"user_id\":\"../x\"}\n";
         let parsed = ParsedRecords::read(input.as_bytes());
