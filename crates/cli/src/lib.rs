@@ -49,6 +49,9 @@ pub enum Command {
     /// Send-time campaign tools: send to an audience, plan a send.
     #[command(subcommand)]
     Campaign(commands::campaign::CampaignCommand),
+    /// Who is worth a message: score users from engagement events, select, evaluate.
+    #[command(subcommand)]
+    Audience(commands::audience::AudienceCommand),
     /// Load-test the API at a campaign's size (open model, SLO verdict); `merge` for shards.
     Loadtest(commands::loadtest::LoadtestArgs),
     /// Answer every GET with one file's bytes on serve's HTTP stack (the benchmarks' limit).
@@ -68,6 +71,7 @@ impl Cli {
             Command::Data(cmd) => cmd.run().await,
             Command::Copy(cmd) => cmd.run().await,
             Command::Campaign(cmd) => cmd.run().await,
+            Command::Audience(cmd) => cmd.run(),
             Command::Loadtest(args) => args.run().await,
             Command::Baseline(args) => args.run().await,
         }

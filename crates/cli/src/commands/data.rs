@@ -72,6 +72,19 @@ pub struct GenerateArgs {
     /// Output file; default: standard output.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
+    /// Also write the users' engagement events (sent, opened, clicked, visits, purchases;
+    /// JSON Lines in time order, ending at --as-of) here, for `sendtime audience`.
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+    /// Also write each send's hidden open propensity (the evaluation's oracle) here.
+    #[arg(long, requires = "events")]
+    pub truth: Option<PathBuf>,
+    /// Campaigns in the events' history (evenly spaced).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=200))]
+    pub campaigns: u16,
+    /// Days of events before --as-of.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(7..=3650))]
+    pub history_days: u32,
 }
 
 impl GenerateArgs {
@@ -101,6 +114,57 @@ impl GenerateArgs {
             spec.items,
             spec.seed,
             spec.as_of.to_rfc3339()
+        );
+        if let Some(events) = &self.events {
+            self.write_events(&spec, events)?;
+        }
+        Ok(())
+    }
+
+    /// The engagement events of the same users (and, with --truth, their propensities).
+    fn write_events(&self, spec: &DatasetSpec, path: &PathBuf) -> anyhow::Result<()> {
+        use sendtime_targeting::synth::{generate, SynthSpec};
+        let create = |p: &PathBuf| -> anyhow::Result<BufWriter<std::fs::File>> {
+            let file = std::fs::File::create(p)
+                .with_context(|| format!("cannot create {}", p.display()))?;
+            Ok(BufWriter::with_capacity(1 << 20, file))
+        };
+        let mut events = create(path)?;
+        let mut truth = self.truth.as_ref().map(create).transpose()?;
+        let synth = SynthSpec {
+            users: spec.users,
+            seed: spec.seed,
+            as_of: spec.as_of,
+            days: self.history_days,
+            campaigns: self.campaigns as usize,
+        };
+        let summary = generate::<anyhow::Error>(
+            &synth,
+            |e| {
+                serde_json::to_writer(&mut events, e)?;
+                events.write_all(b"\n")?;
+                Ok(())
+            },
+            |row| {
+                if let Some(out) = truth.as_mut() {
+                    serde_json::to_writer(&mut *out, row)?;
+                    out.write_all(b"\n")?;
+                }
+                Ok(())
+            },
+        )?;
+        events.flush()?;
+        if let Some(out) = truth.as_mut() {
+            out.flush()?;
+        }
+        eprintln!(
+            "generated {} events ({} sends, {} opens, {} campaigns over {} days) into {}",
+            summary.events,
+            summary.sends,
+            summary.opens,
+            self.campaigns,
+            self.history_days,
+            path.display()
         );
         Ok(())
     }

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+/// `sendtime audience score|select|evaluate`: send-worthiness scores, selection, evaluation.
+pub mod audience;
 /// `sendtime baseline`: a fixed-body server on `serve`'s HTTP stack, the benchmarks' limit.
 pub mod baseline;
 /// `sendtime campaign send` and `campaign plan`: their flags and `run()`.

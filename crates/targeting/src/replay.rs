@@ -1,0 +1,400 @@
+//! Two streaming passes over an events file. The survey finds the campaigns (and how many
+//! sends each had); the replay walks the events in time order, keeping one [`UserState`] a
+//! user, and takes each training row's features at the instant of its send — from what was
+//! known then, never after — and its label from the opens inside the label window.
+//!
+//! With a held-out campaign (evaluation), nothing at or after its first send is learnt
+//! from: the state freezes there, its sends become the held-out rows, its opens their labels,
+//! and every other later event is skipped.
+
+use crate::events::{for_each_event, Channel, Event, EventType, EventsError, StreamStats};
+use crate::features::{Features, Observed, Target, UserState};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::io::BufRead;
+
+type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
+/// One campaign as the survey found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignInfo {
+    /// The campaign id of its events.
+    pub id: String,
+    /// Its channel.
+    pub channel: Channel,
+    /// Its first send.
+    pub first_send: DateTime<Utc>,
+    /// Its last send.
+    pub last_send: DateTime<Utc>,
+    /// Sends.
+    pub sends: u64,
+    /// Opens (every open event, repeats included).
+    pub opens: u64,
+}
+
+/// What the first pass found: the campaigns in order of first send, and the stream's span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Survey {
+    /// Campaigns, in order of their first send.
+    pub campaigns: Vec<CampaignInfo>,
+    /// Events read, first and last time.
+    pub stats: StreamStats,
+    /// Distinct users (by a 64-bit hash of their id).
+    pub users: usize,
+}
+
+/// Why a survey or plan cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    /// The events file is unusable.
+    #[error(transparent)]
+    Events(#[from] EventsError),
+    /// One campaign's sends name two channels.
+    #[error(
+        "campaign '{campaign}' is sent on both {first} and {second}: a campaign has one channel"
+    )]
+    MixedChannels {
+        /// The campaign.
+        campaign: String,
+        /// Its first channel.
+        first: &'static str,
+        /// Another.
+        second: &'static str,
+    },
+    /// An open or click names a campaign no send names.
+    #[error("line {line}: campaign '{campaign}' has no 'sent' event before it")]
+    UnknownCampaign {
+        /// 1-based event number.
+        line: u64,
+        /// The campaign.
+        campaign: String,
+    },
+    /// Nothing to learn from.
+    #[error("no campaign to learn from: {0}")]
+    NothingToLearn(String),
+    /// The named held-out campaign is not in the file.
+    #[error("--holdout '{0}' is not a campaign of the events file")]
+    NoSuchCampaign(String),
+}
+
+/// Pass 1: the campaigns and the stream's span.
+pub fn survey(input: impl BufRead) -> Result<Survey, PlanError> {
+    let mut index: Map<String, usize> = Map::default();
+    let mut campaigns: Vec<CampaignInfo> = Vec::new();
+    let mut users: std::collections::HashSet<u64, foldhash::fast::FixedState> = Default::default();
+    let hasher = foldhash::fast::FixedState::with_seed(7);
+    let mut line = 0u64;
+    let stats = for_each_event::<PlanError>(input, |e| {
+        line += 1;
+        users.insert(hasher.hash_one(e.user_id.as_ref()));
+        let Some(id) = e.campaign_id.as_deref() else {
+            return Ok(());
+        };
+        match (e.event, index.get(id)) {
+            (EventType::Sent, None) => {
+                let channel = e.channel.unwrap_or(Channel::Email);
+                index.insert(id.to_owned(), campaigns.len());
+                campaigns.push(CampaignInfo {
+                    id: id.to_owned(),
+                    channel,
+                    first_send: e.at,
+                    last_send: e.at,
+                    sends: 1,
+                    opens: 0,
+                });
+            }
+            (EventType::Sent, Some(&i)) => {
+                let c = &mut campaigns[i];
+                let channel = e.channel.unwrap_or(c.channel);
+                if channel != c.channel {
+                    return Err(PlanError::MixedChannels {
+                        campaign: c.id.clone(),
+                        first: c.channel.as_str(),
+                        second: channel.as_str(),
+                    });
+                }
+                c.sends += 1;
+                c.last_send = e.at;
+            }
+            (EventType::Opened, Some(&i)) => campaigns[i].opens += 1,
+            (_, Some(_)) => {}
+            (_, None) => {
+                return Err(PlanError::UnknownCampaign {
+                    line,
+                    campaign: id.to_owned(),
+                })
+            }
+        }
+        Ok(())
+    })?;
+    Ok(Survey {
+        campaigns,
+        stats,
+        users: users.len(),
+    })
+}
+
+/// What the replay learns from and holds out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayPlan {
+    /// The survey's campaigns (a campaign's index is its place here).
+    pub campaigns: Vec<CampaignInfo>,
+    /// Per campaign: its sends are training rows.
+    pub train: Vec<bool>,
+    /// The held-out campaign, when evaluating.
+    pub holdout: Option<usize>,
+    /// Nothing at or after this instant is learnt from (the held-out campaign's first send).
+    pub cutoff: Option<DateTime<Utc>>,
+    /// An open counts for its campaign's label when it comes this long after the first send.
+    pub label_window: chrono::Duration,
+    /// Share of training sends kept as rows (sampled by a hash of user and campaign).
+    pub sample_rate: f64,
+}
+
+impl ReplayPlan {
+    /// Learn from every campaign whose label window closed by the end of the events; hold
+    /// nothing out.
+    pub fn for_scoring(
+        survey: &Survey,
+        label_window: chrono::Duration,
+        max_rows: usize,
+    ) -> Result<Self, PlanError> {
+        let end = survey.stats.last.unwrap_or_default();
+        let train: Vec<bool> = survey
+            .campaigns
+            .iter()
+            .map(|c| c.first_send + label_window <= end)
+            .collect();
+        Self::new(survey, train, None, label_window, max_rows)
+    }
+
+    /// Hold out `holdout` (default: the last campaign); learn from the campaigns whose label
+    /// window closed before its first send, and from nothing at or after it.
+    pub fn for_evaluation(
+        survey: &Survey,
+        holdout: Option<&str>,
+        label_window: chrono::Duration,
+        max_rows: usize,
+    ) -> Result<Self, PlanError> {
+        let held = match holdout {
+            Some(id) => survey
+                .campaigns
+                .iter()
+                .position(|c| c.id == id)
+                .ok_or_else(|| PlanError::NoSuchCampaign(id.to_owned()))?,
+            None => survey.campaigns.len().checked_sub(1).ok_or_else(|| {
+                PlanError::NothingToLearn("the events have no 'sent' event".into())
+            })?,
+        };
+        let cutoff = survey.campaigns[held].first_send;
+        let train = survey
+            .campaigns
+            .iter()
+            .map(|c| c.first_send + label_window <= cutoff)
+            .collect();
+        let mut plan = Self::new(survey, train, Some(held), label_window, max_rows)?;
+        plan.cutoff = Some(cutoff);
+        Ok(plan)
+    }
+
+    fn new(
+        survey: &Survey,
+        train: Vec<bool>,
+        holdout: Option<usize>,
+        label_window: chrono::Duration,
+        max_rows: usize,
+    ) -> Result<Self, PlanError> {
+        let sends: u64 = survey
+            .campaigns
+            .iter()
+            .zip(&train)
+            .filter(|(_, t)| **t)
+            .map(|(c, _)| c.sends)
+            .sum();
+        if sends == 0 {
+            return Err(PlanError::NothingToLearn(format!(
+                "{} campaign(s), none sent at least {} h before {} (the label window)",
+                survey.campaigns.len(),
+                label_window.num_hours(),
+                if holdout.is_some() {
+                    "the held-out campaign"
+                } else {
+                    "the last event"
+                }
+            )));
+        }
+        Ok(Self {
+            campaigns: survey.campaigns.clone(),
+            train,
+            holdout,
+            cutoff: None,
+            label_window,
+            sample_rate: (max_rows as f64 / sends as f64).min(1.0),
+        })
+    }
+
+    /// The campaigns learnt from.
+    pub fn training_campaigns(&self) -> impl Iterator<Item = &CampaignInfo> {
+        self.campaigns
+            .iter()
+            .zip(&self.train)
+            .filter(|(_, t)| **t)
+            .map(|(c, _)| c)
+    }
+}
+
+/// Training rows: features at the send, and whether the send was opened in the window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrainingRows {
+    /// Features, one row per (sampled) send.
+    pub x: Vec<Features>,
+    /// Opened within the label window.
+    pub y: Vec<bool>,
+    /// Per row, the index of its campaign.
+    pub campaign: Vec<u16>,
+}
+
+/// A send of the held-out campaign: what the rankings see, and what happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldOutRow {
+    /// The user's index in [`Replayed::users`].
+    pub user: u32,
+    /// The model's features at the send.
+    pub features: Features,
+    /// Days since the last activity (the baseline's recency).
+    pub recency: f64,
+    /// Recent visits (the baseline's frequency).
+    pub frequency: f64,
+    /// Opened within the label window.
+    pub opened: bool,
+}
+
+/// What a replay leaves: every user's state at the end (or the cutoff), the training rows,
+/// and the held-out rows.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// User ids by index.
+    pub users: Vec<Box<str>>,
+    /// User states by index, as of the last event learnt from.
+    pub states: Vec<UserState>,
+    /// The training rows.
+    pub training: TrainingRows,
+    /// The held-out campaign's sends.
+    pub held_out: Vec<HeldOutRow>,
+    /// Events learnt from (before the cutoff).
+    pub learnt_from: u64,
+    /// The stream's span.
+    pub stats: StreamStats,
+}
+
+/// Pass 2: replays the events as `plan` says.
+pub fn replay(input: impl BufRead, plan: &ReplayPlan) -> Result<Replayed, PlanError> {
+    let campaign_index: Map<&str, u16> = plan
+        .campaigns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i.min(u16::MAX as usize) as u16))
+        .collect();
+    let mut user_index: Map<Box<str>, u32> = Map::default();
+    let mut out = Replayed::default();
+    let mut pending: Map<(u32, u16), u32> = Map::default();
+    let mut held: Map<u32, u32> = Map::default();
+    let sampler = foldhash::fast::FixedState::with_seed(20_261_204);
+    let threshold = (plan.sample_rate * u64::MAX as f64) as u64;
+    let cutoff = plan.cutoff.map(|c| c.timestamp());
+    let window = plan.label_window.num_seconds();
+    let mut line = 0u64;
+    out.stats = for_each_event::<PlanError>(input, |e: &Event<'_>| {
+        line += 1;
+        let at = e.at.timestamp();
+        let frozen = cutoff.is_some_and(|c| at >= c);
+        let campaign = match e.campaign_id.as_deref() {
+            Some(id) => {
+                Some(
+                    *campaign_index
+                        .get(id)
+                        .ok_or_else(|| PlanError::UnknownCampaign {
+                            line,
+                            campaign: id.to_owned(),
+                        })?,
+                )
+            }
+            None => None,
+        };
+        if frozen && (campaign.is_none() || campaign.map(usize::from) != plan.holdout) {
+            return Ok(());
+        }
+        let user = match user_index.get(e.user_id.as_ref()) {
+            Some(&u) => u,
+            None => {
+                let u = out.users.len() as u32;
+                user_index.insert(e.user_id.as_ref().into(), u);
+                out.users.push(e.user_id.as_ref().into());
+                out.states.push(UserState::default());
+                u
+            }
+        };
+        let state = &mut out.states[user as usize];
+        let observed = match (e.event, campaign) {
+            (EventType::Sent, Some(c)) => {
+                let info = &plan.campaigns[c as usize];
+                let target = Target::at(info.channel, at);
+                if frozen {
+                    let (recency, frequency) = state.recency_frequency(at);
+                    held.insert(user, out.held_out.len() as u32);
+                    out.held_out.push(HeldOutRow {
+                        user,
+                        features: state.features(at, target),
+                        recency,
+                        frequency,
+                        opened: false,
+                    });
+                    return Ok(());
+                }
+                if plan.train[c as usize] && sampler.hash_one((e.user_id.as_ref(), c)) <= threshold
+                {
+                    pending.insert((user, c), out.training.y.len() as u32);
+                    out.training.x.push(state.features(at, target));
+                    out.training.y.push(false);
+                    out.training.campaign.push(c);
+                }
+                Observed::Sent {
+                    campaign: c,
+                    channel: info.channel,
+                }
+            }
+            (EventType::Opened, Some(c)) => {
+                let info = &plan.campaigns[c as usize];
+                let in_window = at < info.first_send.timestamp() + window;
+                if frozen {
+                    if let (true, Some(&row)) = (in_window, held.get(&user)) {
+                        out.held_out[row as usize].opened = true;
+                    }
+                    return Ok(());
+                }
+                if let (true, Some(&row)) = (in_window, pending.get(&(user, c))) {
+                    out.training.y[row as usize] = true;
+                }
+                Observed::Opened {
+                    campaign: c,
+                    channel: info.channel,
+                }
+            }
+            (EventType::Clicked, Some(c)) => {
+                if frozen {
+                    return Ok(());
+                }
+                Observed::Clicked { campaign: c }
+            }
+            (EventType::Visit, _) => Observed::Visit,
+            (EventType::Purchase, _) => Observed::Purchase,
+            // Checked by the reader: these carry a campaign.
+            (EventType::Sent | EventType::Opened | EventType::Clicked, None) => return Ok(()),
+        };
+        state.observe(at, observed);
+        out.learnt_from += 1;
+        Ok(())
+    })?;
+    Ok(out)
+}
