@@ -255,7 +255,12 @@ pub fn generate<E>(
             write(queued, &ids, &campaign_ids, &mut summary, &mut emit)?;
         }
     }
+    // Opens, clicks and purchases due after the end are in the future: not written.
+    let end = spec.as_of.timestamp();
     while let Some(Reverse(queued)) = queue.pop() {
+        if queued.0 >= end {
+            break;
+        }
         write(queued, &ids, &campaign_ids, &mut summary, &mut emit)?;
     }
     Ok(summary)

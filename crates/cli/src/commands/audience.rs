@@ -83,21 +83,26 @@ impl TrainingArgs {
         let started = Instant::now();
         let found =
             survey(self.open()?).with_context(|| format!("in {}", self.events.display()))?;
+        let surveyed = started.elapsed().as_secs_f64();
         let plan = plan_for(&found)?;
         let replayed =
             replay(self.open()?, &plan).with_context(|| format!("in {}", self.events.display()))?;
+        let replayed_in = started.elapsed().as_secs_f64() - surveyed;
         let rows = &replayed.training;
         let model = OpenModel::fit(&rows.x, &rows.y, self.alpha)?;
         let trained_on: Vec<&str> = plan.training_campaigns().map(|c| c.id.as_str()).collect();
         eprintln!(
-            "read {} events of {} users twice; learnt from {} campaign(s) ({}): {} training sends, {:.1} % opened; {:.1} s",
+            "read {} events of {} users twice; learnt from {} campaign(s) ({}): {} training sends, {:.1} % opened; {:.1} s (survey {:.1} s, replay {:.1} s, fit {:.1} s)",
             found.stats.events,
             found.users,
             trained_on.len(),
             trained_on.join(", "),
             model.rows,
             100.0 * model.opens as f64 / model.rows.max(1) as f64,
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            surveyed,
+            replayed_in,
+            started.elapsed().as_secs_f64() - surveyed - replayed_in
         );
         Ok((found, plan, replayed, model))
     }
