@@ -283,6 +283,27 @@ async fn scores_gate_blocks_and_a_selected_audience_feeds_campaign_send_unchange
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_demo_users_carry_send_scores_from_their_generated_events() {
+    // GIVEN serve on its demo data
+    let serve = ServeProcess::start(&["--now", AS_OF, "--users", "300"]).await;
+    let client = reqwest::Client::new();
+    // WHEN every demo user's block is asked for
+    let mut scores = Vec::new();
+    for n in 1..=300 {
+        let url = format!("{}/v1/users/u{n:06}/dormancy", serve.base_url);
+        let v: serde_json::Value = client.get(url).send().await.unwrap().json().await.unwrap();
+        assert_eq!(v["send_score_at"], AS_OF, "{v}");
+        scores.push(v["send_score"].as_f64().unwrap());
+    }
+    // THEN each has a score, and they spread: some users are not worth a message today
+    assert!(scores.iter().all(|p| (0.0..=1.0).contains(p)));
+    assert!(
+        scores.iter().any(|p| *p < 0.05) && scores.iter().any(|p| *p > 0.5),
+        "{scores:?}"
+    );
+}
+
 #[test]
 fn bad_events_and_flags_are_named() {
     let dir = workdir();

@@ -27,9 +27,56 @@ pub mod synth;
 
 use features::Target;
 use gain::GainCurve;
-use model::{rf_scores, OpenModel};
-use replay::Replayed;
+use model::{rf_scores, ModelError, OpenModel};
+use replay::{replay, survey, PlanError, ReplayPlan, Replayed};
 use std::collections::HashMap;
+
+/// Why the in-memory pipeline ([`generated_scores`]) produced no scores.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The events could not be written.
+    #[error("events: {0}")]
+    Events(#[from] serde_json::Error),
+    /// Nothing to learn from.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The model did not fit (e.g. no opens at all).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// The whole pipeline in memory, for `serve`'s demo data: `spec`'s synthetic events, a
+/// model trained on every campaign, and each user's score for a message like the last one
+/// at `spec.as_of`.
+pub fn generated_scores(spec: &synth::SynthSpec) -> Result<Vec<(String, f64)>, PipelineError> {
+    let mut events = Vec::new();
+    synth::generate::<serde_json::Error>(
+        spec,
+        |e| {
+            serde_json::to_writer(&mut events, e)?;
+            events.push(b'\n');
+            Ok(())
+        },
+        |_| Ok(()),
+    )?;
+    let found = survey(events.as_slice())?;
+    let plan = ReplayPlan::for_scoring(&found, chrono::Duration::hours(72), 400_000)?;
+    let replayed = replay(events.as_slice(), &plan)?;
+    let model = OpenModel::fit(&replayed.training.x, &replayed.training.y, 1e-3)?;
+    let target = found
+        .campaigns
+        .last()
+        .map(|c| Target::at(c.channel, c.first_send.timestamp()))
+        .unwrap_or(Target {
+            channel: events::Channel::Email,
+            hour: 10,
+        });
+    Ok(
+        score_users(&replayed, &model, spec.as_of.timestamp(), target)
+            .map(|(user, score)| (user.to_owned(), score))
+            .collect(),
+    )
+}
 
 /// Every user's P(open) for a message on `target` at `at` (epoch seconds), from the state
 /// the replay left: `(user id, score)`, in first-seen order.

@@ -32,6 +32,13 @@ pub struct SynthSpec {
     pub campaigns: usize,
 }
 
+impl SynthSpec {
+    /// Days of history unless told otherwise (`data generate --history-days`).
+    pub const DEFAULT_DAYS: u32 = 120;
+    /// Campaigns unless told otherwise (`data generate --campaigns`): weekly.
+    pub const DEFAULT_CAMPAIGNS: usize = 16;
+}
+
 /// The hidden propensity of one send: the oracle's score.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TruthRow<'a> {

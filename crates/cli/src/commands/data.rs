@@ -8,6 +8,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use sendtime_dynamo::{record_key, DynamoConfig, DynamoStore};
 use sendtime_store::{ParsedRecords, PutReport, Record, RecordsPut};
+use sendtime_targeting::synth::SynthSpec;
 use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
@@ -80,10 +81,10 @@ pub struct GenerateArgs {
     #[arg(long, requires = "events")]
     pub truth: Option<PathBuf>,
     /// Campaigns in the events' history (evenly spaced).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=200))]
+    #[arg(long, default_value_t = SynthSpec::DEFAULT_CAMPAIGNS as u16, value_parser = clap::value_parser!(u16).range(1..=200))]
     pub campaigns: u16,
     /// Days of events before --as-of.
-    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(7..=3650))]
+    #[arg(long, default_value_t = SynthSpec::DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(7..=3650))]
     pub history_days: u32,
 }
 
@@ -123,7 +124,7 @@ impl GenerateArgs {
 
     /// The engagement events of the same users (and, with --truth, their propensities).
     fn write_events(&self, spec: &DatasetSpec, path: &PathBuf) -> anyhow::Result<()> {
-        use sendtime_targeting::synth::{generate, SynthSpec};
+        use sendtime_targeting::synth::generate;
         let create = |p: &PathBuf| -> anyhow::Result<BufWriter<std::fs::File>> {
             let file = std::fs::File::create(p)
                 .with_context(|| format!("cannot create {}", p.display()))?;

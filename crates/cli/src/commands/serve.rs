@@ -220,10 +220,12 @@ impl ServeArgs {
                         }
                         None => {
                             let spec = self.dataset.spec(clock.now());
+                            let mut records = datagen::generate(&spec);
+                            let scored = demo_scores(&spec, &mut records);
                             (
-                                datagen::generate(&spec),
+                                records,
                                 format!(
-                                    "embedded demo data ({} users, {} items, seed {})",
+                                    "embedded demo data ({} users, {} items, seed {}; {scored})",
                                     spec.users, spec.items, spec.seed
                                 ),
                             )
@@ -288,6 +290,41 @@ impl ServeArgs {
     }
 }
 
+/// Send scores for the demo users, from their generated engagement events through the same
+/// pipeline as `audience score` (train on every campaign, score for the next); says what it
+/// did. Demo data without scores is still demo data: a failure is logged, never fatal.
+fn demo_scores(spec: &datagen::DatasetSpec, records: &mut Vec<Record>) -> String {
+    use sendtime_targeting::synth::SynthSpec;
+    let synth = SynthSpec {
+        users: spec.users,
+        seed: spec.seed,
+        as_of: spec.as_of,
+        days: SynthSpec::DEFAULT_DAYS,
+        campaigns: SynthSpec::DEFAULT_CAMPAIGNS,
+    };
+    match sendtime_targeting::generated_scores(&synth) {
+        Ok(scores) => {
+            let before = records.len();
+            records.extend(scores.into_iter().filter_map(|(user, score)| {
+                Some(Record::Score(sendtime_domain::SendScore {
+                    user_id: UserId::parse(&user).ok()?,
+                    score: (score * 1e4).round() / 1e4,
+                    computed_at: chrono::SubsecRound::trunc_subsecs(spec.as_of, 0),
+                    model: sendtime_targeting::model::MODEL_NAME.to_owned(),
+                }))
+            }));
+            format!("{} send scores", records.len() - before)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "demo send scores not computed");
+            "no send scores".to_owned()
+        }
+    }
+}
+
+/// `min_score` of the demo line that shows a low-engagement user dropped.
+const DEMO_MIN_SCORE: f64 = 0.1;
+
 /// A curl line per block, picking users whose block is eligible so the demo shows content;
 /// then a rendered block and (when served) the preview page.
 async fn example_urls(
@@ -314,6 +351,16 @@ async fn example_urls(
                     break;
                 }
             }
+        }
+    }
+    for user in users {
+        let answer = service.answer(BlockKind::Recommendations, user, 4).await;
+        let score = answer.value()["send_score"].as_f64();
+        if let Some(score) = score.filter(|s| *s < DEMO_MIN_SCORE) {
+            lines.push(format!(
+                "curl \"http://{addr}/v1/users/{user}/recommendations?min_score={DEMO_MIN_SCORE}\"    # send_score {score}: not eligible, low_engagement"
+            ));
+            break;
         }
     }
     if let Some(user) = users.first() {
