@@ -6,7 +6,12 @@
 use sendtime_tests::*;
 use std::process::{Command, Stdio};
 
-const AS_OF: &str = "2026-11-22T00:00:00Z";
+/// The data's and the servers' "now": today at midnight UTC, not a fixed date. The lists
+/// live 7 days and their `ttl` attribute is real epoch time: DynamoDB Local deletes them once
+/// the calendar passes it (in the background, a few at a time), so with a fixed date the
+/// table lost lists the embedded store still had, from a week after that date on.
+static AS_OF: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{}T00:00:00Z", chrono::Utc::now().date_naive()));
 const USERS: usize = 300;
 
 fn generate_args() -> Vec<String> {
@@ -20,7 +25,7 @@ fn generate_args() -> Vec<String> {
         "--seed",
         "7",
         "--as-of",
-        AS_OF,
+        AS_OF.as_str(),
     ]
     .map(String::from)
     .to_vec()
@@ -77,14 +82,15 @@ async fn generate_load_serve_matches_the_embedded_store() {
     assert!(written.status.success());
 
     // WHEN both servers run with the same pinned clock
-    let embedded = ServeProcess::start(&["--data", file.to_str().unwrap(), "--now", AS_OF]).await;
+    let embedded =
+        ServeProcess::start(&["--data", file.to_str().unwrap(), "--now", AS_OF.as_str()]).await;
     let dynamo = ServeProcess::start(&[
         "--table",
         &table,
         "--dynamodb-endpoint",
         &dynamodb_endpoint(),
         "--now",
-        AS_OF,
+        AS_OF.as_str(),
     ])
     .await;
 
@@ -201,7 +207,16 @@ fn reloading_the_same_dataset_is_idempotent() {
     let file = dir.join("data.jsonl");
     let out = Command::new(sendtime_bin())
         .args([
-            "data", "generate", "--users", "40", "--items", "30", "--seed", "3", "--as-of", AS_OF,
+            "data",
+            "generate",
+            "--users",
+            "40",
+            "--items",
+            "30",
+            "--seed",
+            "3",
+            "--as-of",
+            AS_OF.as_str(),
         ])
         .args(["--out", file.to_str().unwrap()])
         .output()
@@ -250,7 +265,7 @@ async fn a_copy_record_put_in_dynamodb_changes_the_rendered_block_after_the_copy
         "--dynamodb-endpoint",
         &endpoint,
         "--now",
-        AS_OF,
+        AS_OF.as_str(),
         "--cache-copy-ttl-secs",
         "1",
     ])
@@ -398,7 +413,7 @@ async fn a_copy_record_put_in_dynamodb_changes_the_rendered_block_after_the_copy
 fn dataset_with_scores(dir: &std::path::Path, users: usize, scores: &[(&str, f64)]) -> String {
     let out = Command::new(sendtime_bin())
         .args(["data", "generate", "--users", &users.to_string()])
-        .args(["--items", "60", "--seed", "11", "--as-of", AS_OF])
+        .args(["--items", "60", "--seed", "11", "--as-of", AS_OF.as_str()])
         .output()
         .unwrap();
     assert!(
@@ -448,10 +463,10 @@ async fn scores_load_into_dynamodb_and_the_embedded_store_and_serve_answers_and_
         "--dynamodb-endpoint",
         &dynamodb_endpoint(),
         "--now",
-        AS_OF,
+        AS_OF.as_str(),
     ])
     .await;
-    let embedded = ServeProcess::start(&["--data", &file, "--now", AS_OF]).await;
+    let embedded = ServeProcess::start(&["--data", &file, "--now", AS_OF.as_str()]).await;
     let client = reqwest::Client::new();
     for serve in [&dynamo, &embedded] {
         let get = |path: &str| {

@@ -1,7 +1,7 @@
 //! Send less, through the real binary: on generated events with a fixed seed the held-out
 //! evaluation meets the seed's claim (95 % of a full send's opens with at most half the
-//! sends), beats the recency/frequency baseline and stays within 3 points of the oracle's
-//! opens; `audience score` writes records that `serve` answers and gates by `min_score`;
+//! sends), beats the recency/frequency baseline and stays within the stated margin of the
+//! oracle; `audience score` writes records that `serve` answers and gates by `min_score`;
 //! `audience select` writes an audience `campaign send` reads as it is.
 
 use sendtime_tests::*;
@@ -114,8 +114,14 @@ fn the_held_out_evaluation_reaches_95_percent_of_opens_with_half_the_sends() {
     );
     assert!(at_half(&model) > at_half(&baseline), "{printed}");
     assert!(f(&model, "area") > f(&baseline, "area"), "{printed}");
-    // AND stays within 3 points of the oracle's opens at half the audience
+    // AND stays within the stated margin of the oracle (docs/targeting.md): 3 points of the
+    // opens at half the audience, 6 at every share reported
     assert!(at_half(&oracle) - at_half(&model) <= 0.03, "{printed}");
+    for share in 0..5 {
+        let gap = oracle["opens_at"][share].as_f64().unwrap()
+            - model["opens_at"][share].as_f64().unwrap();
+        assert!(gap <= 0.06, "share {share}: {gap}\n{printed}");
+    }
     // AND its probabilities are calibrated: predicted opens within 10 % of the real ones
     let rate = f(&model, "opens") / f(&model, "sends");
     let predicted = report["mean_predicted"].as_f64().unwrap();
@@ -307,38 +313,116 @@ async fn serves_demo_users_carry_send_scores_from_their_generated_events() {
 #[test]
 fn bad_events_and_flags_are_named() {
     let dir = workdir();
-    let events = dir.join("events.jsonl");
-    std::fs::write(&events, "{\"at\":\"2026-09-01T09:00:00Z\",\"event\":\"sent\",\"user_id\":\"u1\",\"campaign_id\":\"c1\"}\n").unwrap();
-    let out = Command::new(sendtime_bin())
-        .args([
+    let fails = |args: &[&str], expected: &[&str]| {
+        let out = Command::new(sendtime_bin()).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        for e in expected {
+            assert!(err.contains(e), "{args:?}: no '{e}' in {err}");
+        }
+    };
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let out = dir.join("out.jsonl");
+    let out = s(&out);
+    let no_channel = write(
+        "no_channel.jsonl",
+        "\n{\"at\":\"2026-09-01T09:00:00Z\",\"event\":\"sent\",\"user_id\":\"u1\",\"campaign_id\":\"c1\"}\n",
+    );
+    fails(
+        &["audience", "score", "--events", &no_channel, "--out", out],
+        &["line 2", "channel"],
+    );
+    let visits_only = write(
+        "visits.jsonl",
+        "{\"at\":\"2026-09-01T09:00:00Z\",\"event\":\"visit\",\"user_id\":\"u1\"}\n",
+    );
+    fails(
+        &["audience", "score", "--events", &visits_only, "--out", out],
+        &["no campaign to learn from"],
+    );
+    fails(
+        &["audience", "evaluate", "--events", &visits_only],
+        &["no 'sent' event"],
+    );
+    let (_, events, _) = generate(&dir, 200);
+    let events = s(&events);
+    fails(
+        &[
+            "audience",
+            "evaluate",
+            "--events",
+            events,
+            "--holdout",
+            "c99",
+        ],
+        &["--holdout 'c99'"],
+    );
+    fails(
+        &[
             "audience",
             "score",
             "--events",
-            s(&events),
+            events,
             "--out",
-            s(&dir.join("x.jsonl")),
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(err.contains("line 1") && err.contains("channel"), "{err}");
-    let out = Command::new(sendtime_bin())
-        .args([
+            out,
+            "--alpha=-1",
+        ],
+        &["--alpha"],
+    );
+    fails(
+        &[
+            "audience",
+            "score",
+            "--events",
+            events,
+            "--out",
+            out,
+            "--at",
+            "2026-01-01T00:00:00Z",
+        ],
+        &["--at"],
+    );
+    fails(
+        &[
             "audience",
             "select",
             "--scores",
-            s(&events),
+            &no_channel,
             "--target-opens",
             "1.5",
             "--out",
-            s(&dir.join("a.csv")),
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("--target-opens"),
-        "{err}"
+            out,
+        ],
+        &["--target-opens"],
+    );
+    fails(
+        &[
+            "audience",
+            "select",
+            "--scores",
+            &no_channel,
+            "--top",
+            "5",
+            "--out",
+            out,
+        ],
+        &["--scores", "line 2"],
+    );
+    let empty = write("empty.jsonl", "\n");
+    fails(
+        &[
+            "audience", "select", "--scores", &empty, "--top", "5", "--out", out,
+        ],
+        &["no score records"],
+    );
+    fails(
+        &[
+            "audience", "select", "--scores", &empty, "--top", "0", "--out", out,
+        ],
+        &["--top"],
     );
 }

@@ -65,9 +65,15 @@ pub async fn fresh_dynamo_store(prefix: &str) -> DynamoStore {
     store
 }
 
-/// The fixed instant the fixture is built around.
+/// The instant the fixture is built around: noon UTC of the day the tests started, fixed for
+/// the run. Not a fixed date: the fixture's lists carry a real-time `ttl`, and DynamoDB Local
+/// deletes items past it in the background, so a fixed date would lose them a week later.
 pub fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+    static NOW: std::sync::LazyLock<DateTime<Utc>> = std::sync::LazyLock::new(|| {
+        let today = Utc::now().date_naive();
+        Utc.from_utc_datetime(&today.and_hms_opt(12, 0, 0).unwrap_or_default())
+    });
+    *NOW
 }
 
 pub fn clock() -> Arc<dyn Clock> {
@@ -226,7 +232,7 @@ pub fn fixture() -> Vec<Record> {
 
 /// When the fixture's send scores were computed: the midnight before [`now`].
 pub fn scored_at() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap()
+    now() - Duration::hours(12)
 }
 
 /// A send score of `score` for `id`, computed at [`scored_at`].

@@ -425,12 +425,14 @@ impl BlockService {
         };
         tracing::warn!(block = %kind, reason = reason.as_str(), "serving a degraded answer");
         // Falls back to held data whenever the store fails: cannot fail.
+        let held = user.clone();
         let encoded = match self
             .assemble(rule, user_id, options, now, user, Some((reason, reading)))
             .await
         {
             Ok(encoded) => encoded,
             Err(_) => Block::not_eligible(user_id, kind, Reason::Unavailable)
+                .with_score(held.score.as_ref())
                 .degrade(reason)
                 .encode(),
         };

@@ -7,6 +7,8 @@
 pub mod commands;
 /// The deterministic synthetic dataset behind `data generate` and `serve`'s demo data.
 pub mod datagen;
+/// JSON Lines output files: created buffered, one value a line.
+pub mod jsonl;
 /// The HTTP/1.1 server of `serve` and `baseline`: header timeout, connection cap, drain.
 pub mod server;
 /// Logging set-up: text or JSON lines on stderr, filtered by `SENDTIME_LOG`.

@@ -1,7 +1,7 @@
 //! The gain chart as SVG: share of opens captured against share of the audience sent, one
-//! line per ranking, with the 95 %-of-opens line marked.
+//! line per ranking, with the headline share of opens marked.
 
-use crate::gain::GainCurve;
+use crate::gain::{GainCurve, HEADLINE_SHARE};
 use plotters::prelude::*;
 
 /// Draws `curves` into an SVG document, titled `title`.
@@ -25,11 +25,14 @@ pub fn gain_svg(curves: &[GainCurve], title: &str) -> Result<String, String> {
             .map_err(|e| e.to_string())?;
         chart
             .draw_series(LineSeries::new(
-                [(0.0, 95.0), (100.0, 95.0)],
+                [
+                    (0.0, 100.0 * HEADLINE_SHARE),
+                    (100.0, 100.0 * HEADLINE_SHARE),
+                ],
                 ShapeStyle::from(&BLACK.mix(0.3)).stroke_width(1),
             ))
             .map_err(|e| e.to_string())?
-            .label("95 % of opens")
+            .label(format!("{:.0} % of opens", 100.0 * HEADLINE_SHARE))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.3)));
         let colors = [RED, BLUE, RGBColor(120, 120, 120), RGBColor(0, 150, 70)];
         for (curve, color) in curves.iter().zip(colors.iter().cycle()) {

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::io::BufRead;
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
     /// A campaign's message was sent to the user (needs `campaign_id` and `channel`).
@@ -156,11 +156,12 @@ pub struct StreamStats {
     pub last: Option<DateTime<Utc>>,
 }
 
-/// Reads every event in order, one line in memory at a time, handing each to `each`; stops
-/// at the first bad, incomplete or out-of-order line, or the first error `each` returns.
+/// Reads every event in order, one line in memory at a time, handing each to `each` with its
+/// 1-based line number; stops at the first bad, incomplete or out-of-order line, or the first
+/// error `each` returns.
 pub fn for_each_event<E: From<EventsError>>(
     mut input: impl BufRead,
-    mut each: impl FnMut(&Event<'_>) -> Result<(), E>,
+    mut each: impl FnMut(usize, &Event<'_>) -> Result<(), E>,
 ) -> Result<StreamStats, E> {
     let mut stats = StreamStats::default();
     let mut buf = String::new();
@@ -203,7 +204,7 @@ pub fn for_each_event<E: From<EventsError>>(
         stats.events += 1;
         stats.first.get_or_insert(event.at);
         stats.last = Some(event.at);
-        each(&event)?;
+        each(line, &event)?;
     }
 }
 
@@ -213,7 +214,7 @@ mod tests {
 
     fn read(text: &str) -> Result<Vec<Event<'static>>, EventsError> {
         let mut out = Vec::new();
-        for_each_event::<EventsError>(text.as_bytes(), |e| {
+        for_each_event::<EventsError>(text.as_bytes(), |_, e| {
             out.push(Event {
                 user_id: Cow::Owned(e.user_id.to_string()),
                 campaign_id: e.campaign_id.as_ref().map(|c| Cow::Owned(c.to_string())),

@@ -35,7 +35,11 @@ const VISIT_HALF_LIFE_DAYS: f64 = 14.0;
 /// its word.
 const PRIOR_OPENS: f64 = 0.4;
 const PRIOR_SENDS: f64 = 2.0;
-const SECONDS_PER_DAY: f64 = 86_400.0;
+/// Seconds in a day and an hour (event times are epoch seconds).
+pub(crate) const DAY: i64 = 86_400;
+pub(crate) const HOUR: i64 = 3_600;
+const SECONDS_PER_DAY: f64 = DAY as f64;
+const CHANNELS: usize = Channel::ALL.len();
 
 /// What a campaign is, as the features see it: its channel and its hour of the day (UTC).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,7 +61,7 @@ impl Target {
 }
 
 fn hour_of(at: i64) -> u32 {
-    (at.rem_euclid(86_400) / 3_600) as u32
+    (at.rem_euclid(DAY) / HOUR) as u32
 }
 
 /// What happened to a user, as the state needs it (campaigns by their index).
@@ -96,8 +100,8 @@ pub struct UserState {
     sends: u32,
     opens: u32,
     clicks: u32,
-    sends_by_channel: [u16; 4],
-    opens_by_channel: [u16; 4],
+    sends_by_channel: [u16; CHANNELS],
+    opens_by_channel: [u16; CHANNELS],
     last_open: Option<i64>,
     last_visit: Option<i64>,
     last_purchase: Option<i64>,
@@ -180,7 +184,7 @@ impl UserState {
     }
 
     fn see_hour(&mut self, at: i64) {
-        let angle = hour_angle(at.rem_euclid(86_400) as f64 / 3_600.0);
+        let angle = hour_angle(at.rem_euclid(DAY) as f64 / HOUR as f64);
         self.hour_cos += angle.cos() as f32;
         self.hour_sin += angle.sin() as f32;
         self.hours_seen += 1.0;
@@ -213,7 +217,10 @@ impl UserState {
             (self.visits as f64).ln_1p(),
             days_since(self.last_purchase, now).ln_1p(),
             affinity,
-            days_since(self.first_seen, now).ln_1p(),
+            // A user first seen at this very send is new, not a year old.
+            self.first_seen
+                .map_or(0.0, |first| days_since(Some(first), now))
+                .ln_1p(),
         ]
     }
 
@@ -239,8 +246,6 @@ fn hour_angle(hour: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const DAY: i64 = 86_400;
 
     #[test]
     fn a_repeated_open_counts_once_and_rates_start_at_the_prior() {

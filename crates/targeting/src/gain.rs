@@ -24,6 +24,9 @@ pub struct GainCurve {
     cumulative: Vec<u32>,
 }
 
+/// The share of a full send's opens the headline asks for (seed 000: the same opens).
+pub const HEADLINE_SHARE: f64 = 0.95;
+
 /// The audience shares the report prints.
 pub const SHARES: [f64; 5] = [0.1, 0.2, 0.3, 0.4, 0.5];
 
@@ -86,7 +89,8 @@ impl GainCurve {
 
     /// Smallest share of the audience whose sends capture `share` of all opens.
     pub fn sends_for(&self, share: f64) -> f64 {
-        let needed = (share * self.opens as f64).ceil() as u32;
+        // Less a hair: 0.7 × 10 is 7.000000000000001 in floating point, and needs 7 opens.
+        let needed = (share * self.opens as f64 - 1e-9).ceil().max(0.0) as u32;
         let k = self.cumulative.partition_point(|&c| c < needed);
         k as f64 / self.sends.max(1) as f64
     }

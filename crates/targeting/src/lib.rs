@@ -25,18 +25,48 @@ pub mod select;
 /// Synthetic events from a hidden propensity.
 pub mod synth;
 
+use chrono::{DateTime, SubsecRound, Utc};
 use features::Target;
 use gain::GainCurve;
 use model::{rf_scores, ModelError, OpenModel};
-use replay::{replay, survey, PlanError, ReplayPlan, Replayed};
+use replay::{replay, survey, PlanError, ReplayPlan, Replayed, Survey};
+use sendtime_domain::{SendScore, UserId};
 use std::collections::HashMap;
 
-/// Why the in-memory pipeline ([`generated_scores`]) produced no scores.
+/// An open counts for a send within this many hours of it, unless told otherwise.
+pub const DEFAULT_LABEL_WINDOW_HOURS: i64 = 72;
+/// At most this many training sends, unless told otherwise (sampled evenly).
+pub const DEFAULT_MAX_TRAINING_ROWS: usize = 400_000;
+/// The L2 penalty per training row, unless told otherwise (see [`OpenModel::fit`]).
+pub const DEFAULT_ALPHA: f64 = 1e-3;
+
+/// The next message's channel and hour, unless told: those of the last campaign (an email
+/// at 10:00 UTC when there is none).
+pub fn default_target(found: &Survey) -> Target {
+    found
+        .campaigns
+        .last()
+        .map(|c| Target::at(c.channel, c.first_send.timestamp()))
+        .unwrap_or(Target {
+            channel: events::Channel::Email,
+            hour: 10,
+        })
+}
+
+/// A user's score as stored: four decimals, computed at `at` (whole seconds), by
+/// [`model::MODEL_NAME`]; `None` for an id the store would refuse.
+pub fn score_record(user: &str, score: f64, at: DateTime<Utc>) -> Option<SendScore> {
+    Some(SendScore {
+        user_id: UserId::parse(user).ok()?,
+        score: ((score * 1e4).round() / 1e4).clamp(0.0, 1.0),
+        computed_at: at.trunc_subsecs(0),
+        model: model::MODEL_NAME.to_owned(),
+    })
+}
+
+/// Why the generated pipeline ([`generated_scores`]) produced no scores.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// The events could not be written.
-    #[error("events: {0}")]
-    Events(#[from] serde_json::Error),
     /// Nothing to learn from.
     #[error(transparent)]
     Plan(#[from] PlanError),
@@ -45,35 +75,19 @@ pub enum PipelineError {
     Model(#[from] ModelError),
 }
 
-/// The whole pipeline in memory, for `serve`'s demo data: `spec`'s synthetic events, a
-/// model trained on every campaign, and each user's score for a message like the last one
-/// at `spec.as_of`.
-pub fn generated_scores(spec: &synth::SynthSpec) -> Result<Vec<(String, f64)>, PipelineError> {
-    let mut events = Vec::new();
-    synth::generate::<serde_json::Error>(
-        spec,
-        |e| {
-            serde_json::to_writer(&mut events, e)?;
-            events.push(b'\n');
-            Ok(())
-        },
-        |_| Ok(()),
-    )?;
-    let found = survey(events.as_slice())?;
-    let plan = ReplayPlan::for_scoring(&found, chrono::Duration::hours(72), 400_000)?;
-    let replayed = replay(events.as_slice(), &plan)?;
-    let model = OpenModel::fit(&replayed.training.x, &replayed.training.y, 1e-3)?;
-    let target = found
-        .campaigns
-        .last()
-        .map(|c| Target::at(c.channel, c.first_send.timestamp()))
-        .unwrap_or(Target {
-            channel: events::Channel::Email,
-            hour: 10,
-        });
+/// The whole pipeline on generated events, for `serve`'s demo data: `spec`'s events (made
+/// twice, one per pass, never held), a model trained on every campaign with the default
+/// settings, and each user's score record for a message like the last one at `spec.as_of`.
+pub fn generated_scores(spec: &synth::SynthSpec) -> Result<Vec<SendScore>, PipelineError> {
+    let found = survey(spec)?;
+    let window = chrono::Duration::hours(DEFAULT_LABEL_WINDOW_HOURS);
+    let plan = ReplayPlan::for_scoring(&found, window, DEFAULT_MAX_TRAINING_ROWS)?;
+    let replayed = replay(spec, &plan)?;
+    let model = OpenModel::fit(&replayed.training.x, &replayed.training.y, DEFAULT_ALPHA)?;
+    let target = default_target(&found);
     Ok(
         score_users(&replayed, &model, spec.as_of.timestamp(), target)
-            .map(|(user, score)| (user.to_owned(), score))
+            .filter_map(|(user, score)| score_record(user, score, spec.as_of))
             .collect(),
     )
 }

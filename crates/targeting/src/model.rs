@@ -46,7 +46,7 @@ pub struct OpenModel {
     pub weights: Vec<f64>,
     /// The intercept.
     pub intercept: f64,
-    /// The L2 penalty it was trained with.
+    /// The L2 penalty per training row it was trained with.
     pub alpha: f64,
     /// Training rows.
     pub rows: usize,
@@ -55,7 +55,9 @@ pub struct OpenModel {
 }
 
 impl OpenModel {
-    /// Fits P(open | features) on the rows with L2 penalty `alpha`.
+    /// Fits P(open | features) on the rows with an L2 penalty of `alpha` per row: linfa
+    /// minimises the *summed* log-loss plus `½·λ·‖w‖²`, so λ = `alpha` × rows keeps the
+    /// penalty's weight against the data the same at any number of rows.
     pub fn fit(x: &[Features], y: &[bool], alpha: f64) -> Result<Self, ModelError> {
         let rows = x.len().min(y.len());
         let opens = y.iter().filter(|o| **o).count();
@@ -83,8 +85,13 @@ impl OpenModel {
         }
         let targets = Array1::from_iter(y[..rows].iter().copied());
         let dataset = Dataset::new(records, targets);
+        if !(alpha.is_finite() && alpha >= 0.0) {
+            return Err(ModelError::Fit(format!(
+                "alpha must be a number >= 0, got {alpha}"
+            )));
+        }
         let fitted = LogisticRegression::default()
-            .alpha(alpha)
+            .alpha(alpha * rows as f64)
             .max_iterations(200)
             .fit(&dataset)
             .map_err(|e| ModelError::Fit(e.to_string()))?;

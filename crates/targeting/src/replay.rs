@@ -9,12 +9,56 @@
 
 use crate::events::{for_each_event, Channel, Event, EventType, EventsError, StreamStats};
 use crate::features::{Features, Observed, Target, UserState};
+use crate::synth::{self, SynthSpec};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::io::BufRead;
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
+/// Where the passes read events from, in time order, each with its line (or sequence)
+/// number: a JSON Lines file ([`JsonLines`]) or the generator itself (a [`SynthSpec`], for
+/// `serve`'s demo: generated twice, never held in memory).
+pub trait EventSource {
+    /// Hands every event to `each`; the stream's counts at the end.
+    fn each_event(
+        self,
+        each: &mut dyn FnMut(usize, &Event<'_>) -> Result<(), PlanError>,
+    ) -> Result<StreamStats, PlanError>;
+}
+
+/// A JSON Lines events file (see [`crate::events`]).
+pub struct JsonLines<R>(pub R);
+
+impl<R: BufRead> EventSource for JsonLines<R> {
+    fn each_event(
+        self,
+        each: &mut dyn FnMut(usize, &Event<'_>) -> Result<(), PlanError>,
+    ) -> Result<StreamStats, PlanError> {
+        for_each_event(self.0, each)
+    }
+}
+
+impl EventSource for &SynthSpec {
+    fn each_event(
+        self,
+        each: &mut dyn FnMut(usize, &Event<'_>) -> Result<(), PlanError>,
+    ) -> Result<StreamStats, PlanError> {
+        let mut stats = StreamStats::default();
+        synth::generate::<PlanError>(
+            self,
+            |e| {
+                stats.events += 1;
+                stats.first.get_or_insert(e.at);
+                stats.last = Some(e.at);
+                each(stats.events as usize, e)
+            },
+            |_| Ok(()),
+        )?;
+        Ok(stats)
+    }
+}
 
 /// One campaign as the survey found it.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,8 +109,8 @@ pub enum PlanError {
     /// An open or click names a campaign no send names.
     #[error("line {line}: campaign '{campaign}' has no 'sent' event before it")]
     UnknownCampaign {
-        /// 1-based event number.
-        line: u64,
+        /// 1-based line number.
+        line: usize,
         /// The campaign.
         campaign: String,
     },
@@ -76,17 +120,26 @@ pub enum PlanError {
     /// The named held-out campaign is not in the file.
     #[error("--holdout '{0}' is not a campaign of the events file")]
     NoSuchCampaign(String),
+    /// The held-out campaign's outcome is not all in the events.
+    #[error("held-out campaign '{campaign}': {why} (hold out an earlier one with --holdout, or shorten --label-window-hours)")]
+    HoldoutUnsettled {
+        /// The campaign.
+        campaign: String,
+        /// What is missing.
+        why: String,
+    },
+    /// More campaigns than the replay indexes.
+    #[error("{0} campaigns in the events: at most 65,535 are supported (one id per campaign, not per message)")]
+    TooManyCampaigns(usize),
 }
 
 /// Pass 1: the campaigns and the stream's span.
-pub fn survey(input: impl BufRead) -> Result<Survey, PlanError> {
+pub fn survey(input: impl EventSource) -> Result<Survey, PlanError> {
     let mut index: Map<String, usize> = Map::default();
     let mut campaigns: Vec<CampaignInfo> = Vec::new();
     let mut users: std::collections::HashSet<u64, foldhash::fast::FixedState> = Default::default();
     let hasher = foldhash::fast::FixedState::with_seed(7);
-    let mut line = 0u64;
-    let stats = for_each_event::<PlanError>(input, |e| {
-        line += 1;
+    let stats = input.each_event(&mut |line, e| {
         users.insert(hasher.hash_one(e.user_id.as_ref()));
         let Some(id) = e.campaign_id.as_deref() else {
             return Ok(());
@@ -128,6 +181,9 @@ pub fn survey(input: impl BufRead) -> Result<Survey, PlanError> {
         }
         Ok(())
     })?;
+    if campaigns.len() > usize::from(u16::MAX) {
+        return Err(PlanError::TooManyCampaigns(campaigns.len()));
+    }
     Ok(Survey {
         campaigns,
         stats,
@@ -146,7 +202,7 @@ pub struct ReplayPlan {
     pub holdout: Option<usize>,
     /// Nothing at or after this instant is learnt from (the held-out campaign's first send).
     pub cutoff: Option<DateTime<Utc>>,
-    /// An open counts for its campaign's label when it comes this long after the first send.
+    /// An open counts for its send's label when it comes within this long of that send.
     pub label_window: chrono::Duration,
     /// Share of training sends kept as rows (sampled by a hash of user and campaign).
     pub sample_rate: f64,
@@ -164,7 +220,7 @@ impl ReplayPlan {
         let train: Vec<bool> = survey
             .campaigns
             .iter()
-            .map(|c| c.first_send + label_window <= end)
+            .map(|c| c.last_send + label_window <= end)
             .collect();
         Self::new(survey, train, None, label_window, max_rows)
     }
@@ -187,11 +243,26 @@ impl ReplayPlan {
                 PlanError::NothingToLearn("the events have no 'sent' event".into())
             })?,
         };
-        let cutoff = survey.campaigns[held].first_send;
+        let campaign = &survey.campaigns[held];
+        let unsettled = |why: String| PlanError::HoldoutUnsettled {
+            campaign: campaign.id.clone(),
+            why,
+        };
+        let end = survey.stats.last.unwrap_or_default();
+        if campaign.last_send + label_window > end {
+            return Err(unsettled(format!(
+                "its last send's {} h label window ends after the last event ({end})",
+                label_window.num_hours()
+            )));
+        }
+        if campaign.opens == 0 {
+            return Err(unsettled("it has no opens to rank".into()));
+        }
+        let cutoff = campaign.first_send;
         let train = survey
             .campaigns
             .iter()
-            .map(|c| c.first_send + label_window <= cutoff)
+            .map(|c| c.last_send + label_window <= cutoff)
             .collect();
         let mut plan = Self::new(survey, train, Some(held), label_window, max_rows)?;
         plan.cutoff = Some(cutoff);
@@ -212,9 +283,9 @@ impl ReplayPlan {
             .filter(|(_, t)| **t)
             .map(|(c, _)| c.sends)
             .sum();
-        if sends == 0 {
+        if sends == 0 || max_rows == 0 {
             return Err(PlanError::NothingToLearn(format!(
-                "{} campaign(s), none sent at least {} h before {} (the label window)",
+                "{} campaign(s), none sent entirely at least {} h (--label-window-hours) before {}",
                 survey.campaigns.len(),
                 label_window.num_hours(),
                 if holdout.is_some() {
@@ -289,24 +360,26 @@ pub struct Replayed {
 }
 
 /// Pass 2: replays the events as `plan` says.
-pub fn replay(input: impl BufRead, plan: &ReplayPlan) -> Result<Replayed, PlanError> {
+pub fn replay(input: impl EventSource, plan: &ReplayPlan) -> Result<Replayed, PlanError> {
     let campaign_index: Map<&str, u16> = plan
         .campaigns
         .iter()
         .enumerate()
-        .map(|(i, c)| (c.id.as_str(), i.min(u16::MAX as usize) as u16))
+        .map(|(i, c)| (c.id.as_str(), u16::try_from(i).unwrap_or(u16::MAX)))
         .collect();
+    if plan.campaigns.len() > usize::from(u16::MAX) {
+        return Err(PlanError::TooManyCampaigns(plan.campaigns.len()));
+    }
     let mut user_index: Map<Box<str>, u32> = Map::default();
     let mut out = Replayed::default();
-    let mut pending: Map<(u32, u16), u32> = Map::default();
-    let mut held: Map<u32, u32> = Map::default();
+    // (row, its send's time): an open labels the row within the window of its own send.
+    let mut pending: Map<(u32, u16), (u32, i64)> = Map::default();
+    let mut held: Map<u32, (u32, i64)> = Map::default();
     let sampler = foldhash::fast::FixedState::with_seed(20_261_204);
     let threshold = (plan.sample_rate * u64::MAX as f64) as u64;
     let cutoff = plan.cutoff.map(|c| c.timestamp());
     let window = plan.label_window.num_seconds();
-    let mut line = 0u64;
-    out.stats = for_each_event::<PlanError>(input, |e: &Event<'_>| {
-        line += 1;
+    out.stats = input.each_event(&mut |line, e: &Event<'_>| {
         let at = e.at.timestamp();
         let frozen = cutoff.is_some_and(|c| at >= c);
         let campaign = match e.campaign_id.as_deref() {
@@ -342,7 +415,7 @@ pub fn replay(input: impl BufRead, plan: &ReplayPlan) -> Result<Replayed, PlanEr
                 let target = Target::at(info.channel, at);
                 if frozen {
                     let (recency, frequency) = state.recency_frequency(at);
-                    held.insert(user, out.held_out.len() as u32);
+                    held.insert(user, (out.held_out.len() as u32, at));
                     out.held_out.push(HeldOutRow {
                         user,
                         features: state.features(at, target),
@@ -354,7 +427,7 @@ pub fn replay(input: impl BufRead, plan: &ReplayPlan) -> Result<Replayed, PlanEr
                 }
                 if plan.train[c as usize] && sampler.hash_one((e.user_id.as_ref(), c)) <= threshold
                 {
-                    pending.insert((user, c), out.training.y.len() as u32);
+                    pending.insert((user, c), (out.training.y.len() as u32, at));
                     out.training.x.push(state.features(at, target));
                     out.training.y.push(false);
                     out.training.campaign.push(c);
@@ -366,15 +439,18 @@ pub fn replay(input: impl BufRead, plan: &ReplayPlan) -> Result<Replayed, PlanEr
             }
             (EventType::Opened, Some(c)) => {
                 let info = &plan.campaigns[c as usize];
-                let in_window = at < info.first_send.timestamp() + window;
                 if frozen {
-                    if let (true, Some(&row)) = (in_window, held.get(&user)) {
-                        out.held_out[row as usize].opened = true;
+                    if let Some(&(row, sent)) = held.get(&user) {
+                        if at < sent + window {
+                            out.held_out[row as usize].opened = true;
+                        }
                     }
                     return Ok(());
                 }
-                if let (true, Some(&row)) = (in_window, pending.get(&(user, c))) {
-                    out.training.y[row as usize] = true;
+                if let Some(&(row, sent)) = pending.get(&(user, c)) {
+                    if at < sent + window {
+                        out.training.y[row as usize] = true;
+                    }
                 }
                 Observed::Opened {
                     campaign: c,
@@ -397,4 +473,65 @@ pub fn replay(input: impl BufRead, plan: &ReplayPlan) -> Result<Replayed, PlanEr
         Ok(())
     })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(at: &str, event: &str, user: &str, campaign: Option<&str>) -> String {
+        let mut text = format!(r#"{{"at":"{at}","event":"{event}","user_id":"{user}""#);
+        if let Some(c) = campaign {
+            text.push_str(&format!(r#","campaign_id":"{c}""#));
+        }
+        if event == "sent" {
+            text.push_str(r#","channel":"email""#);
+        }
+        text + "}\n"
+    }
+
+    #[test]
+    fn an_open_counts_within_the_window_of_its_own_send() {
+        // GIVEN a campaign sent over four days: u1 first, u2 80 h later, each opening an hour
+        // after their own send
+        let text = [
+            line("2026-09-01T00:00:00Z", "sent", "u1", Some("c1")),
+            line("2026-09-01T01:00:00Z", "opened", "u1", Some("c1")),
+            line("2026-09-04T08:00:00Z", "sent", "u2", Some("c1")),
+            line("2026-09-04T09:00:00Z", "opened", "u2", Some("c1")),
+            line("2026-09-10T00:00:00Z", "visit", "u1", None),
+        ]
+        .concat();
+        let found = survey(JsonLines(text.as_bytes())).unwrap();
+        let plan = ReplayPlan::for_scoring(&found, chrono::Duration::hours(72), 100).unwrap();
+        // WHEN replayed THEN both sends are opened (not u2's, 81 h after the first send, lost)
+        let replayed = replay(JsonLines(text.as_bytes()), &plan).unwrap();
+        assert_eq!(replayed.training.y, vec![true, true]);
+    }
+
+    #[test]
+    fn a_held_out_campaign_without_its_whole_window_or_opens_is_refused() {
+        let window = chrono::Duration::hours(72);
+        let early = [
+            line("2026-09-01T00:00:00Z", "sent", "u1", Some("c1")),
+            line("2026-09-02T00:00:00Z", "opened", "u1", Some("c1")),
+            line("2026-09-10T00:00:00Z", "sent", "u1", Some("c2")),
+        ]
+        .concat();
+        let found = survey(JsonLines(early.as_bytes())).unwrap();
+        let err = ReplayPlan::for_evaluation(&found, None, window, 100).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("label window ends after the last event"),
+            "{err}"
+        );
+        let unopened = early + &line("2026-09-20T00:00:00Z", "visit", "u1", None);
+        let found = survey(JsonLines(unopened.as_bytes())).unwrap();
+        let err = ReplayPlan::for_evaluation(&found, None, window, 100).unwrap_err();
+        assert!(err.to_string().contains("no opens"), "{err}");
+        assert!(ReplayPlan::for_evaluation(&found, Some("c1"), window, 100)
+            .unwrap_err()
+            .to_string()
+            .contains("no campaign to learn from"));
+    }
 }

@@ -9,6 +9,7 @@
 //! at a time (memory holds a day's events and the opens still to come, not the history).
 
 use crate::events::{Channel, Event, EventType};
+use crate::features::{DAY, HOUR};
 use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -37,6 +38,17 @@ impl SynthSpec {
     pub const DEFAULT_DAYS: u32 = 120;
     /// Campaigns unless told otherwise (`data generate --campaigns`): weekly.
     pub const DEFAULT_CAMPAIGNS: usize = 16;
+
+    /// The events of users `u000001`..=`u{users}` up to `as_of`, with the default history.
+    pub fn new(users: usize, seed: u64, as_of: DateTime<Utc>) -> Self {
+        Self {
+            users,
+            seed,
+            as_of,
+            days: Self::DEFAULT_DAYS,
+            campaigns: Self::DEFAULT_CAMPAIGNS,
+        }
+    }
 }
 
 /// The hidden propensity of one send: the oracle's score.
@@ -77,20 +89,8 @@ struct Person {
     last_visit: Option<i64>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    Sent,
-    Opened,
-    Clicked,
-    Visit,
-    Purchase,
-}
-
 /// An event waiting for its time: (at, sequence) orders the output.
-type Queued = Reverse<(i64, u64, Kind, u32, u16)>;
-
-const DAY: i64 = 86_400;
-const HOUR: i64 = 3_600;
+type Queued = Reverse<(i64, u64, EventType, u32, u16)>;
 
 fn normal(rng: &mut ChaCha8Rng) -> f64 {
     // Box–Muller.
@@ -189,10 +189,11 @@ pub fn generate<E>(
 
     let mut queue: BinaryHeap<Queued> = BinaryHeap::new();
     let mut seq = 0u64;
-    let mut push = |queue: &mut BinaryHeap<Queued>, at: i64, kind: Kind, user: usize, c: usize| {
-        seq += 1;
-        queue.push(Reverse((at, seq, kind, user as u32, c as u16)));
-    };
+    let mut push =
+        |queue: &mut BinaryHeap<Queued>, at: i64, kind: EventType, user: usize, c: usize| {
+            seq += 1;
+            queue.push(Reverse((at, seq, kind, user as u32, c as u16)));
+        };
     let mut summary = SynthSummary::default();
     let mut todays_visits: Vec<i64> = Vec::new();
     for day in 0..days {
@@ -209,12 +210,12 @@ pub fn generate<E>(
                 let hour = (person.hour + 2.5 * normal(&mut rng)).rem_euclid(24.0);
                 let at = day_start + (hour * HOUR as f64) as i64;
                 todays_visits.push(at);
-                push(&mut queue, at, Kind::Visit, u, 0);
+                push(&mut queue, at, EventType::Visit, u, 0);
                 if rng.random_bool(sigmoid(-3.2 + 0.5 * person.engagement)) {
                     push(
                         &mut queue,
                         at + rng.random_range(60..1_800),
-                        Kind::Purchase,
+                        EventType::Purchase,
                         u,
                         0,
                     );
@@ -236,16 +237,16 @@ pub fn generate<E>(
                         campaign_id: &campaign_ids[k],
                         p,
                     })?;
-                    push(&mut queue, at, Kind::Sent, u, k);
+                    push(&mut queue, at, EventType::Sent, u, k);
                     if rng.random_bool(p) {
                         let delay = (-(rng.random::<f64>().max(1e-9)).ln() * 2.0 * HOUR as f64)
                             .min(48.0 * HOUR as f64) as i64;
                         let opened = at + 30 + delay;
-                        push(&mut queue, opened, Kind::Opened, u, k);
+                        push(&mut queue, opened, EventType::Opened, u, k);
                         if rng.random_bool(0.3) {
                             let clicked = opened + rng.random_range(10..300);
-                            push(&mut queue, clicked, Kind::Clicked, u, k);
-                            push(&mut queue, clicked + 5, Kind::Visit, u, 0);
+                            push(&mut queue, clicked, EventType::Clicked, u, k);
+                            push(&mut queue, clicked + 5, EventType::Visit, u, 0);
                         }
                     }
                 }
@@ -274,33 +275,27 @@ pub fn generate<E>(
 }
 
 fn write<E>(
-    (at, _, kind, user, campaign): (i64, u64, Kind, u32, u16),
+    (at, _, kind, user, campaign): (i64, u64, EventType, u32, u16),
     ids: &[String],
     campaigns: &[String],
     summary: &mut SynthSummary,
     emit: &mut impl FnMut(&Event<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
     let c = campaign as usize;
-    let (event, campaign_id, channel) = match kind {
-        Kind::Sent => (
-            EventType::Sent,
-            Some(&campaigns[c]),
-            Some(campaign_channel(c)),
-        ),
-        Kind::Opened => (EventType::Opened, Some(&campaigns[c]), None),
-        Kind::Clicked => (EventType::Clicked, Some(&campaigns[c]), None),
-        Kind::Visit => (EventType::Visit, None, None),
-        Kind::Purchase => (EventType::Purchase, None, None),
+    let (campaign_id, channel) = match kind {
+        EventType::Sent => (Some(&campaigns[c]), Some(campaign_channel(c))),
+        EventType::Opened | EventType::Clicked => (Some(&campaigns[c]), None),
+        EventType::Visit | EventType::Purchase => (None, None),
     };
     summary.events += 1;
-    summary.sends += u64::from(kind == Kind::Sent);
-    summary.opens += u64::from(kind == Kind::Opened);
+    summary.sends += u64::from(kind == EventType::Sent);
+    summary.opens += u64::from(kind == EventType::Opened);
     emit(&Event {
         at: DateTime::from_timestamp(at, 0).unwrap_or_default(),
-        event,
+        event: kind,
         user_id: Cow::Borrowed(&ids[user as usize]),
         campaign_id: campaign_id.map(|c| Cow::Borrowed(c.as_str())),
         channel,
-        value: (kind == Kind::Purchase).then_some(10_000 + (at % 90) * 1_000),
+        value: (kind == EventType::Purchase).then_some(10_000 + (at % 90) * 1_000),
     })
 }

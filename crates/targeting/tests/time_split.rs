@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use sendtime_targeting::events::{for_each_event, Event, EventType, EventsError};
-use sendtime_targeting::replay::{replay, survey, ReplayPlan};
+use sendtime_targeting::replay::{replay, survey, JsonLines, ReplayPlan};
 use sendtime_targeting::synth::{generate, SynthSpec};
 use std::convert::Infallible;
 
@@ -38,7 +38,7 @@ fn tampered(text: &str, cutoff: DateTime<Utc>, holdout: &str) -> String {
     let mut users = std::collections::BTreeSet::new();
     let mut campaigns = std::collections::BTreeSet::new();
     let mut last = cutoff;
-    for_each_event::<EventsError>(text.as_bytes(), |e: &Event<'_>| {
+    for_each_event::<EventsError>(text.as_bytes(), |_, e: &Event<'_>| {
         users.insert(e.user_id.to_string());
         last = e.at;
         let campaign = e.campaign_id.as_deref();
@@ -71,7 +71,7 @@ fn tampered(text: &str, cutoff: DateTime<Utc>, holdout: &str) -> String {
 fn nothing_at_or_after_the_held_out_send_changes_what_is_learnt() {
     // GIVEN generated events and an evaluation plan holding out the last campaign
     let text = generated(1_500);
-    let found = survey(text.as_bytes()).unwrap();
+    let found = survey(JsonLines(text.as_bytes())).unwrap();
     let window = chrono::Duration::hours(72);
     let plan = ReplayPlan::for_evaluation(&found, None, window, 1_000_000).unwrap();
     let holdout = &plan.campaigns[plan.holdout.unwrap()];
@@ -84,8 +84,12 @@ fn nothing_at_or_after_the_held_out_send_changes_what_is_learnt() {
     assert!(trained.iter().all(|c| c.id != holdout.id));
 
     // WHEN the same evaluation runs on events rewritten after the cutoff
-    let a = replay(text.as_bytes(), &plan).unwrap();
-    let b = replay(tampered(&text, cutoff, &holdout.id).as_bytes(), &plan).unwrap();
+    let a = replay(JsonLines(text.as_bytes()), &plan).unwrap();
+    let b = replay(
+        JsonLines(tampered(&text, cutoff, &holdout.id).as_bytes()),
+        &plan,
+    )
+    .unwrap();
 
     // THEN the training rows are identical, and none is of the held-out campaign
     assert!(!a.training.y.is_empty());
@@ -107,6 +111,6 @@ fn nothing_at_or_after_the_held_out_send_changes_what_is_learnt() {
 fn generation_is_deterministic_and_in_time_order() {
     let a = generated(300);
     assert_eq!(a, generated(300));
-    let stats = for_each_event::<EventsError>(a.as_bytes(), |_| Ok(())).unwrap();
+    let stats = for_each_event::<EventsError>(a.as_bytes(), |_, _| Ok(())).unwrap();
     assert!(stats.events > 1_000, "{}", stats.events);
 }

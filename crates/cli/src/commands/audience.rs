@@ -3,22 +3,25 @@
 //! the top of them for an opens target; evaluation holds the last campaign out and compares
 //! the model's gain with a recency/frequency baseline, random and (synthetic data) the truth.
 
+use crate::jsonl;
 use anyhow::{bail, Context};
 use chrono::{DateTime, SubsecRound, Utc};
 use clap::{Args, Subcommand};
 use sendtime_campaign::audience::Format;
-use sendtime_domain::{SendScore, UserId};
 use sendtime_store::Record;
 use sendtime_targeting::events::Channel;
 use sendtime_targeting::features::{Target, FEATURE_NAMES};
-use sendtime_targeting::gain::{GainCurve, SHARES};
+use sendtime_targeting::gain::{GainCurve, HEADLINE_SHARE, SHARES};
 use sendtime_targeting::model::OpenModel;
-use sendtime_targeting::replay::{replay, survey, ReplayPlan, Replayed, Survey};
-use sendtime_targeting::select::{select, Rule};
-use sendtime_targeting::{evaluate, score_users, Evaluation};
+use sendtime_targeting::replay::{replay, survey, JsonLines, ReplayPlan, Replayed, Survey};
+use sendtime_targeting::select::{select, Rule, Selected};
+use sendtime_targeting::{
+    default_target, evaluate, score_record, score_users, Evaluation, DEFAULT_ALPHA,
+    DEFAULT_LABEL_WINDOW_HOURS, DEFAULT_MAX_TRAINING_ROWS,
+};
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -50,27 +53,41 @@ pub struct TrainingArgs {
     /// Engagement events, JSON Lines in time order (`data generate --events` writes them).
     #[arg(long)]
     pub events: PathBuf,
-    /// L2 penalty of the logistic regression.
-    #[arg(long, default_value_t = 1e-3)]
+    /// L2 penalty per training row of the logistic regression (0: none).
+    #[arg(long, default_value_t = DEFAULT_ALPHA)]
     pub alpha: f64,
     /// At most this many training sends (sampled evenly by user and campaign).
-    #[arg(long, default_value_t = 400_000)]
+    #[arg(long, default_value_t = DEFAULT_MAX_TRAINING_ROWS)]
     pub max_training_rows: usize,
-    /// An open counts for its campaign when it comes within this many hours of the send.
-    #[arg(long, default_value_t = 72)]
+    /// An open counts for its send when it comes within this many hours of it.
+    #[arg(long, default_value_t = DEFAULT_LABEL_WINDOW_HOURS)]
     pub label_window_hours: i64,
 }
 
+/// What learning left: the survey, the plan, the replay and the model.
+struct Learnt {
+    found: Survey,
+    plan: ReplayPlan,
+    replayed: Replayed,
+    model: OpenModel,
+}
+
 impl TrainingArgs {
-    fn open(&self) -> anyhow::Result<BufReader<File>> {
+    fn open(&self) -> anyhow::Result<JsonLines<BufReader<File>>> {
         let file = File::open(&self.events)
             .with_context(|| format!("cannot open --events {}", self.events.display()))?;
-        Ok(BufReader::with_capacity(1 << 20, file))
+        Ok(JsonLines(BufReader::with_capacity(1 << 20, file)))
     }
 
-    fn window(&self) -> anyhow::Result<chrono::Duration> {
+    fn check(&self) -> anyhow::Result<chrono::Duration> {
         if !(1..=24 * 60).contains(&self.label_window_hours) {
             bail!("--label-window-hours must be 1–1440");
+        }
+        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+            bail!("--alpha must be a number >= 0");
+        }
+        if self.max_training_rows == 0 {
+            bail!("--max-training-rows must be at least 1");
         }
         Ok(chrono::Duration::hours(self.label_window_hours))
     }
@@ -78,33 +95,36 @@ impl TrainingArgs {
     /// Pass 1 (the campaigns), a plan from it, pass 2 (the replay), the model.
     fn learn(
         &self,
-        plan_for: impl FnOnce(&Survey) -> anyhow::Result<ReplayPlan>,
-    ) -> anyhow::Result<(Survey, ReplayPlan, Replayed, OpenModel)> {
+        plan_for: impl FnOnce(&Survey, chrono::Duration, usize) -> anyhow::Result<ReplayPlan>,
+    ) -> anyhow::Result<Learnt> {
+        let window = self.check()?;
         let started = Instant::now();
-        let found =
-            survey(self.open()?).with_context(|| format!("in {}", self.events.display()))?;
+        let context = || format!("in --events {}", self.events.display());
+        let found = survey(self.open()?).with_context(context)?;
         let surveyed = started.elapsed().as_secs_f64();
-        let plan = plan_for(&found)?;
-        let replayed =
-            replay(self.open()?, &plan).with_context(|| format!("in {}", self.events.display()))?;
+        let plan = plan_for(&found, window, self.max_training_rows)?;
+        let replayed = replay(self.open()?, &plan).with_context(context)?;
         let replayed_in = started.elapsed().as_secs_f64() - surveyed;
         let rows = &replayed.training;
         let model = OpenModel::fit(&rows.x, &rows.y, self.alpha)?;
         let trained_on: Vec<&str> = plan.training_campaigns().map(|c| c.id.as_str()).collect();
+        let total = started.elapsed().as_secs_f64();
         eprintln!(
-            "read {} events of {} users twice; learnt from {} campaign(s) ({}): {} training sends, {:.1} % opened; {:.1} s (survey {:.1} s, replay {:.1} s, fit {:.1} s)",
+            "read {} events of {} users twice; learnt from {} campaign(s) ({}): {} training sends, {:.1} % opened; {total:.1} s (survey {surveyed:.1} s, replay {replayed_in:.1} s, fit {:.1} s)",
             found.stats.events,
             found.users,
             trained_on.len(),
             trained_on.join(", "),
             model.rows,
             100.0 * model.opens as f64 / model.rows.max(1) as f64,
-            started.elapsed().as_secs_f64(),
-            surveyed,
-            replayed_in,
-            started.elapsed().as_secs_f64() - surveyed - replayed_in
+            total - surveyed - replayed_in
         );
-        Ok((found, plan, replayed, model))
+        Ok(Learnt {
+            found,
+            plan,
+            replayed,
+            model,
+        })
     }
 }
 
@@ -123,7 +143,8 @@ pub struct ScoreArgs {
     /// The next campaign's hour of the day, UTC 0–23 (default: the last campaign's).
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..24))]
     pub hour: Option<u32>,
-    /// The instant the scores are for (RFC 3339; default: the last event's time).
+    /// The instant the scores are for (RFC 3339, not before the last event; default: the
+    /// last event's time).
     #[arg(long)]
     pub at: Option<DateTime<Utc>>,
     /// Also write the model (standardisation and weights) as JSON here.
@@ -134,54 +155,64 @@ pub struct ScoreArgs {
 impl ScoreArgs {
     /// Trains, prints what the model learnt, scores every user, writes the records.
     pub fn run(self) -> anyhow::Result<()> {
-        let window = self.training.window()?;
-        let max_rows = self.training.max_training_rows;
-        let (found, _, replayed, model) = self
+        let learnt = self
             .training
-            .learn(|s| Ok(ReplayPlan::for_scoring(s, window, max_rows)?))?;
-        print_weights(&model);
-        let last = found.campaigns.last();
-        let target = Target {
-            channel: self
-                .channel
-                .or(last.map(|c| c.channel))
-                .unwrap_or(Channel::Email),
-            hour: self
-                .hour
-                .or(last.map(|c| Target::at(c.channel, c.first_send.timestamp()).hour))
-                .unwrap_or(10),
-        };
-        let at = self
-            .at
-            .or(found.stats.last)
-            .unwrap_or_else(Utc::now)
-            .trunc_subsecs(0);
+            .learn(|s, window, rows| Ok(ReplayPlan::for_scoring(s, window, rows)?))?;
+        print_weights(&learnt.model);
         if let Some(path) = &self.model_out {
-            write_json(path, &model)?;
+            write_json(path, &learnt.model)?;
         }
+        let target = self.target(&learnt.found);
+        let at = self.at(&learnt.found)?;
+        self.write_scores(&learnt, target, at)
+    }
+
+    /// The next message: the flags, else the last campaign's channel and hour.
+    fn target(&self, found: &Survey) -> Target {
+        let last = default_target(found);
+        Target {
+            channel: self.channel.unwrap_or(last.channel),
+            hour: self.hour.unwrap_or(last.hour),
+        }
+    }
+
+    /// When the scores are for: `--at`, never before the last event learnt from.
+    fn at(&self, found: &Survey) -> anyhow::Result<DateTime<Utc>> {
+        let last = found.stats.last.unwrap_or_else(Utc::now);
+        match self.at {
+            Some(at) if at < last => bail!(
+                "--at {} is before the last event ({}): scores are computed from every event, so they are for a time after them",
+                at.to_rfc3339(),
+                last.to_rfc3339()
+            ),
+            Some(at) => Ok(at.trunc_subsecs(0)),
+            None => Ok(last.trunc_subsecs(0)),
+        }
+    }
+
+    fn write_scores(
+        &self,
+        learnt: &Learnt,
+        target: Target,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         let started = Instant::now();
-        let mut out = create(&self.out)?;
+        let mut out = jsonl::create(&self.out)?;
         let (mut n, mut sum) = (0usize, 0.0);
-        for (user, score) in score_users(&replayed, &model, at.timestamp(), target) {
-            let record = Record::Score(SendScore {
-                user_id: UserId::parse(user).with_context(|| format!("user id {user}"))?,
-                score: (score * 1e4).round() / 1e4,
-                computed_at: at,
-                model: model.model.clone(),
-            });
-            serde_json::to_writer(&mut out, &record)?;
-            out.write_all(b"\n")?;
+        for (user, score) in score_users(&learnt.replayed, &learnt.model, at.timestamp(), target) {
+            let record = score_record(user, score, at)
+                .with_context(|| format!("user id '{user}' in --events is not a valid id"))?;
+            jsonl::write_line(&mut out, &Record::Score(record))?;
             n += 1;
             sum += score;
         }
         out.flush()?;
         eprintln!(
-            "scored {n} users for a {} message at {:02}:00 UTC as of {}: mean score {:.3}, {:.0} expected opens of a full send; wrote {} in {:.1} s",
+            "scored {n} users for a {} message at {:02}:00 UTC as of {}: mean score {:.3}, {sum:.0} expected opens of a full send; wrote {} in {:.1} s",
             target.channel.as_str(),
             target.hour,
             at.to_rfc3339(),
             sum / n.max(1) as f64,
-            sum,
             self.out.display(),
             started.elapsed().as_secs_f64()
         );
@@ -191,7 +222,7 @@ impl ScoreArgs {
 
 fn print_weights(model: &OpenModel) {
     eprintln!(
-        "model {} (alpha {}), weight per standard deviation:",
+        "model {} (alpha {} per row), weight per standard deviation:",
         model.model, model.alpha
     );
     for (name, w) in FEATURE_NAMES.iter().zip(&model.weights) {
@@ -211,8 +242,8 @@ pub struct SelectArgs {
     #[arg(long)]
     pub target_opens: Option<f64>,
     /// The top N users.
-    #[arg(long)]
-    pub top: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub top: Option<u64>,
     /// Every user scored at least this (0–1).
     #[arg(long)]
     pub min_score: Option<f64>,
@@ -227,32 +258,8 @@ impl SelectArgs {
         let rule = self.rule()?;
         let mut scores = read_scores(&self.scores)?;
         let picked = select(&mut scores, rule);
-        let mut out = create(&self.out)?;
-        let format = Format::from_path(&self.out.to_string_lossy());
-        if format == Format::Csv {
-            writeln!(out, "user_id")?;
-        }
-        for (user, _) in &scores[..picked.count] {
-            match format {
-                Format::Csv => writeln!(out, "{user}")?,
-                Format::JsonLines => {
-                    serde_json::to_writer(&mut out, &serde_json::json!({ "user_id": user }))?;
-                    out.write_all(b"\n")?;
-                }
-            }
-        }
-        out.flush()?;
-        let share = |a: f64, b: f64| 100.0 * a / b.max(f64::MIN_POSITIVE);
-        eprintln!(
-            "selected {} of {} users ({:.1} % of a full send): {:.0} expected opens of {:.0} ({:.1} % of a full send's); wrote {}",
-            picked.count,
-            picked.scored,
-            share(picked.count as f64, picked.scored as f64),
-            picked.expected_opens,
-            picked.full_send_opens,
-            share(picked.expected_opens, picked.full_send_opens),
-            self.out.display()
-        );
+        write_audience(&self.out, &scores[..picked.count])?;
+        print_selection(&picked, &self.out);
         Ok(())
     }
 
@@ -266,45 +273,82 @@ impl SelectArgs {
         };
         Ok(match (self.target_opens, self.top, self.min_score) {
             (Some(t), _, _) => Rule::TargetOpens(unit(t, "--target-opens")?),
-            (_, Some(n), _) => Rule::Top(n),
+            (_, Some(n), _) => Rule::Top(usize::try_from(n).unwrap_or(usize::MAX)),
             (_, _, Some(s)) => Rule::MinScore(unit(s, "--min-score")?),
             _ => bail!("give one of --target-opens, --top, --min-score"),
         })
     }
 }
 
-/// Every score record of `path`; any other line, or a user scored twice, is an error.
-fn read_scores(path: &Path) -> anyhow::Result<Vec<(String, f64)>> {
+/// The users as an audience file: CSV with a `user_id` header, or JSON Lines by extension.
+fn write_audience(path: &Path, users: &[(String, f64)]) -> anyhow::Result<()> {
+    let mut out = jsonl::create(path)?;
+    let format = Format::from_path(&path.to_string_lossy());
+    if format == Format::Csv {
+        writeln!(out, "user_id")?;
+    }
+    for (user, _) in users {
+        match format {
+            Format::Csv => writeln!(out, "{user}")?,
+            Format::JsonLines => {
+                jsonl::write_line(&mut out, &serde_json::json!({ "user_id": user }))?
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn print_selection(picked: &Selected, out: &Path) {
+    let share = |a: f64, b: f64| 100.0 * a / b.max(f64::MIN_POSITIVE);
+    eprintln!(
+        "selected {} of {} users ({:.1} % of a full send): {:.0} expected opens of {:.0} ({:.1} % of a full send's); wrote {}",
+        picked.count,
+        picked.scored,
+        share(picked.count as f64, picked.scored as f64),
+        picked.expected_opens,
+        picked.full_send_opens,
+        share(picked.expected_opens, picked.full_send_opens),
+        out.display()
+    );
+}
+
+/// Each numbered non-blank line of a JSON Lines file, parsed; errors name the file and line.
+fn for_each_line<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    flag: &str,
+    mut each: impl FnMut(usize, T) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let file =
-        File::open(path).with_context(|| format!("cannot open --scores {}", path.display()))?;
-    let mut seen = std::collections::HashSet::new();
-    let mut scores = Vec::new();
+        File::open(path).with_context(|| format!("cannot open {flag} {}", path.display()))?;
     for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("{}: line {}", path.display(), i + 1))?;
+        let at = || format!("{flag} {}: line {}", path.display(), i + 1);
+        let line = line.with_context(at)?;
         if line.trim().is_empty() {
             continue;
         }
-        let record: Record = serde_json::from_str(&line)
-            .with_context(|| format!("{}: line {}", path.display(), i + 1))?;
+        let value: T = serde_json::from_str(&line).with_context(at)?;
+        each(i + 1, value).with_context(at)?;
+    }
+    Ok(())
+}
+
+/// Every score record of `path`; any other line, or a user scored twice, is an error.
+fn read_scores(path: &Path) -> anyhow::Result<Vec<(String, f64)>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut scores = Vec::new();
+    for_each_line(path, "--scores", |_, record: Record| {
         let Record::Score(s) = record else {
-            bail!(
-                "{}: line {}: not a score record (\"kind\":\"score\")",
-                path.display(),
-                i + 1
-            );
+            bail!("not a score record (\"kind\":\"score\")");
         };
-        if !s.score.is_finite() {
-            bail!("{}: line {}: score is not a number", path.display(), i + 1);
-        }
         if !seen.insert(s.user_id.clone()) {
-            bail!(
-                "{}: line {}: {} is scored twice",
-                path.display(),
-                i + 1,
-                s.user_id
-            );
+            bail!("{} is scored twice", s.user_id);
         }
         scores.push((s.user_id.as_str().to_owned(), s.score));
+        Ok(())
+    })?;
+    if scores.is_empty() {
+        bail!("--scores {}: no score records", path.display());
     }
     Ok(scores)
 }
@@ -332,24 +376,17 @@ pub struct EvaluateArgs {
 impl EvaluateArgs {
     /// Trains on what came before the held-out campaign, ranks its sends, prints the gains.
     pub fn run(self) -> anyhow::Result<()> {
-        let window = self.training.window()?;
-        let max_rows = self.training.max_training_rows;
-        let holdout = self.holdout.clone();
-        let (_, plan, replayed, model) = self.training.learn(|s| {
-            Ok(ReplayPlan::for_evaluation(
-                s,
-                holdout.as_deref(),
-                window,
-                max_rows,
-            )?)
-        })?;
-        let held = plan.holdout.map(|i| &plan.campaigns[i]);
-        let held_id = held.map(|c| c.id.clone()).unwrap_or_default();
+        let holdout = self.holdout.as_deref();
+        let learnt = self
+            .training
+            .learn(|s, window, rows| Ok(ReplayPlan::for_evaluation(s, holdout, window, rows)?))?;
+        let held = learnt.plan.holdout.map(|i| &learnt.plan.campaigns[i]);
+        let held_id = held.map(|c| c.id.as_str()).unwrap_or_default();
         let truth = match &self.truth {
-            Some(path) => Some(read_truth(path, &held_id)?),
+            Some(path) => Some(read_truth(path, held_id)?),
             None => None,
         };
-        let evaluation = evaluate(&replayed, &model, truth.as_ref());
+        let evaluation = evaluate(&learnt.replayed, &learnt.model, truth.as_ref());
         let title = format!(
             "held-out campaign {held_id} ({}): {} sends, {} opens",
             held.map_or("", |c| c.channel.as_str()),
@@ -368,28 +405,33 @@ impl EvaluateArgs {
             eprintln!("wrote {}", path.display());
         }
         if let Some(path) = &self.json {
-            let report = serde_json::json!({
-                "holdout": held_id,
-                "trained_on": plan.training_campaigns().map(|c| c.id.clone()).collect::<Vec<_>>(),
-                "cutoff": plan.cutoff,
-                "training_rows": model.rows,
-                "model": model,
-                "mean_predicted": evaluation.mean_predicted,
-                "rankings": curves(&evaluation).iter().map(|c| serde_json::json!({
-                    "name": c.name,
-                    "sends": c.sends,
-                    "opens": c.opens,
-                    "opens_at": SHARES.iter().map(|s| c.opens_at(*s)).collect::<Vec<_>>(),
-                    "sends_for_95": c.sends_for(0.95),
-                    "sends_for_99": c.sends_for(0.99),
-                    "sends_for_100": c.sends_for(1.0),
-                    "area": c.area(),
-                })).collect::<Vec<_>>(),
-            });
-            write_json(path, &report)?;
+            write_json(path, &report(held_id, &learnt, &evaluation))?;
         }
         Ok(())
     }
+}
+
+/// The evaluation's figures as JSON (`--json`).
+fn report(held_id: &str, learnt: &Learnt, e: &Evaluation) -> serde_json::Value {
+    serde_json::json!({
+        "holdout": held_id,
+        "trained_on": learnt.plan.training_campaigns().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        "cutoff": learnt.plan.cutoff,
+        "training_rows": learnt.model.rows,
+        "model": learnt.model,
+        "mean_predicted": e.mean_predicted,
+        "shares": SHARES,
+        "rankings": curves(e).iter().map(|c| serde_json::json!({
+            "name": c.name,
+            "sends": c.sends,
+            "opens": c.opens,
+            "opens_at": SHARES.iter().map(|s| c.opens_at(*s)).collect::<Vec<_>>(),
+            "sends_for_95": c.sends_for(0.95),
+            "sends_for_99": c.sends_for(0.99),
+            "sends_for_100": c.sends_for(1.0),
+            "area": c.area(),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 fn curves(e: &Evaluation) -> Vec<GainCurve> {
@@ -425,14 +467,16 @@ fn print_evaluation(title: &str, e: &Evaluation) {
             c.area()
         );
     }
+    let needed = |c: &GainCurve| 100.0 * c.sends_for(HEADLINE_SHARE);
     println!(
-        "headline: the model reaches 95 % of a full send's opens with {:.1} % of the sends ({:.1} % fewer messages); the baseline needs {:.1} %{}",
-        100.0 * e.model.sends_for(0.95),
-        100.0 * (1.0 - e.model.sends_for(0.95)),
-        100.0 * e.baseline.sends_for(0.95),
+        "headline: the model reaches {:.0} % of a full send's opens with {:.1} % of the sends ({:.1} % fewer messages); the baseline needs {:.1} %{}",
+        100.0 * HEADLINE_SHARE,
+        needed(&e.model),
+        100.0 - needed(&e.model),
+        needed(&e.baseline),
         e.oracle
             .as_ref()
-            .map(|o| format!(", the oracle {:.1} %", 100.0 * o.sends_for(0.95)))
+            .map(|o| format!(", the oracle {:.1} %", needed(o)))
             .unwrap_or_default()
     );
 }
@@ -445,29 +489,20 @@ fn read_truth(path: &Path, campaign: &str) -> anyhow::Result<HashMap<String, f64
         campaign_id: String,
         p: f64,
     }
-    let file =
-        File::open(path).with_context(|| format!("cannot open --truth {}", path.display()))?;
     let mut out = HashMap::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let row: Row = serde_json::from_str(&line)
-            .with_context(|| format!("{}: line {}", path.display(), i + 1))?;
+    for_each_line(path, "--truth", |_, row: Row| {
         if row.campaign_id == campaign {
             out.insert(row.user_id, row.p);
         }
-    }
+        Ok(())
+    })?;
     if out.is_empty() {
-        bail!("{}: no truth for campaign {campaign}", path.display());
+        bail!(
+            "--truth {}: no truth for campaign {campaign}",
+            path.display()
+        );
     }
     Ok(out)
-}
-
-fn create(path: &Path) -> anyhow::Result<BufWriter<File>> {
-    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    Ok(BufWriter::with_capacity(1 << 20, file))
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! `sendtime data generate` and `sendtime data load`.
 
 use crate::datagen::{self, DatasetSpec};
+use crate::jsonl;
 use anyhow::{bail, Context};
 use chrono::{DateTime, SubsecRound, Utc};
 use clap::{Args, Subcommand};
@@ -11,7 +12,7 @@ use sendtime_store::{ParsedRecords, PutReport, Record, RecordsPut};
 use sendtime_targeting::synth::SynthSpec;
 use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -104,8 +105,7 @@ impl GenerateArgs {
         };
         let mut out = BufWriter::new(sink);
         for record in &records {
-            serde_json::to_writer(&mut out, record)?;
-            out.write_all(b"\n")?;
+            jsonl::write_line(&mut out, record)?;
         }
         out.flush()?;
         eprintln!(
@@ -123,35 +123,27 @@ impl GenerateArgs {
     }
 
     /// The engagement events of the same users (and, with --truth, their propensities).
-    fn write_events(&self, spec: &DatasetSpec, path: &PathBuf) -> anyhow::Result<()> {
-        use sendtime_targeting::synth::generate;
-        let create = |p: &PathBuf| -> anyhow::Result<BufWriter<std::fs::File>> {
-            let file = std::fs::File::create(p)
-                .with_context(|| format!("cannot create {}", p.display()))?;
-            Ok(BufWriter::with_capacity(1 << 20, file))
-        };
-        let mut events = create(path)?;
-        let mut truth = self.truth.as_ref().map(create).transpose()?;
+    fn write_events(&self, spec: &DatasetSpec, path: &Path) -> anyhow::Result<()> {
+        if u32::from(self.campaigns) >= self.history_days {
+            bail!(
+                "--campaigns {} do not fit in --history-days {}: at most one campaign a day",
+                self.campaigns,
+                self.history_days
+            );
+        }
+        let mut events = jsonl::create(path)?;
+        let mut truth = self.truth.as_deref().map(jsonl::create).transpose()?;
         let synth = SynthSpec {
-            users: spec.users,
-            seed: spec.seed,
-            as_of: spec.as_of,
             days: self.history_days,
-            campaigns: self.campaigns as usize,
+            campaigns: usize::from(self.campaigns),
+            ..SynthSpec::new(spec.users, spec.seed, spec.as_of)
         };
-        let summary = generate::<anyhow::Error>(
+        let summary = sendtime_targeting::synth::generate::<anyhow::Error>(
             &synth,
-            |e| {
-                serde_json::to_writer(&mut events, e)?;
-                events.write_all(b"\n")?;
-                Ok(())
-            },
-            |row| {
-                if let Some(out) = truth.as_mut() {
-                    serde_json::to_writer(&mut *out, row)?;
-                    out.write_all(b"\n")?;
-                }
-                Ok(())
+            |e| jsonl::write_line(&mut events, e),
+            |row| match truth.as_mut() {
+                Some(out) => jsonl::write_line(out, row),
+                None => Ok(()),
             },
         )?;
         events.flush()?;

@@ -290,30 +290,23 @@ impl ServeArgs {
     }
 }
 
+/// Demo users above this many are served without send scores (scoring them would slow the
+/// start: a million users' events take half a minute; `audience score` is the tool there).
+const DEMO_SCORES_MAX_USERS: usize = 200_000;
+
 /// Send scores for the demo users, from their generated engagement events through the same
 /// pipeline as `audience score` (train on every campaign, score for the next); says what it
 /// did. Demo data without scores is still demo data: a failure is logged, never fatal.
 fn demo_scores(spec: &datagen::DatasetSpec, records: &mut Vec<Record>) -> String {
-    use sendtime_targeting::synth::SynthSpec;
-    let synth = SynthSpec {
-        users: spec.users,
-        seed: spec.seed,
-        as_of: spec.as_of,
-        days: SynthSpec::DEFAULT_DAYS,
-        campaigns: SynthSpec::DEFAULT_CAMPAIGNS,
-    };
+    if spec.users > DEMO_SCORES_MAX_USERS {
+        return format!("no send scores above {DEMO_SCORES_MAX_USERS} users");
+    }
+    let synth = sendtime_targeting::synth::SynthSpec::new(spec.users, spec.seed, spec.as_of);
     match sendtime_targeting::generated_scores(&synth) {
         Ok(scores) => {
-            let before = records.len();
-            records.extend(scores.into_iter().filter_map(|(user, score)| {
-                Some(Record::Score(sendtime_domain::SendScore {
-                    user_id: UserId::parse(&user).ok()?,
-                    score: (score * 1e4).round() / 1e4,
-                    computed_at: chrono::SubsecRound::trunc_subsecs(spec.as_of, 0),
-                    model: sendtime_targeting::model::MODEL_NAME.to_owned(),
-                }))
-            }));
-            format!("{} send scores", records.len() - before)
+            let n = scores.len();
+            records.extend(scores.into_iter().map(Record::Score));
+            format!("{n} send scores")
         }
         Err(e) => {
             tracing::warn!(error = %e, "demo send scores not computed");
