@@ -4,7 +4,7 @@
 # times `sendtime audience score` over them — two streaming passes, training on at most
 # 400,000 sampled sends, one score record a user — and `audience select`, with the peak
 # memory of each (GNU time). Release build. Files go to a temporary directory (WORK= to keep
-# them), about 1.2 GB of events per million users.
+# them), about 2 GB of events per million users.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 USERS="${USERS:-1000000}"
