@@ -37,7 +37,9 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 
 DOC="${BENCH_DOC:-docs/benchmarks.md}"
-AS_OF="2026-11-20T12:00:00Z"   # data generate --as-of = serve --now: the same stages
+# data generate --as-of = serve --now: the same stages. Today, not a fixed date: the lists' `ttl` is
+# real time, and DynamoDB Local deletes items past it — (b) would lose its lists a week later.
+AS_OF="$(date -u +%Y-%m-%dT12:00:00Z)"
 MAIN_USERS=10000               # the users every pass cycles through
 NEW_USERS=2000                 # per block, never called before the round-trip pass on (b)
 ITEMS=2000
