@@ -31,6 +31,22 @@ fn generate_args() -> Vec<String> {
     .to_vec()
 }
 
+/// `serve` over `table` in DynamoDB Local and `serve` over the dataset `file` on the
+/// embedded store, both with the clock pinned to [`AS_OF`]: (table, file).
+async fn serve_table_and_file(table: &str, file: &str) -> (ServeProcess, ServeProcess) {
+    let dynamo = ServeProcess::start(&[
+        "--table",
+        table,
+        "--dynamodb-endpoint",
+        &dynamodb_endpoint(),
+        "--now",
+        AS_OF.as_str(),
+    ])
+    .await;
+    let embedded = ServeProcess::start(&["--data", file, "--now", AS_OF.as_str()]).await;
+    (dynamo, embedded)
+}
+
 fn load(table: &str, extra: &[&str], stdin: Stdio) -> std::process::Output {
     Command::new(sendtime_bin())
         .args([
@@ -82,17 +98,7 @@ async fn generate_load_serve_matches_the_embedded_store() {
     assert!(written.status.success());
 
     // WHEN both servers run with the same pinned clock
-    let embedded =
-        ServeProcess::start(&["--data", file.to_str().unwrap(), "--now", AS_OF.as_str()]).await;
-    let dynamo = ServeProcess::start(&[
-        "--table",
-        &table,
-        "--dynamodb-endpoint",
-        &dynamodb_endpoint(),
-        "--now",
-        AS_OF.as_str(),
-    ])
-    .await;
+    let (dynamo, embedded) = serve_table_and_file(&table, file.to_str().unwrap()).await;
 
     // THEN every block of every user, and the edge cases, answer identically
     let client = reqwest::Client::new();
@@ -457,16 +463,7 @@ async fn scores_load_into_dynamodb_and_the_embedded_store_and_serve_answers_and_
     assert!(loaded.status.success(), "load failed: {stderr}");
     assert!(stderr.contains("verified"), "{stderr}");
     // AND served from that table, and from the file on the embedded store
-    let dynamo = ServeProcess::start(&[
-        "--table",
-        &table,
-        "--dynamodb-endpoint",
-        &dynamodb_endpoint(),
-        "--now",
-        AS_OF.as_str(),
-    ])
-    .await;
-    let embedded = ServeProcess::start(&["--data", &file, "--now", AS_OF.as_str()]).await;
+    let (dynamo, embedded) = serve_table_and_file(&table, &file).await;
     let client = reqwest::Client::new();
     for serve in [&dynamo, &embedded] {
         let get = |path: &str| {
