@@ -1,10 +1,13 @@
 //! The engagement event format: JSON Lines, one event a line, in time order — messages sent,
-//! opened and clicked (with their campaign), site visits and purchases. Read as a stream:
-//! one line in memory at a time, every bad or out-of-order line a clear error naming it.
+//! opened and clicked (with their campaign), unsubscribes and hard bounces, site visits and
+//! purchases. `data generate --events` writes it, `events import --from currents` makes it
+//! from Braze Currents, `audience` and `events attribution` read it. Read as a stream: one
+//! line in memory at a time, every bad or out-of-order line a clear error naming it.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::io::BufRead;
 
 /// What happened.
@@ -19,8 +22,19 @@ pub enum EventType {
     Clicked,
     /// The user visited the site or app.
     Visit,
-    /// The user bought something (`value` in minor units, optional).
+    /// The user bought something (`value` in minor units of `currency`, optional).
     Purchase,
+    /// The user unsubscribed (from a campaign's message when `campaign_id` is given).
+    Unsubscribed,
+    /// A message to the user hard-bounced (the address is dead).
+    Bounced,
+}
+
+impl EventType {
+    /// Whether the event belongs to a campaign's message (sent, opened, clicked).
+    pub const fn needs_campaign(self) -> bool {
+        matches!(self, EventType::Sent | EventType::Opened | EventType::Clicked)
+    }
 }
 
 /// The channel a campaign was sent on.
@@ -89,9 +103,23 @@ pub struct Event<'a> {
     /// The channel of a sent event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<Channel>,
-    /// A purchase's value in minor units.
+    /// A purchase's value in minor units of `currency` (KRW 12900 = ₩12,900; USD 1290 = $12.90).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<i64>,
+    /// The ISO 4217 currency of `value`.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<Cow<'a, str>>,
+    /// The sending tool's id of one message dispatch (Braze's `dispatch_id`): ties an open
+    /// or click to its send when the campaign id alone does not (Canvas steps, resends).
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub dispatch_id: Option<Cow<'a, str>>,
+    /// The clicked URL of a `clicked` event.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Cow<'a, str>>,
+    /// What a `sent` message showed, as the template recorded it with Braze's
+    /// `message_extras` tag (`sendtime_rec_id`, `sendtime_block`, `sendtime_stage`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extras: Option<BTreeMap<String, String>>,
 }
 
 impl Event<'_> {
@@ -100,10 +128,7 @@ impl Event<'_> {
         if sendtime_domain::UserId::parse(&self.user_id).is_err() {
             return Err(format!("invalid user_id '{}'", self.user_id));
         }
-        let needs_campaign = matches!(
-            self.event,
-            EventType::Sent | EventType::Opened | EventType::Clicked
-        );
+        let needs_campaign = self.event.needs_campaign();
         if needs_campaign && self.campaign_id.as_deref().is_none_or(str::is_empty) {
             return Err(format!("a '{:?}' event needs a campaign_id", self.event).to_lowercase());
         }
@@ -218,6 +243,9 @@ mod tests {
             out.push(Event {
                 user_id: Cow::Owned(e.user_id.to_string()),
                 campaign_id: e.campaign_id.as_ref().map(|c| Cow::Owned(c.to_string())),
+                currency: e.currency.as_ref().map(|c| Cow::Owned(c.to_string())),
+                dispatch_id: e.dispatch_id.as_ref().map(|c| Cow::Owned(c.to_string())),
+                url: e.url.as_ref().map(|c| Cow::Owned(c.to_string())),
                 ..e.clone()
             });
             Ok(())

@@ -285,7 +285,9 @@ fn write<E>(
     let (campaign_id, channel) = match kind {
         EventType::Sent => (Some(&campaigns[c]), Some(campaign_channel(c))),
         EventType::Opened | EventType::Clicked => (Some(&campaigns[c]), None),
-        EventType::Visit | EventType::Purchase => (None, None),
+        EventType::Visit | EventType::Purchase | EventType::Unsubscribed | EventType::Bounced => {
+            (None, None)
+        }
     };
     summary.events += 1;
     summary.sends += u64::from(kind == EventType::Sent);
@@ -297,5 +299,9 @@ fn write<E>(
         campaign_id: campaign_id.map(|c| Cow::Borrowed(c.as_str())),
         channel,
         value: (kind == EventType::Purchase).then_some(10_000 + (at % 90) * 1_000),
+        currency: None,
+        dispatch_id: None,
+        url: None,
+        extras: None,
     })
 }

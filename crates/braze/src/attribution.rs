@@ -1,0 +1,1 @@
+//! Attribution: sends joined with what followed them (being written).

@@ -1,0 +1,1 @@
+//! Braze Currents import (being written).

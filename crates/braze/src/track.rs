@@ -1,0 +1,1 @@
+//! Scores out to Braze through `/users/track` and Cloud Data Ingestion (being written).
