@@ -1,1 +1,0 @@
-//! Braze Currents import (being written).
