@@ -54,6 +54,9 @@ pub enum Command {
     /// Who is worth a message: score users from engagement events, select, evaluate.
     #[command(subcommand)]
     Audience(commands::audience::AudienceCommand),
+    /// Engagement events in: import Braze Currents' files (local or s3://) into the events format.
+    #[command(subcommand)]
+    Events(commands::events::EventsCommand),
     /// Load-test the API at a campaign's size (open model, SLO verdict); `merge` for shards.
     Loadtest(commands::loadtest::LoadtestArgs),
     /// Answer every GET with one file's bytes on serve's HTTP stack (the benchmarks' limit).
@@ -74,6 +77,7 @@ impl Cli {
             Command::Copy(cmd) => cmd.run().await,
             Command::Campaign(cmd) => cmd.run().await,
             Command::Audience(cmd) => cmd.run(),
+            Command::Events(cmd) => cmd.run().await,
             Command::Loadtest(args) => args.run().await,
             Command::Baseline(args) => args.run().await,
         }

@@ -86,6 +86,8 @@ pub struct Survey {
     pub stats: StreamStats,
     /// Distinct users (by a 64-bit hash of their id).
     pub users: usize,
+    /// Opens and clicks of campaigns with no send in the events (skipped by the replay).
+    pub orphans: u64,
 }
 
 /// Why a survey or plan cannot be used.
@@ -139,7 +141,8 @@ pub fn survey(input: impl EventSource) -> Result<Survey, PlanError> {
     let mut campaigns: Vec<CampaignInfo> = Vec::new();
     let mut users: std::collections::HashSet<u64, foldhash::fast::FixedState> = Default::default();
     let hasher = foldhash::fast::FixedState::with_seed(7);
-    let stats = input.each_event(&mut |line, e| {
+    let mut orphans = 0u64;
+    let stats = input.each_event(&mut |_line, e| {
         users.insert(hasher.hash_one(e.user_id.as_ref()));
         let Some(id) = e.campaign_id.as_deref() else {
             return Ok(());
@@ -174,12 +177,10 @@ pub fn survey(input: impl EventSource) -> Result<Survey, PlanError> {
             (_, Some(_)) => {}
             // An unsubscribe or bounce may name a campaign the events do not hold a send of.
             (EventType::Unsubscribed | EventType::Bounced, None) => {}
-            (_, None) => {
-                return Err(PlanError::UnknownCampaign {
-                    line,
-                    campaign: id.to_owned(),
-                })
-            }
+            // So may an open or click: imported engagement (Braze Currents) starts at some
+            // hour, and the opens of a message sent before it still arrive. Nothing to learn
+            // from without the send: counted, skipped by the replay.
+            (_, None) => orphans += 1,
         }
         Ok(())
     })?;
@@ -190,6 +191,7 @@ pub fn survey(input: impl EventSource) -> Result<Survey, PlanError> {
         campaigns,
         stats,
         users: users.len(),
+        orphans,
     })
 }
 
@@ -381,7 +383,7 @@ pub fn replay(input: impl EventSource, plan: &ReplayPlan) -> Result<Replayed, Pl
     let threshold = (plan.sample_rate * u64::MAX as f64) as u64;
     let cutoff = plan.cutoff.map(|c| c.timestamp());
     let window = plan.label_window.num_seconds();
-    out.stats = input.each_event(&mut |line, e: &Event<'_>| {
+    out.stats = input.each_event(&mut |_line, e: &Event<'_>| {
         let at = e.at.timestamp();
         let frozen = cutoff.is_some_and(|c| at >= c);
         let campaign = match e.campaign_id.as_deref() {
@@ -389,12 +391,9 @@ pub fn replay(input: impl EventSource, plan: &ReplayPlan) -> Result<Replayed, Pl
                 Some(&c) => Some(c),
                 // An unsubscribe or bounce may name a campaign without a send in the events.
                 None if !e.event.needs_campaign() => None,
-                None => {
-                    return Err(PlanError::UnknownCampaign {
-                        line,
-                        campaign: id.to_owned(),
-                    })
-                }
+                // An open or click of a message sent before the events begin: counted by
+                // the survey (`orphans`), nothing to learn from.
+                None => return Ok(()),
             },
             None => None,
         };
@@ -512,6 +511,27 @@ mod tests {
         // WHEN replayed THEN both sends are opened (not u2's, 81 h after the first send, lost)
         let replayed = replay(JsonLines(text.as_bytes()), &plan).unwrap();
         assert_eq!(replayed.training.y, vec![true, true]);
+    }
+
+    #[test]
+    fn an_open_or_click_of_a_campaign_without_a_send_is_counted_and_skipped() {
+        // GIVEN events that begin after campaign c0 was sent: its open and click arrive alone
+        let text = [
+            line("2026-09-01T00:00:00Z", "opened", "u1", Some("c0")),
+            line("2026-09-01T00:01:00Z", "clicked", "u1", Some("c0")),
+            line("2026-09-01T01:00:00Z", "sent", "u1", Some("c1")),
+            line("2026-09-01T02:00:00Z", "opened", "u1", Some("c1")),
+            line("2026-09-10T00:00:00Z", "visit", "u1", None),
+        ]
+        .concat();
+        // WHEN surveyed and replayed THEN they are counted, not learnt from, and nothing fails
+        let found = survey(JsonLines(text.as_bytes())).unwrap();
+        assert_eq!(found.orphans, 2);
+        assert_eq!(found.campaigns.len(), 1);
+        let plan = ReplayPlan::for_scoring(&found, chrono::Duration::hours(72), 100).unwrap();
+        let replayed = replay(JsonLines(text.as_bytes()), &plan).unwrap();
+        assert_eq!(replayed.training.y, vec![true]);
+        assert_eq!(replayed.learnt_from, 3);
     }
 
     #[test]

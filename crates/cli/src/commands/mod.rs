@@ -10,6 +10,8 @@ pub mod campaign;
 pub mod copy;
 /// `sendtime data generate` and `data load`, and [`data::load`], the bulk load behind the latter.
 pub mod data;
+/// `sendtime events import`: Braze Currents (Avro, local or S3) into the events format.
+pub mod events;
 /// `sendtime loadtest` and `sendtime loadtest merge`.
 pub mod loadtest;
 /// `sendtime serve`: the local HTTP server over demo data, a JSON Lines file or DynamoDB.
