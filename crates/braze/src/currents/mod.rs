@@ -5,7 +5,8 @@
 //! schema of its header (null, deflate or snappy blocks), maps every record to an event or a
 //! counted reason to drop it ([`record`], [`currency`]), puts the kept ones in time order
 //! in bounded memory ([`sort`]) with duplicate ids dropped, and merges them into `--out`,
-//! remembering what it read for the next run ([`state`]). [`report`] says what happened.
+//! remembering what it read for the next run ([`state`]). [`report`] says what happened;
+//! [`synth`] writes Currents files from events (known-truth inputs for tests and benchmarks).
 //!
 //! Facts it is built on, from Braze's documentation:
 //! - "Currents guarantees 'at-least-once' delivery of events, meaning that duplicate events
@@ -22,6 +23,7 @@ pub mod record;
 pub mod report;
 pub mod sort;
 pub mod state;
+pub mod synth;
 
 use kinds::{event_type_of_key, tie_rank, Kind};
 use record::{Dropped, Fields};
