@@ -64,6 +64,9 @@ impl MessageExtras {
         if self.truncated || self.pairs.iter().any(|(k, _)| k == key) {
             return;
         }
+        // A value that renders empty (no items: `sendtime_sources`) is kept as "": an
+        // assumption, as the page's syntax rules speak of the tag as written, not of what its
+        // variables render to.
         let room = MESSAGE_EXTRAS_LIMIT - self.bytes();
         if key.len() + value.len() <= room {
             self.pairs.push((key.to_owned(), value.to_owned()));
