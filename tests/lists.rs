@@ -10,7 +10,7 @@ use sendtime_tests::*;
 use std::path::Path;
 use std::process::Command;
 
-/// Personalize's documented output shape (https://docs.aws.amazon.com/personalize/latest/dg/batch-data-output.html):
+/// Personalize's documented output shape (https://docs.aws.amazon.com/personalize/latest/dg/batch-inference-job-output-examples.html):
 /// `{"input": {"userId": …}, "output": {"recommendedItems": […], "scores": […]}, "error": null}`.
 fn personalize_line(user: &str, items: &[&str]) -> String {
     let scores: Vec<f64> = (0..items.len()).map(|i| 1.0 / (i as f64 + 2.0)).collect();

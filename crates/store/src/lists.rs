@@ -121,7 +121,10 @@ struct PersonalizeOutput {
     recommended_items: Vec<serde_json::Value>,
 }
 
-/// One line of a Personalize batch inference output file.
+/// One record of a Personalize batch inference output file. "The following is an example of
+/// the output JSON file for a USER_PERSONALIZATION recipe.
+/// `{"input":{"userId":"4638"},"output":{"recommendedItems":["63992",…],"scores":[0.0152238,…]},"error":null}`"
+/// (https://docs.aws.amazon.com/personalize/latest/dg/batch-inference-job-output-examples.html).
 #[derive(Deserialize)]
 struct PersonalizeLine {
     input: PersonalizeInput,
@@ -201,18 +204,25 @@ impl ListReader {
         }
     }
 
+    /// A line of the job's output: normally one JSON object, but records written one after
+    /// another on a line (as the documentation's example shows them) are read each in turn.
     fn personalize_line(&mut self, file: &str, line: usize, text: &str) {
-        let parsed: PersonalizeLine = match serde_json::from_str(text) {
-            Ok(p) => p,
-            Err(e) => {
-                return self.problem(
-                    ProblemKind::Unreadable,
-                    file,
-                    line,
-                    format!("not a Personalize batch inference line: {e}"),
-                )
+        for parsed in serde_json::Deserializer::from_str(text).into_iter::<PersonalizeLine>() {
+            match parsed {
+                Ok(p) => self.personalize_record(file, line, p),
+                Err(e) => {
+                    return self.problem(
+                        ProblemKind::Unreadable,
+                        file,
+                        line,
+                        format!("not a Personalize batch inference line: {e}"),
+                    )
+                }
             }
-        };
+        }
+    }
+
+    fn personalize_record(&mut self, file: &str, line: usize, parsed: PersonalizeLine) {
         let raw_user = match &parsed.input.user_id {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(serde_json::Value::Number(n)) => n.to_string(),
@@ -435,13 +445,20 @@ mod tests {
             r#"{"input": {"userId": 42}, "output": {"recommendedItems": ["", "i2"], "scores": [0.6, 0.1]}}"#,
             "\n",
             "not json\n",
+            r#"{"input":{"userId":"u3"},"output":{"recommendedItems":["i4"],"scores":[0.2]},"error":null} {"input":{"userId":"u4"},"output":{"recommendedItems":["i5"],"scores":[0.1]},"error":null}"#,
+            "\n",
         );
         // WHEN it is read
         let mut reader = ListReader::new(ListFormat::Personalize, times());
         reader.read("batch.json.out", file.as_bytes()).unwrap();
         let (lists, stats, problems, count) = reader.finish();
         // THEN each user has one list in the job's order, the later line winning
-        assert_eq!(lists.len(), 2);
+        assert_eq!(lists.len(), 4);
+        assert_eq!(
+            (lists[3].user_id.as_str(), items(&lists[3])),
+            ("u4", vec!["i5"]),
+            "two records on one line are both read"
+        );
         assert_eq!(
             (lists[0].user_id.as_str(), items(&lists[0])),
             ("u1", vec!["i7", "i3"])
@@ -460,7 +477,7 @@ mod tests {
                 stats.unreadable,
                 stats.items_refused
             ),
-            (5, 1, 1, 1, 1)
+            (6, 1, 1, 1, 1)
         );
         assert_eq!(count, 3);
         let named: Vec<String> = problems.iter().map(ToString::to_string).collect();
