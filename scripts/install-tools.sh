@@ -4,6 +4,7 @@
 #   - cfn-lint + the serverless rules, the AWS SAM CLI (`sam build`), cargo-lambda and Zig
 #     (PyPI), in one virtualenv
 #   - Schemathesis (PyPI), the API fuzzer, in a virtualenv of its own
+#   - moto's server (PyPI moto[server]), the S3 emulator of the s3:// tests, in its own too
 #   - the Rust standard library for aarch64 Linux (Lambda runs arm64)
 # Afterwards put .tools/venv/bin on PATH (scripts/test.sh does) for `sam` and `cargo lambda`.
 set -euo pipefail
@@ -29,6 +30,18 @@ if ! "$ST_VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$ST_VERSION"; 
   echo "installing schemathesis==$ST_VERSION into $ST_VENV" >&2
   python3 -m venv "$ST_VENV"
   "$ST_VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
+fi
+
+# moto's server (scripts: none; tests/support/s3.rs starts it per test): an S3 emulator that
+# speaks S3's REST API, for `data load s3://…` and `events import s3://…`. Its own virtualenv:
+# moto pins boto3/botocore versions that must not move the SAM CLI's.
+MOTO_VENV="$ROOT/.tools/moto-venv"
+MOTO_VERSION="5.2.5"
+if ! "$MOTO_VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null \
+   || [[ ! -x "$MOTO_VENV/bin/moto_server" ]]; then
+  echo "installing moto[server]==$MOTO_VERSION into $MOTO_VENV" >&2
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
 
 if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then

@@ -1,11 +1,17 @@
 //! Every template in `docs/braze/` rendered as Braze would send it — a Liquid engine with
 //! Braze's `connected_content` (real HTTP calls to a running `sendtime serve`, 5-minute URL
-//! cache, 2 s give-up, `:save` of 2xx JSON only, `:retry`) and `abort_message` — for a user in
-//! every stage of every block, a user who is not eligible, an unknown user and an endpoint
-//! answering 503, on a catalog whose every title holds `"`, `&`, `<script>` and Korean; and
-//! the `min_score` template for a low-scored, a high-scored and an unscored user.
+//! cache, 2 s give-up, `:save` of 2xx JSON only, a text body inserted at the tag, `:retry`),
+//! `abort_message` and `message_extras` — for a user in every stage of every block, a user
+//! per not-eligible reason, an unknown user, an empty catalog and an endpoint answering 503,
+//! on a catalog whose every title holds `"`, `&`, `<script>` and Korean; each sent message's
+//! extras against the answer it showed; the `min_score` template for a low-scored, a
+//! high-scored and an unscored user; and the emulator's own rules (`emulator_rules`).
 
-use sendtime_tests::braze_liquid::{Braze, Outcome};
+/// The emulator's own rules, each against Braze's documentation.
+#[path = "braze/emulator_rules.rs"]
+mod emulator_rules;
+
+use sendtime_tests::braze_liquid::{Braze, MessageExtras, Outcome, MESSAGE_EXTRAS_LIMIT};
 use sendtime_tests::{sendtime_bin, ServeProcess};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -15,6 +21,8 @@ const KEY: &str = "braze-test-key";
 const SECRET: &str = "SIGNING_SECRET";
 const AS_OF: &str = "2026-11-22T00:00:00Z";
 const BLOCKS: [&str; 4] = ["recommendations", "cart", "dormancy", "onboarding"];
+/// Users in the generated data.
+const USERS: usize = 600;
 const EVIL: &str = "\"Best\" & <script>alert(1)</script> 신상";
 
 fn braze_dir() -> PathBuf {
@@ -61,10 +69,20 @@ fn evil_data() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sendtime-braze-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let plain = dir.join("plain.jsonl");
+    let users = USERS.to_string();
     let status = std::process::Command::new(sendtime_bin())
         .args([
-            "data", "generate", "--users", "600", "--items", "200", "--seed", "7", "--as-of",
-            AS_OF, "--out",
+            "data",
+            "generate",
+            "--users",
+            users.as_str(),
+            "--items",
+            "200",
+            "--seed",
+            "7",
+            "--as-of",
+            AS_OF,
+            "--out",
         ])
         .arg(&plain)
         .status()
@@ -131,14 +149,18 @@ fn json(url: &str) -> Value {
     serde_json::from_str(&body).expect("JSON")
 }
 
-/// A user per stage of each block, and one not eligible: asked of the API itself.
+/// A user per stage of each block, and one per reason it is not eligible
+/// (`not_eligible:<reason>`): asked of the API itself, over every generated user.
 fn users_by_stage(base: &str) -> BTreeMap<(String, String), String> {
     let mut found = BTreeMap::new();
     for block in BLOCKS {
-        for n in 1..=300 {
+        for n in 1..=USERS {
             let user = format!("u{n:06}");
             let v = json(&format!("{base}/v1/users/{user}/{block}"));
-            let stage = v["stage"].as_str().unwrap_or("not_eligible").to_owned();
+            let stage = match v["stage"].as_str() {
+                Some(stage) => stage.to_owned(),
+                None => format!("not_eligible:{}", v["reason"].as_str().unwrap_or("none")),
+            };
             found.entry((block.to_owned(), stage)).or_insert(user);
         }
     }
@@ -158,9 +180,93 @@ fn braze() -> Braze {
     Braze::new().with_credential("sendtime", "x-sendtime-key", KEY)
 }
 
-/// What the message of `channel` for this user and block must be, asked of the API.
-fn check_sent(base: &str, name: &str, block: &str, channel: &str, user: &str, sent: &str) {
-    let answer = json(&format!("{base}/v1/users/{user}/{block}"));
+/// The answer behind a send: the one URL the emulator called, asked again of the API (a
+/// signed URL is judged by its signature alone, the key header ignored).
+fn answer_behind(name: &str, braze: &Braze) -> Value {
+    let calls = braze.calls();
+    assert_eq!(calls.len(), 1, "{name}: one call per send: {calls:?}");
+    let (status, body) = get(&calls[0].url);
+    assert_eq!(status, 200, "{name}: {}: {body}", calls[0].url);
+    serde_json::from_str(&body).unwrap_or_else(|e| {
+        panic!(
+            "{name}: {} answered no JSON ({e}): Braze saves only JSON, and inserts any other \
+             body at the tag, so a template cannot test it",
+            calls[0].url
+        )
+    })
+}
+
+/// Sends template `name` to `user` through a fresh emulator and checks it against the
+/// answer it was rendered from: aborted as not eligible when the answer says so, else the
+/// message (`check_sent`) with the extras the answer implies (`check_extras`). Returns
+/// whether it was sent.
+fn send_and_check(base: &str, name: &str, block: &str, channel: &str, user: &str) -> bool {
+    let mut braze = braze();
+    let outcome = braze.send(&template(name, base), &[("user_id", user)]);
+    let answer = answer_behind(name, &braze);
+    if answer["eligible"] != true {
+        assert_eq!(
+            outcome,
+            Outcome::Aborted(format!("{block}: not eligible")),
+            "{name} {user}: {answer}"
+        );
+        return false;
+    }
+    let Outcome::Sent(message) = outcome else {
+        panic!("{name} {user}: {outcome:?}\n{answer}");
+    };
+    check_sent(base, name, block, channel, user, &answer, &message.body);
+    check_extras(name, user, &answer, &message.extras);
+    true
+}
+
+/// The `message_extras` every template records: the answer's rec_id, block, stage, source,
+/// each item's source by position, degraded — in that order, under Braze's 1,000 bytes.
+fn check_extras(name: &str, user: &str, answer: &Value, extras: &MessageExtras) {
+    let text = |field: &str| answer[field].as_str().unwrap_or_default().to_owned();
+    let sources: Vec<&str> = answer["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| item["source"].as_str().expect("an item's source"))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("sendtime_rec_id", text("rec_id")),
+        ("sendtime_block", text("block")),
+        ("sendtime_stage", text("stage")),
+        ("sendtime_source", text("source")),
+        ("sendtime_sources", sources.join(",")),
+        ("sendtime_degraded", answer["degraded"].to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert!(
+        !expected[0].1.is_empty(),
+        "{name} {user}: no rec_id in {answer}"
+    );
+    assert_eq!(extras.pairs(), &expected[..], "{name} {user}");
+    assert!(
+        !extras.truncated() && extras.bytes() <= MESSAGE_EXTRAS_LIMIT,
+        "{name} {user}: {} bytes of extras",
+        extras.bytes()
+    );
+    let event_field: serde_json::Map<String, Value> =
+        serde_json::from_str(&extras.to_json()).expect("the Send event's message_extras");
+    assert_eq!(event_field.len(), 6, "{name} {user}");
+}
+
+/// What the message of `channel` for this user and block must be, given the `answer` it was
+/// rendered from (and the API's own renderings).
+fn check_sent(
+    base: &str,
+    name: &str,
+    block: &str,
+    channel: &str,
+    user: &str,
+    answer: &Value,
+    sent: &str,
+) {
     let first_title = answer["items"][0]["title"].as_str();
     if channel.starts_with("email") {
         assert!(
@@ -188,6 +294,16 @@ fn check_sent(base: &str, name: &str, block: &str, channel: &str, user: &str, se
             for bad in ["Now .", "rated  by", "by 0 buyers", "off  for", "% off ,"] {
                 assert!(!sent.contains(bad), "{name} {user}: {bad:?} in\n{sent}");
             }
+            // every item link tells its position to a Currents click
+            for item in answer["items"].as_array().into_iter().flatten() {
+                let url = item["url"].as_str().expect("an item's url");
+                let sep = if url.contains('?') { '&' } else { '?' };
+                let link = format!("{url}{sep}sendtime_pos={}", item["position"]);
+                assert!(
+                    sent.contains(&format!("href=\"{}\"", escaped(&link))),
+                    "{name} {user}: no link to {link}:\n{sent}"
+                );
+            }
         }
         "email-fetch" => {
             let (status, html) = get(&format!("{base}/v1/users/{user}/{block}?format=html"));
@@ -195,7 +311,13 @@ fn check_sent(base: &str, name: &str, block: &str, channel: &str, user: &str, se
             assert_eq!(
                 sent,
                 html.trim(),
-                "{name} {user}: the fetched fragment, as served"
+                "{name} {user}: the API's ?format=html, byte for byte"
+            );
+            assert_eq!(sent, answer["message"]["html"], "{name} {user}");
+            assert_eq!(
+                sent.matches("data-sendtime-rec-id=").count(),
+                1,
+                "{name} {user}: the fragment once"
             );
             if let Some(title) = first_title {
                 assert!(sent.contains(&escaped(title)), "{name} {user}:\n{sent}");
@@ -238,12 +360,14 @@ fn check_sent(base: &str, name: &str, block: &str, channel: &str, user: &str, se
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn every_template_sends_every_stage_aborts_the_ineligible_and_keeps_titles_inert() {
+async fn every_template_sends_every_stage_aborts_every_ineligible_reason_and_records_extras() {
+    // GIVEN a deployment whose every title holds " & <script> and Korean, and a user per
+    // stage and per not-eligible reason of every block
     let serve = evil_serve().await;
     let base = serve.base_url.clone();
     tokio::task::block_in_place(|| {
         let users = users_by_stage(&base);
-        let expected_stages = [
+        let expected = [
             ("recommendations", &["personalized", "fallback"][..]),
             (
                 "cart",
@@ -252,7 +376,9 @@ async fn every_template_sends_every_stage_aborts_the_ineligible_and_keeps_titles
                     "social_proof",
                     "urgency",
                     "alternatives",
-                    "not_eligible",
+                    "not_eligible:cart_empty",
+                    "not_eligible:purchased",
+                    "not_eligible:too_early",
                 ],
             ),
             (
@@ -261,15 +387,22 @@ async fn every_template_sends_every_stage_aborts_the_ineligible_and_keeps_titles
                     "last_interest",
                     "personal_offer",
                     "feedback",
-                    "not_eligible",
+                    "not_eligible:active",
                 ],
             ),
             (
                 "onboarding",
-                &["welcome", "guide", "incentive", "not_eligible"],
+                &[
+                    "welcome",
+                    "guide",
+                    "incentive",
+                    "not_eligible:activated",
+                    "not_eligible:expired",
+                    "not_eligible:too_early",
+                ],
             ),
         ];
-        for (block, stages) in expected_stages {
+        for (block, stages) in expected {
             for stage in stages {
                 assert!(
                     users.contains_key(&(block.to_owned(), stage.to_string())),
@@ -277,30 +410,31 @@ async fn every_template_sends_every_stage_aborts_the_ineligible_and_keeps_titles
                 );
             }
         }
-        let mut sent = 0;
+        // WHEN every template is sent to each of them
+        let (mut sent, mut aborted) = (0, 0);
         for (name, block, channel) in templates() {
-            let text = template(&name, &base);
             for ((b, stage), user) in &users {
                 if *b != block {
                     continue;
                 }
-                let outcome = braze().send(&text, &[("user_id", user)]);
-                if stage == "not_eligible" {
-                    assert_eq!(
-                        outcome,
-                        Outcome::Aborted(format!("{block}: not eligible")),
-                        "{name} {user}"
-                    );
-                    continue;
+                // THEN an eligible stage is sent (its content and extras checked against the
+                // answer) and every not-eligible reason is aborted
+                let was_sent = send_and_check(&base, &name, &block, &channel, user);
+                assert_eq!(
+                    was_sent,
+                    !stage.starts_with("not_eligible"),
+                    "{name} {user} ({stage})"
+                );
+                if was_sent {
+                    sent += 1;
+                } else {
+                    aborted += 1;
                 }
-                let Outcome::Sent(message) = outcome else {
-                    panic!("{name} {user} ({stage}): {outcome:?}");
-                };
-                check_sent(&base, &name, &block, &channel, user, &message);
-                sent += 1;
             }
         }
+        let reasons = users.keys().filter(|(_, s)| s.starts_with("not_")).count();
         assert_eq!(sent, 5 * 12, "five templates × twelve stages");
+        assert_eq!(aborted, 5 * reasons, "five templates × {reasons} reasons");
     });
 }
 
@@ -310,20 +444,49 @@ async fn an_unknown_user_gets_popular_recommendations_and_no_other_block() {
     let base = serve.base_url.clone();
     tokio::task::block_in_place(|| {
         for (name, block, channel) in templates() {
-            let outcome = braze().send(&template(&name, &base), &[("user_id", "nobody-we-know")]);
-            if block == "recommendations" {
-                let Outcome::Sent(message) = outcome else {
-                    panic!("{name}: {outcome:?}")
-                };
-                check_sent(&base, &name, &block, &channel, "nobody-we-know", &message);
-            } else {
-                assert_eq!(
-                    outcome,
-                    Outcome::Aborted(format!("{block}: not eligible")),
-                    "{name}"
-                );
+            // WHEN a user the data does not know is sent every template
+            let was_sent = send_and_check(&base, &name, &block, &channel, "nobody-we-know");
+            // THEN only recommendations (the popular fallback) go out; the rest are aborted
+            assert_eq!(was_sent, block == "recommendations", "{name}");
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_catalog_aborts_every_template_that_would_show_items() {
+    // GIVEN the data without a single item
+    let data = evil_data();
+    let text: String = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .filter(|line| serde_json::from_str::<Value>(line).unwrap()["kind"] != "item")
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let empty = data.with_file_name("no-items.jsonl");
+    std::fs::write(&empty, text).unwrap();
+    let serve = evil_serve_of(&empty).await;
+    let base = serve.base_url.clone();
+    tokio::task::block_in_place(|| {
+        // WHEN every template is sent to the first users
+        let mut aborted = BTreeMap::new();
+        for (name, block, channel) in templates() {
+            for n in 1..=20 {
+                let user = format!("u{n:06}");
+                if !send_and_check(&base, &name, &block, &channel, &user) {
+                    *aborted.entry(block.clone()).or_insert(0) += 1;
+                }
             }
         }
+        // THEN recommendations and carts (nothing to show) are aborted for everyone, and
+        // whatever went out matched its answer (send_and_check)
+        assert_eq!(
+            aborted.get("recommendations"),
+            Some(&(5 * 20)),
+            "{aborted:?}"
+        );
+        assert_eq!(aborted.get("cart"), Some(&(5 * 20)), "{aborted:?}");
+        let recs = json(&format!("{base}/v1/users/u000001/recommendations"));
+        assert_eq!(recs["reason"], "no_items", "{recs}");
     });
 }
 
@@ -407,22 +570,25 @@ async fn the_min_score_template_aborts_for_a_low_scored_user_and_sends_the_other
         assert_eq!(unfiltered["eligible"], true, "{unfiltered}");
         // WHEN the high scorer's and the unscored user's are sent THEN each is the email with
         // every item the API gives them
+        // and records the answer's extras
         for user in ["u000002", "u000003"] {
-            let outcome = braze().send(&text, &[("user_id", user)]);
-            let Outcome::Sent(message) = outcome else {
+            let mut braze = braze();
+            let outcome = braze.send(&text, &[("user_id", user)]);
+            let Outcome::Sent(sent) = outcome else {
                 panic!("{user}: {outcome:?}")
             };
+            let answer = answer_behind(MIN_SCORE_TEMPLATE, &braze);
+            let message = sent.body;
             check_sent(
                 &base,
                 MIN_SCORE_TEMPLATE,
                 "recommendations",
                 "email",
                 user,
+                &answer,
                 &message,
             );
-            let answer = json(&format!(
-                "{base}/v1/users/{user}/recommendations?limit=4&min_score=0.2"
-            ));
+            check_extras(MIN_SCORE_TEMPLATE, user, &answer, &sent.extras);
             let items = answer["items"].as_array().unwrap();
             assert!(!items.is_empty(), "{user}: {answer}");
             for item in items {

@@ -3,22 +3,32 @@
 //! argument the secret — Braze's documented order) and `url_param_escape` filters, and its
 //! `${attribute}` syntax for user attributes (rendered as the global of that name).
 //!
-//! [`Braze`] adds a send-time emulator of the `{% connected_content %}` and
-//! `{% abort_message() %}` tags that calls URLs for real. The rules it follows, each from
-//! Braze's documentation (https://www.braze.com/docs/user_guide/messaging/design_and_edit/personalize/connected_content/):
+//! [`Braze`] adds a send-time emulator of the `{% connected_content %}`, `{% abort_message() %}`
+//! and `{% message_extras %}` tags that calls URLs for real. Each rule it follows is quoted
+//! from Braze's documentation, with its URL, beside the code that applies it:
 //! - a GET with `User-Agent: Braze Sender <hash>`, `X-Braze-Sender-Version`,
 //!   `Accept-Encoding: gzip`, `Content-Type: application/json` and `Accept: */*` (or both
 //!   set to `:content_type`), headers from `:auth_credentials` and `:headers` sent as given;
 //!   no redirect followed; no answer within 2 s is a failure;
-//! - a 2xx JSON body is stored in the `:save` variable (default `connected`), an object with
-//!   `__http_status_code__` added; a 2xx body that is not JSON is inserted in place of the
-//!   tag (with `:save`, stored as a string instead: an assumption); any other status, a
-//!   timeout or a connection error renders an empty string and leaves the variable nil;
+//! - a 2xx JSON object is stored in the `:save` variable (default `connected`) with
+//!   `__http_status_code__` added; other 2xx JSON (an array) is stored without it; a 2xx
+//!   body that is not JSON is inserted in place of the tag and stores nothing, `:save` or
+//!   not; any other status, a timeout or a connection error renders an empty string and
+//!   stores nothing;
 //! - GET responses are cached by URL for 5 minutes, or `:cache_max_age` seconds (clamped to
-//!   5 min..4 h), unless `:no_cache` (only 2xx bodies up to 1 MB are cached: an assumption);
+//!   5 min..4 h), unless `:no_cache`; bodies over 1 MB are not cached (only 2xx bodies are
+//!   cached: an assumption);
 //! - `:retry`: a 5xx, a timeout or a connection error re-renders the whole message, up to 5
 //!   retries, then aborts it; an `abort_message` reached in the same render wins (no retry);
-//! - `abort_message` takes a string literal, no Liquid, or nothing.
+//! - `abort_message` takes a string literal, no Liquid, or nothing; an aborted message is not
+//!   sent and records no extras;
+//! - `message_extras :key K :value V` records a key/value pair for the message's Send event
+//!   (Liquid variables allowed in both, no other Liquid), first key wins, 1,000 bytes in all
+//!   ([`message_extras`]).
+
+mod message_extras;
+
+pub use message_extras::{MessageExtras, MESSAGE_EXTRAS_LIMIT};
 
 use hmac::{KeyInit, Mac};
 use liquid_core::model::{KString, KStringCow, KStringRef, ScalarCow, ValueCow};
@@ -28,6 +38,7 @@ use liquid_core::{
     FilterReflection, FromFilterParameters, Language, ParseBlock, ParseFilter, ParseTag,
     Renderable, Result, Runtime, TagBlock, TagReflection, TagTokenIter, Template, Value, ValueView,
 };
+use message_extras::{parse_extras, ExtrasSpec, MessageExtrasTag};
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -138,16 +149,39 @@ fn parser_builder() -> liquid::ParserBuilder {
 // The send-time emulator: `connected_content` and `abort_message`.
 // ---------------------------------------------------------------------------------------
 
-/// Braze gives up on an endpoint that has not answered within this ("the content is not
-/// inserted").
+/// Where the connected-content rules quoted in this file come from.
+///
+/// LOCAL_VARIABLES: https://www.braze.com/docs/user_guide/messaging/design_and_edit/personalize/connected_content/local_connected_content_variables/
+/// PROFILE_DATA ("Best practices"): https://www.braze.com/docs/user_guide/messaging/design_and_edit/personalize/connected_content/user_profile_fields_connected_content/
+/// MAKING_A_CALL ("Error handling", "Things to know"): https://www.braze.com/docs/user_guide/messaging/design_and_edit/personalize/connected_content/making_an_api_call/
+/// RETRIES: https://www.braze.com/docs/user_guide/messaging/design_and_edit/personalize/connected_content/connected_content_retries/
+/// ABORTING: https://www.braze.com/docs/user_guide/personalization_and_dynamic_content/connected_content/aborting_connected_content/
+pub const RULE_SOURCES: [&str; 5] = [
+    "https://www.braze.com/docs/user_guide/messaging/design_and_edit/personalize/connected_content/local_connected_content_variables/",
+    "https://www.braze.com/docs/user_guide/messaging/design_and_edit/personalize/connected_content/user_profile_fields_connected_content/",
+    "https://www.braze.com/docs/user_guide/messaging/design_and_edit/personalize/connected_content/making_an_api_call/",
+    "https://www.braze.com/docs/user_guide/messaging/design_and_edit/personalize/connected_content/connected_content_retries/",
+    "https://www.braze.com/docs/user_guide/personalization_and_dynamic_content/connected_content/aborting_connected_content/",
+];
+
+/// Braze gives up on an endpoint that has not answered within this. MAKING_A_CALL: "Braze
+/// requires that server response time is less than 2 seconds for performance reasons; if the
+/// server takes longer than 2 seconds to respond, the content will not be inserted."
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a GET response is cached when the tag gives no `:cache_max_age`.
+/// LOCAL_VARIABLES: "Connected Content will cache the value it returns from GET endpoints for
+/// a minimum of 5 minutes. If a cache time is not specified, the default cache time is 5
+/// minutes. [...] The minimum cache time is 5 minutes and the maximum cache time is 4 hours."
 pub const DEFAULT_CACHE_AGE: Duration = Duration::from_secs(5 * 60);
 /// The longest `:cache_max_age` Braze honours (the shortest is [`DEFAULT_CACHE_AGE`]).
 pub const MAX_CACHE_AGE: Duration = Duration::from_secs(4 * 60 * 60);
-/// Bodies larger than this are not cached.
+/// Bodies larger than this are not cached. LOCAL_VARIABLES: "The Connected Content response
+/// body must not exceed 1MB, or it will not cache."
 pub const CACHE_BODY_LIMIT: usize = 1024 * 1024;
-/// With `:retry`, how many times a message whose call failed is rendered again.
+/// With `:retry`, how many times a message whose call failed is rendered again. RETRIES:
+/// "When a `:retry` tag is included in the Connected Content call, Braze will attempt to
+/// retry the call up to five times. [...] If the Connected Content call errors out over five
+/// times, the message is aborted, similar to how an abort message tag is triggered."
 pub const RETRIES: usize = 5;
 /// The sender version Braze sends in `User-Agent` and `X-Braze-Sender-Version` (its
 /// documented example; the real one changes regularly).
@@ -156,10 +190,22 @@ pub const SENDER_VERSION: &str = "75e404755ae1270441f07eb238f0faf25e44dfdc";
 /// What a Braze send does with a template for one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The message, rendered.
-    Sent(String),
-    /// The message was not sent; the reason Braze would log.
+    /// The message, rendered, and the extras its Send event carries.
+    Sent(Message),
+    /// The message was not sent; the reason Braze would log. It has no Send event, so no
+    /// extras: "Braze does not count aborted messages towards the send count in your Braze
+    /// account or in Currents."
+    /// (https://www.braze.com/docs/user_guide/personalization_and_dynamic_content/connected_content/aborting_connected_content/)
     Aborted(String),
+}
+
+/// A sent message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The rendered text.
+    pub body: String,
+    /// What its `message_extras` tags recorded for the Send event in Currents.
+    pub extras: MessageExtras,
 }
 
 /// One HTTP request the emulator made (cache hits make none).
@@ -255,11 +301,16 @@ impl Braze {
     pub fn send(&mut self, template: &str, attributes: &[(&str, &str)]) -> Outcome {
         let (text, globals) = with_attributes(template, attributes);
         let prepared = prepare(&text);
+        let extras = Arc::new(Mutex::new(MessageExtras::default()));
         let parser = parser_builder()
             .block(BrazeMessage)
             .tag(ConnectedContentTag {
                 specs: Arc::new(prepared.connected),
                 session: Arc::clone(&self.session),
+            })
+            .tag(MessageExtrasParser {
+                specs: Arc::new(prepared.extras),
+                extras: Arc::clone(&extras),
             })
             .tag(AbortMessageTag {
                 reasons: Arc::new(prepared.aborts),
@@ -281,20 +332,29 @@ impl Braze {
                 session.abort = None;
                 session.retry_wanted = false;
             }
+            // Each render records its own extras; only a sent one's reach Currents.
+            *lock(&extras) = MessageExtras::default();
             let rendered = template.render(&globals);
             let (abort, retry_wanted) = {
                 let mut session = lock(&self.session);
                 (session.abort.take(), session.retry_wanted)
             };
-            // "If a Connected Content call uses abort logic for the same condition as the
-            // retry logic, the abort logic takes precedence."
+            // RETRIES: "If a Connected Content call uses abort logic for the same condition as
+            // the retry logic, the abort logic takes precedence."
             if let Some(reason) = abort {
                 return Outcome::Aborted(reason);
             }
-            let rendered = rendered.unwrap_or_else(|e| panic!("template does not render: {e}"));
-            if !retry_wanted {
-                return Outcome::Sent(rendered);
+            if retry_wanted {
+                // The render is thrown away and the message queued again, so what it made
+                // of the failed call's nil variable does not matter (the `liquid` crate's
+                // filters refuse nil where Braze's Ruby Liquid reads it as empty: `map`).
+                continue;
             }
+            let rendered = rendered.unwrap_or_else(|e| panic!("template does not render: {e}"));
+            return Outcome::Sent(Message {
+                body: rendered,
+                extras: std::mem::take(&mut *lock(&extras)),
+            });
         }
         Outcome::Aborted(format!(
             "connected content failed after {} attempts",
@@ -321,8 +381,8 @@ struct Cached {
     body: String,
 }
 
-fn lock(session: &Mutex<Session>) -> MutexGuard<'_, Session> {
-    session
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -410,20 +470,25 @@ struct ConnectedSpec {
     headers: Vec<(String, String)>,
 }
 
-/// The template with each `connected_content` and `abort_message` tag replaced by
-/// `{% tag N %}`, N indexing what the tag said (the `liquid` lexer cannot read Braze's URLs,
-/// `{{ }}` inside a tag, or `abort_message(...)`).
+/// The template with each `connected_content`, `abort_message` and `message_extras` tag
+/// replaced by `{% tag N %}`, N indexing what the tag said (the `liquid` lexer cannot read
+/// Braze's URLs, `{{ }}` inside a tag, `abort_message(...)` or `:key`).
 struct Prepared {
     text: String,
     connected: Vec<ConnectedSpec>,
     aborts: Vec<String>,
+    extras: Vec<ExtrasSpec>,
 }
+
+/// The tags [`prepare`] rewrites.
+const BRAZE_TAGS: [&str; 3] = ["connected_content", "abort_message", "message_extras"];
 
 fn prepare(text: &str) -> Prepared {
     let mut prepared = Prepared {
         text: String::with_capacity(text.len()),
         connected: Vec::new(),
         aborts: Vec::new(),
+        extras: Vec::new(),
     };
     let mut rest = text;
     while let Some(start) = rest.find("{%") {
@@ -438,7 +503,7 @@ fn prepare(text: &str) -> Prepared {
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(inner.len());
         let name = &inner[..name_len];
-        if name != "connected_content" && name != "abort_message" {
+        if !BRAZE_TAGS.contains(&name) {
             prepared.text.push_str("{%");
             rest = after_open;
             continue;
@@ -449,12 +514,19 @@ fn prepare(text: &str) -> Prepared {
         let markup = &after_name[..end];
         let trim_right = markup.ends_with('-');
         let markup = markup.strip_suffix('-').unwrap_or(markup);
-        let index = if name == "connected_content" {
-            prepared.connected.push(parse_connected(markup));
-            prepared.connected.len() - 1
-        } else {
-            prepared.aborts.push(abort_reason(markup));
-            prepared.aborts.len() - 1
+        let index = match name {
+            "connected_content" => {
+                prepared.connected.push(parse_connected(markup));
+                prepared.connected.len() - 1
+            }
+            "abort_message" => {
+                prepared.aborts.push(abort_reason(markup));
+                prepared.aborts.len() - 1
+            }
+            _ => {
+                prepared.extras.push(parse_extras(markup));
+                prepared.extras.len() - 1
+            }
         };
         prepared.text.push_str(if trim_left { "{%-" } else { "{%" });
         prepared.text.push_str(&format!(" {name} {index} "));
@@ -482,6 +554,8 @@ fn tag_end(markup: &str) -> Option<usize> {
 }
 
 /// The reason in `abort_message('...')`: a single string literal without Liquid, or none.
+/// ABORTING: "You can also specify an abort reason [...] This abort reason must be a string
+/// and cannot contain Liquid."
 fn abort_reason(markup: &str) -> String {
     let not_a_literal = || -> String {
         panic!(
@@ -749,6 +823,10 @@ impl Renderable for ConnectedContent {
             })
         });
         let response = session.get(&url, &headers, cache_for);
+        // MAKING_A_CALL: "If the URL reaches an HTTP 500 or 502 page, the URL will fail on the
+        // retry logic"; RETRIES speaks of an API "intermittently unavailable". Every 5xx, a
+        // timeout and a connection error count as failures here (an assumption beyond 500 and
+        // 502).
         let failed = match &response {
             Ok((status, _)) => *status >= 500,
             Err(_) => true,
@@ -765,25 +843,39 @@ impl Renderable for ConnectedContent {
             .into();
         match response {
             Ok((status, body)) if (200..300).contains(&status) => {
+                // LOCAL_VARIABLES: "If the endpoint returns JSON, it's automatically parsed
+                // and stored in a variable called `connected`. If the endpoint returns text,
+                // it will be directly inserted into the message in place of the
+                // `connected_content` tag. [...] if you want the response of Connected
+                // Content to replace the tag with the text, make sure the response isn't
+                // valid JSON (as defined by json.org)".
                 match serde_json::from_str::<serde_json::Value>(&body) {
-                    Ok(mut json) => {
-                        if let Some(object) = json.as_object_mut() {
-                            object.insert("__http_status_code__".to_owned(), status.into());
-                        }
-                        runtime.set_global(variable, liquid_core::to_value(&json)?);
+                    Ok(serde_json::Value::Object(mut object)) => {
+                        // LOCAL_VARIABLES: "This key will only be automatically added to the
+                        // Connected Content object if the endpoint returns a valid JSON
+                        // object and a 2XX response. If the endpoint returns an array or
+                        // other type, that key cannot be automatically set in the response."
+                        object.insert("__http_status_code__".to_owned(), status.into());
+                        runtime.set_global(variable, liquid_core::to_value(&object)?);
                     }
-                    Err(_) if spec.save.is_some() => {
-                        runtime.set_global(variable, Value::scalar(body));
+                    Ok(other) => {
+                        runtime.set_global(variable, liquid_core::to_value(&other)?);
                     }
+                    // PROFILE_DATA: when the body is not valid JSON, "the entire Connected
+                    // Content response will be interpreted as text and be templated into the
+                    // message, and none of the variables will be saved" — `:save` or not.
                     Err(_) => writer
                         .write_all(body.as_bytes())
                         .map_err(|e| Error::with_msg(format!("cannot write: {e}")))?,
                 }
             }
-            // Another status, a timeout, a connection error: an empty string, a nil variable.
-            _ => {
-                runtime.set_global(variable, Value::Nil);
-            }
+            // MAKING_A_CALL: "If the URL is unavailable and reaches a 404 page, Braze will
+            // render an empty string in its place. If the URL reaches an HTTP 500 or 502 page,
+            // the URL will fail on the retry logic." A timeout is the same: "if the server
+            // takes longer than 2 seconds to respond, the content will not be inserted."
+            // Whether a non-2xx JSON body is saved (without `__http_status_code__`) is not
+            // documented; an assumption: nothing is saved, and the variable stays nil.
+            _ => {}
         }
         Ok(())
     }
@@ -845,6 +937,45 @@ impl Renderable for AbortMessage {
         lock(&self.session).abort = Some(self.reason.clone());
         // An error stops the render; `send` reads the reason.
         Err(Error::with_msg("aborted by abort_message"))
+    }
+}
+
+/// Parses the `{% message_extras N %}` that [`prepare`] wrote into a [`MessageExtrasTag`].
+#[derive(Clone)]
+struct MessageExtrasParser {
+    specs: Arc<Vec<ExtrasSpec>>,
+    extras: Arc<Mutex<MessageExtras>>,
+}
+
+impl TagReflection for MessageExtrasParser {
+    fn tag(&self) -> &str {
+        "message_extras"
+    }
+
+    fn description(&self) -> &str {
+        "Braze's message_extras: a key/value pair for the Send event in Currents."
+    }
+}
+
+impl ParseTag for MessageExtrasParser {
+    fn parse(
+        &self,
+        arguments: TagTokenIter<'_>,
+        options: &Language,
+    ) -> Result<Box<dyn Renderable>> {
+        let spec = self
+            .specs
+            .get(spec_index(arguments)?)
+            .ok_or_else(|| Error::with_msg("unknown message_extras"))?;
+        Ok(Box::new(MessageExtrasTag {
+            key: Template::new(parser::parse(&spec.key, options)?),
+            value: Template::new(parser::parse(&spec.value, options)?),
+            extras: Arc::clone(&self.extras),
+        }))
+    }
+
+    fn reflection(&self) -> &dyn TagReflection {
+        self
     }
 }
 

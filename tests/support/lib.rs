@@ -9,6 +9,7 @@ pub mod braze_liquid;
 pub mod fault;
 pub mod openapi;
 pub mod proxy;
+pub mod s3;
 pub mod throttle;
 
 use async_trait::async_trait;

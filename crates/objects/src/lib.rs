@@ -7,9 +7,9 @@
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::config::Credentials;
 use std::fmt;
-use std::io::{BufRead, BufReader, Seek, Write};
 #[cfg(test)]
 use std::io::Read;
+use std::io::{BufRead, BufReader, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -145,8 +145,13 @@ pub async fn s3_client(config: &S3Config) -> aws_sdk_s3::Client {
             loader = loader.region(Region::new("us-east-1"));
         }
         if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-            loader =
-                loader.credentials_provider(Credentials::new("local", "local", None, None, "sendtime-local"));
+            loader = loader.credentials_provider(Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "sendtime-local",
+            ));
         }
     }
     let shared = loader.load().await;
@@ -370,14 +375,30 @@ mod tests {
         let listed = objects.list().await.unwrap();
         let names: Vec<_> = listed
             .iter()
-            .map(|o| o.key.strip_prefix(&*dir.path().to_string_lossy()).unwrap().to_owned())
+            .map(|o| {
+                o.key
+                    .strip_prefix(&*dir.path().to_string_lossy())
+                    .unwrap()
+                    .to_owned()
+            })
             .collect();
         assert_eq!(names, ["/a/1.avro", "/a/b/2.avro"]);
         assert_eq!(listed[1].size, 2);
         let mut text = String::new();
-        objects.open(&listed[1]).await.unwrap().read_to_string(&mut text).unwrap();
+        objects
+            .open(&listed[1])
+            .await
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
         assert_eq!(text, "xx");
-        let missing = Objects::new(Source::Local(dir.path().join("nope")), &S3Config::default()).await;
-        assert!(missing.list().await.unwrap_err().to_string().contains("nope"));
+        let missing =
+            Objects::new(Source::Local(dir.path().join("nope")), &S3Config::default()).await;
+        assert!(missing
+            .list()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("nope"));
     }
 }

@@ -7,6 +7,8 @@
 pub mod cache;
 /// [`StoreError`]: the one error type of every store, each kind retryable or not.
 pub mod error;
+/// Recommendation lists from other tools (Amazon Personalize batch output, `user,item,rank` CSV).
+pub mod lists;
 /// [`MemoryStore`]: the whole dataset in memory, for `serve`'s demo data and hermetic tests.
 pub mod memory;
 /// Per-request counters (cache hits and misses, loads, round trips) in a task-local scope.

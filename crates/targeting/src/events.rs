@@ -33,7 +33,10 @@ pub enum EventType {
 impl EventType {
     /// Whether the event belongs to a campaign's message (sent, opened, clicked).
     pub const fn needs_campaign(self) -> bool {
-        matches!(self, EventType::Sent | EventType::Opened | EventType::Clicked)
+        matches!(
+            self,
+            EventType::Sent | EventType::Opened | EventType::Clicked
+        )
     }
 }
 

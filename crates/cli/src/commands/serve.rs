@@ -33,9 +33,10 @@ pub struct ServeArgs {
     /// AWS region of the table.
     #[arg(long, env = "AWS_REGION")]
     pub region: Option<String>,
-    /// Serve this JSON Lines dataset from the embedded store instead of generated demo data.
+    /// Serve these JSON Lines datasets from the embedded store instead of generated demo data
+    /// (repeat it: a later file overrides records of the same key in an earlier one).
     #[arg(long, conflicts_with = "table")]
-    pub data: Option<PathBuf>,
+    pub data: Vec<PathBuf>,
     /// Demo data (when neither --table nor --data is given).
     #[command(flatten)]
     pub dataset: DatasetArgs,
@@ -200,36 +201,19 @@ impl ServeArgs {
                     (store, format!("DynamoDB table '{table}'"), Vec::new())
                 }
                 None => {
-                    let (records, description) = match &self.data {
-                        Some(path) => {
-                            let file = std::fs::File::open(path).with_context(|| {
-                                format!("cannot open --data {}", path.display())
-                            })?;
-                            let parsed = ParsedRecords::read(std::io::BufReader::new(file));
-                            if let Some(first) = parsed.errors.first() {
-                                bail!(
-                                    "--data {}: {} unreadable line(s), first: {first}",
-                                    path.display(),
-                                    parsed.errors.len()
-                                );
-                            }
-                            (
-                                parsed.records,
-                                format!("embedded store from {}", path.display()),
-                            )
-                        }
-                        None => {
-                            let spec = self.dataset.spec(clock.now());
-                            let mut records = datagen::generate(&spec);
-                            let scored = demo_scores(&spec, &mut records);
-                            (
-                                records,
-                                format!(
-                                    "embedded demo data ({} users, {} items, seed {}; {scored})",
-                                    spec.users, spec.items, spec.seed
-                                ),
-                            )
-                        }
+                    let (records, description) = match self.data.as_slice() {
+                        [] => demo_records(&self.dataset, clock.now()),
+                        files => (
+                            read_data_files(files)?,
+                            format!(
+                                "embedded store from {}",
+                                files
+                                    .iter()
+                                    .map(|p| p.display().to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(" + ")
+                            ),
+                        ),
                     };
                     let users: Vec<UserId> = records
                         .iter()
@@ -295,6 +279,40 @@ impl ServeArgs {
 const DEMO_SCORES_MAX_USERS: usize = 200_000;
 
 /// Send scores for the demo users, from their generated engagement events through the same
+/// The dataset files of `--data`, read in order: of records with the same key the last wins
+/// (a later file overrides an earlier one, e.g. a day's Personalize lists over a catalog).
+fn read_data_files(files: &[PathBuf]) -> anyhow::Result<Vec<Record>> {
+    let mut records = Vec::new();
+    for path in files {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("cannot open --data {}", path.display()))?;
+        let parsed = ParsedRecords::read(std::io::BufReader::new(file));
+        if let Some(first) = parsed.errors.first() {
+            bail!(
+                "--data {}: {} unreadable line(s), first: {first}",
+                path.display(),
+                parsed.errors.len()
+            );
+        }
+        records.extend(parsed.records);
+    }
+    Ok(records)
+}
+
+/// Generated demo data with its scores, and a line saying what it is.
+fn demo_records(dataset: &DatasetArgs, now: DateTime<Utc>) -> (Vec<Record>, String) {
+    let spec = dataset.spec(now);
+    let mut records = datagen::generate(&spec);
+    let scored = demo_scores(&spec, &mut records);
+    (
+        records,
+        format!(
+            "embedded demo data ({} users, {} items, seed {}; {scored})",
+            spec.users, spec.items, spec.seed
+        ),
+    )
+}
+
 /// pipeline as `audience score` (train on every campaign, score for the next); says what it
 /// did. Demo data without scores is still demo data: a failure is logged, never fatal.
 fn demo_scores(spec: &datagen::DatasetSpec, records: &mut Vec<Record>) -> String {
