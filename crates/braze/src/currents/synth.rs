@@ -195,6 +195,13 @@ impl CurrentsWriter {
         })
     }
 
+    /// Numbers the next event's id `seq + 1` (ids are `ev-<number>`): a second writer into the
+    /// same source starts past the first one's ids.
+    pub fn starting_at(mut self, seq: u64) -> Self {
+        self.seq = seq;
+        self
+    }
+
     /// Writes one event (and the noise it draws); a Purchase without currency is in KRW.
     pub fn push(&mut self, e: &Event<'_>) -> Result<(), SynthError> {
         self.seq += 1;
