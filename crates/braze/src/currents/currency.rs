@@ -98,7 +98,7 @@ pub fn to_minor(price: f64, code: &str) -> Result<(i64, String), MoneyError> {
     let normalised = code.trim().to_ascii_uppercase();
     let digits = exponent(&normalised).ok_or_else(|| MoneyError::Unsupported(code.to_owned()))?;
     let minor = (price * 10f64.powi(digits as i32)).round();
-    if !minor.is_finite() || minor < 0.0 || minor > 9.0e15 {
+    if !minor.is_finite() || !(0.0..=9.0e15).contains(&minor) {
         return Err(MoneyError::BadAmount(price.to_string()));
     }
     Ok((minor as i64, normalised))

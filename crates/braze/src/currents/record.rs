@@ -131,12 +131,12 @@ fn plain(value: &Value) -> &Value {
     }
 }
 
-fn field<'v>(record: &'v [(String, Value)], pos: Option<usize>) -> Option<&'v Value> {
+fn field(record: &[(String, Value)], pos: Option<usize>) -> Option<&Value> {
     let value = plain(&record.get(pos?)?.1);
     (!matches!(value, Value::Null)).then_some(value)
 }
 
-fn text<'v>(record: &'v [(String, Value)], pos: Option<usize>) -> Option<&'v str> {
+fn text(record: &[(String, Value)], pos: Option<usize>) -> Option<&str> {
     match field(record, pos)? {
         Value::String(s) | Value::Enum(_, s) => Some(s.as_str()).filter(|s| !s.is_empty()),
         _ => None,

@@ -31,7 +31,10 @@ pub enum SynthError {
     },
 }
 
-const MESSAGE: &[(&str, &str)] = &[
+/// A field's name and Avro type (`?string`: a nullable union, null first).
+type FieldType = (&'static str, &'static str);
+
+const MESSAGE: &[FieldType] = &[
     ("id", "string"),
     ("user_id", "string"),
     ("dispatch_id", "?string"),
@@ -46,7 +49,7 @@ const MESSAGE: &[(&str, &str)] = &[
     ("send_id", "?string"),
 ];
 
-const BEHAVIOR: &[(&str, &str)] = &[
+const BEHAVIOR: &[FieldType] = &[
     ("id", "string"),
     ("user_id", "string"),
     ("external_user_id", "?string"),
@@ -56,7 +59,7 @@ const BEHAVIOR: &[(&str, &str)] = &[
 
 /// The fields written for `event_type` (`?` marks a nullable union with null first).
 fn fields(event_type: &str) -> Vec<(&'static str, &'static str)> {
-    let (base, extra): (&[(&str, &str)], &[(&str, &str)]) = match event_type {
+    let (base, extra): (&[FieldType], &[FieldType]) = match event_type {
         "users.messages.email.Send" => (
             MESSAGE,
             &[("email_address", "string"), ("message_extras", "?string")],
@@ -208,7 +211,7 @@ impl CurrentsWriter {
         let n = self.seq;
         let at = e.at.timestamp();
         let block = at.div_euclid(self.layout.block_hours * 3600);
-        let every = |k: u64| k > 0 && n % k == 0;
+        let every = |k: u64| k > 0 && n.is_multiple_of(k);
         self.close_before(block - 1)?;
         let channel = match (e.event, e.campaign_id.as_deref()) {
             (EventType::Sent, Some(c)) => {
