@@ -818,7 +818,7 @@ async fn an_s3_prefix_imports_through_real_s3_calls_and_a_second_run_reads_only_
         at: chrono::DateTime::from_timestamp(i64::from(T0 + offset), 0).unwrap(),
         event: kind,
         user_id: Cow::Owned(user.to_owned()),
-        campaign_id: (kind != EventType::Visit).then(|| Cow::Borrowed("c-1")),
+        campaign_id: (kind != EventType::Visit).then_some(Cow::Borrowed("c-1")),
         channel: (kind == EventType::Sent).then_some(Channel::Email),
         value: None,
         currency: None,
