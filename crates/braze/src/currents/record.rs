@@ -224,9 +224,13 @@ pub fn map(kind: Kind, fields: &Fields, value: &Value) -> Result<Mapped, Dropped
             }
         }
         Kind::Click(_) => {
-            // "is_suspected_bot_click: Indicates it is a suspected bot click. Sent as null
-            // until the Remove bot clicks workspace setting is turned on" (Braze, bot
-            // filtering): true drops, null and false keep.
+            // `is_suspected_bot_click` (null, boolean): whether Braze processed the click as a
+            // bot's; Braze's bot filtering page ("Fields in email click events for Currents
+            // and Snowflake") says it is sent as null until the workspace's remove-bot-clicks
+            // setting is on (read in its translated versions). The field is in the storage
+            // schemas of users.messages.email.Click and sms.ShortLinkClick
+            // (<https://www.braze.com/docs/user_guide/data/distribution/braze_currents/event_glossary/message_engagement_events/>).
+            // True drops; null and false keep.
             if matches!(
                 field(record, fields.is_suspected_bot_click),
                 Some(Value::Boolean(true))
