@@ -240,8 +240,8 @@ pub fn map(kind: Kind, fields: &Fields, value: &Value) -> Result<Mapped, Dropped
             event.url = text(record, fields.url).map(|u| Cow::Owned(u.to_owned()));
         }
         Kind::Purchase => {
-            // "price (float): price of the purchase", "currency (string): currency of the
-            // purchase" (customer behavior events, Purchase).
+            // `price` (float, major units) and `currency` (string) of the users.behaviors.Purchase
+            // storage schema (customer behavior events).
             let price = number(record, fields.price)
                 .ok_or_else(|| Dropped::Bad("a purchase without a numeric 'price'".into()))?;
             let code = text(record, fields.currency)
