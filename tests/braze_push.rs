@@ -440,3 +440,43 @@ async fn bench_push_users_per_second_under_the_default_limit() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_braze_that_never_answers_is_retried_then_the_users_are_counted_as_not_written() {
+    // GIVEN an endpoint where nothing listens (a port bound, then freed)
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = dir("noanswer");
+    let scores = dir.join("scores.jsonl");
+    write_scores(&scores, 100);
+    // WHEN 100 users are pushed with 2 attempts a batch
+    let mut cmd = tokio::process::Command::new(sendtime_bin());
+    cmd.args(["audience", "push", "--to", "braze", "--api-key", KEY])
+        .args(["--endpoint", &format!("http://127.0.0.1:{port}")])
+        .args(["--max-attempts", "2", "--scores"])
+        .arg(&scores);
+    let out = run(cmd).await;
+    // THEN the push fails saying how many users were not written, why, and how to resume
+    assert!(!out.ok);
+    assert!(
+        out.stderr.contains("100 users were not written"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("gave up after 2 attempts"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("run the same command again"),
+        "{}",
+        out.stderr
+    );
+    // AND the state holds no user, so the next push sends them all
+    let state = dir.join("scores.jsonl.braze-state.jsonl");
+    assert_eq!(state_lines(&state), 1, "only the header");
+}
