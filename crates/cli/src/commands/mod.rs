@@ -12,5 +12,7 @@ pub mod copy;
 pub mod data;
 /// `sendtime loadtest` and `sendtime loadtest merge`.
 pub mod loadtest;
+/// `sendtime audience push`: scores out to Braze (`/users/track` or Cloud Data Ingestion).
+pub mod push;
 /// `sendtime serve`: the local HTTP server over demo data, a JSON Lines file or DynamoDB.
 pub mod serve;
