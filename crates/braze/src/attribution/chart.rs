@@ -177,6 +177,7 @@ where
         .y_desc("%")
         .label_style(("sans-serif", LABEL))
         .axis_desc_style(("sans-serif", LABEL))
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .x_labels(0)
         .x_label_formatter(&|_| String::new())
         .disable_x_mesh()
@@ -193,6 +194,16 @@ where
             .draw_series(rects)?
             .label(name.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+        // The value over each bar, so a 0 % bar still reads as data, not a gap.
+        let value_style = ("sans-serif", 12)
+            .into_font()
+            .color(&BLACK.mix(0.8))
+            .pos(Pos::new(HPos::Center, VPos::Bottom));
+        let values = values.iter().enumerate().filter_map(|(i, v)| {
+            let middle = i as f64 + 0.1 + (j as f64 + 0.5) * width;
+            v.map(|v| Text::new(format!("{v:.0}%"), (middle, v), value_style.clone()))
+        });
+        chart.draw_series(values)?;
     }
     if groups.categories.is_empty() {
         let (w, h) = area.dim_in_pixel();

@@ -143,15 +143,23 @@ const ROW_RULE: &str = "---:|---:|---:|---:|---:|---|---:|---:|";
 
 fn row_cells(r: &Row) -> String {
     format!(
-        "{} | {} | {} | {} | {} | {} | {} | {} |",
+        "{} | {} | {} |",
+        other_cells(r),
+        ratio(r.fallback_sends, r.sends),
+        ratio(r.degraded_sends, r.sends)
+    )
+}
+
+/// The cells of a row of sends that carry no extras: fallback and degraded do not apply.
+fn other_cells(r: &Row) -> String {
+    format!(
+        "{} | {} | {} | {} | {} | {}",
         r.sends,
         ratio(r.unique_opens, r.sends),
         r.clicks,
         ratio(r.unique_clicks, r.sends),
         ratio(r.conversions, r.sends),
-        money(&r.revenue),
-        ratio(r.fallback_sends, r.sends),
-        ratio(r.degraded_sends, r.sends)
+        money(&r.revenue)
     )
 }
 
@@ -169,8 +177,8 @@ fn breakdowns(out: &mut String, report: &Report) {
     );
     let _ = writeln!(
         out,
-        "| other campaigns (no sendtime extras) | {}\n",
-        row_cells(&report.other_campaigns)
+        "| other campaigns (no sendtime extras) | {} | – | – |\n",
+        other_cells(&report.other_campaigns)
     );
     let _ = writeln!(out, "## By stage\n");
     let _ = writeln!(out, "| block | stage | {ROW_HEADER}\n|---|---|{ROW_RULE}");
@@ -251,7 +259,10 @@ fn item_sources(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
         "| source | {}\n|---|{ITEM_RULE}",
-        ITEM_HEADER.replace("sends showing an item", "items shown")
+        ITEM_HEADER
+            .replace("sends showing an item", "items shown")
+            .replace("of them opened", "in opened sends")
+            .replace("sends showing", "items shown")
     );
     for s in &report.by_item_source {
         let source = cell(s.source.as_deref(), "(past the recorded sources)");
