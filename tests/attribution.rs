@@ -347,3 +347,196 @@ fn a_window_past_braze_s_30_days_is_refused_naming_the_flag() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--window-hours must be 1–720"), "{stderr}");
 }
+
+/// splitmix64: a fixed, dependency-free stream of numbers for the generated file.
+struct Mix(u64);
+
+impl Mix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `p`.
+    fn chance(&mut self, p: f64) -> bool {
+        ((self.next() >> 11) as f64) / ((1u64 << 53) as f64) < p
+    }
+}
+
+/// Writes about `target` events: one campaign a day to 100,000 of 1,000,000 users, with
+/// extras from a few blocks, stages and sources; ~20 % opened, ~5 % clicked at a position,
+/// ~1 % buying; visits filling the rest. In time order.
+fn generate(path: &Path, target: u64) -> u64 {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut mix = Mix(7);
+    let kinds = [
+        (
+            "recommendations",
+            "",
+            "personalized,personalized,category_popular,popular",
+        ),
+        ("recommendations", "", "popular,popular,popular,popular"),
+        ("cart", "reminder", "cart,cart"),
+        (
+            "cart",
+            "alternatives",
+            "category_popular,category_popular,popular",
+        ),
+        ("dormancy", "last_interest", "history,history,popular"),
+    ];
+    let start = 1_788_220_800i64; // 2026-09-01T00:00:00Z
+    let mut written = 0u64;
+    let mut day = 0i64;
+    while written < target {
+        let mut events: Vec<(i64, String)> = Vec::new();
+        let campaign = format!("c{day:03}");
+        for i in 0..100_000u64 {
+            let user = format!("u{:07}", mix.next() % 1_000_000);
+            let at = start + day * 86_400 + (i as i64 * 3_600) / 100_000;
+            let (block, stage, sources) = kinds[(mix.next() % kinds.len() as u64) as usize];
+            let degraded = mix.chance(0.01);
+            let send = json!({"at": ts(at), "event": "sent", "user_id": user, "campaign_id": campaign,
+                "channel": "email", "dispatch_id": format!("d{day}"),
+                "extras": {"sendtime_rec_id": format!("{:016x}", mix.next()), "sendtime_block": block,
+                    "sendtime_stage": stage, "sendtime_source": sources.split(',').next().unwrap(),
+                    "sendtime_sources": sources, "sendtime_degraded": degraded.to_string()}});
+            events.push((at, send.to_string()));
+            if mix.chance(0.2) {
+                let opened = at + (mix.next() % 86_400) as i64;
+                events.push((
+                    opened,
+                    json!({"at": ts(opened), "event": "opened", "user_id": user,
+                    "campaign_id": campaign, "dispatch_id": format!("d{day}")})
+                    .to_string(),
+                ));
+                if mix.chance(0.25) {
+                    let clicked = opened + (mix.next() % 600) as i64;
+                    let pos = 1 + mix.next() % sources.split(',').count() as u64;
+                    let url = format!(
+                        "https://shop.example/p/{}?sendtime_pos={pos}",
+                        mix.next() % 5000
+                    );
+                    events.push((
+                        clicked,
+                        json!({"at": ts(clicked), "event": "clicked", "user_id": user,
+                        "campaign_id": campaign, "url": url})
+                        .to_string(),
+                    ));
+                    if mix.chance(0.2) {
+                        let bought = clicked + (mix.next() % 200_000) as i64;
+                        let (value, currency) = if mix.chance(0.8) {
+                            (12_900, "KRW")
+                        } else {
+                            (1_290, "USD")
+                        };
+                        events.push((
+                            bought,
+                            json!({"at": ts(bought), "event": "purchase", "user_id": user,
+                            "value": value, "currency": currency})
+                            .to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+        for _ in 0..25_000 {
+            let at = start + day * 86_400 + (mix.next() % 86_400) as i64;
+            let user = format!("u{:07}", mix.next() % 1_000_000);
+            events.push((
+                at,
+                json!({"at": ts(at), "event": "visit", "user_id": user}).to_string(),
+            ));
+        }
+        // Events of a day may spill into the next ones; keep only those of this day in order,
+        // carried ones are rare enough to clamp to the day's end.
+        let day_end = start + (day + 1) * 86_400 - 1;
+        for (at, line) in events.iter_mut() {
+            if *at > day_end {
+                let v: Value = serde_json::from_str(line).unwrap();
+                let mut v = v;
+                v["at"] = json!(ts(day_end));
+                *line = v.to_string();
+                *at = day_end;
+            }
+        }
+        events.sort_by_key(|(at, _)| *at);
+        for (_, line) in &events {
+            writeln!(out, "{line}").unwrap();
+        }
+        written += events.len() as u64;
+        day += 1;
+    }
+    out.flush().unwrap();
+    written
+}
+
+fn ts(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The figures of the benchmarks: `cargo test -p sendtime-tests --test attribution --
+/// --ignored --nocapture attribution_of_a_few_million_events` (ATTRIBUTION_EVENTS sets the
+/// size, default 3,000,000). Prints events per second and the peak memory (`/usr/bin/time`).
+#[test]
+#[ignore]
+fn attribution_of_a_few_million_events_runs_in_bounded_memory() {
+    // GIVEN a few million generated events
+    let target: u64 = std::env::var("ATTRIBUTION_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3_000_000);
+    let dir = workdir();
+    let path = dir.join("events.jsonl");
+    let events = generate(&path, target);
+    let size = std::fs::metadata(&path).unwrap().len();
+    // WHEN attributed under /usr/bin/time
+    let json_path = dir.join("report.json");
+    let started = std::time::Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(sendtime_bin())
+        .args(ATTRIBUTION)
+        .args([
+            "--events",
+            s(&path),
+            "--out-json",
+            s(&json_path),
+            "--out-md",
+            s(&dir.join("report.md")),
+        ])
+        .output()
+        .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let peak_kib: u64 = stderr
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    println!(
+        "{events} events ({:.0} MiB) in {seconds:.1} s: {:.0} events/s; peak RSS {:.0} MiB; at most {} sends held at once of {}",
+        size as f64 / 1_048_576.0,
+        events as f64 / seconds,
+        peak_kib as f64 / 1024.0,
+        report["input"]["peak_sends_in_window"],
+        report["sends"]["total"]
+    );
+    // THEN every event is read and memory stays far under the file's size
+    assert_eq!(report["input"]["events"], events);
+    assert!(
+        peak_kib * 1024 < size / 2,
+        "peak {peak_kib} KiB for a {size}-byte file"
+    );
+}

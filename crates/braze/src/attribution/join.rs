@@ -6,8 +6,9 @@
 
 use super::extras::{self, ClickPosition, ShownExtras};
 use super::{Credit, Settings};
+use foldhash::HashMap;
 use sendtime_targeting::events::{Event, EventType};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
 /// An interned string.
@@ -224,12 +225,12 @@ impl Attributor {
             window_ms: i64::from(settings.window_hours) * 3_600_000,
             settings,
             symbols: Symbols::default(),
-            profile_ids: HashMap::new(),
+            profile_ids: HashMap::default(),
             profiles: Vec::new(),
             other: Counts::default(),
-            positions: HashMap::new(),
+            positions: HashMap::default(),
             tallies: Tallies::default(),
-            live: HashMap::new(),
+            live: HashMap::default(),
             live_count: 0,
             expiry: VecDeque::new(),
         }
@@ -311,7 +312,11 @@ impl Attributor {
             Some((key, _)) => Rc::clone(key),
             None => Rc::from(user),
         };
-        self.live.entry(Rc::clone(&key)).or_default().push(send);
+        // Most users hold one send in a window: room for one, not the default four.
+        self.live
+            .entry(Rc::clone(&key))
+            .or_insert_with(|| Vec::with_capacity(1))
+            .push(send);
         self.expiry.push_back((at, key));
         self.live_count += 1;
         self.tallies.peak_live_sends = self.tallies.peak_live_sends.max(self.live_count);

@@ -439,3 +439,40 @@ fn the_window_setting_is_checked_with_the_flag_named() {
     }
     assert!(Settings::default().check().is_ok());
 }
+
+/// Peak resident memory of this process so far, KiB (Linux `VmHWM`), `None` elsewhere.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Throughput and peak memory on a real file, optimised: `ATTRIBUTION_EVENTS_FILE=events.jsonl
+/// cargo test --profile profiling -p sendtime-braze -- --ignored --nocapture throughput`
+/// (`tests/attribution.rs`' ignored test generates such a file).
+#[test]
+#[ignore]
+fn throughput_on_the_file_named_by_attribution_events_file() {
+    // GIVEN the file
+    let Ok(path) = std::env::var("ATTRIBUTION_EVENTS_FILE") else {
+        panic!("set ATTRIBUTION_EVENTS_FILE to an events file");
+    };
+    let before = peak_rss_kib().unwrap_or(0);
+    let file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&path).unwrap());
+    // WHEN it is attributed
+    let started = std::time::Instant::now();
+    let report = attribute(file, Settings::default(), 0, |_, _| {}).unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    // THEN print the figures
+    let peak = peak_rss_kib().unwrap_or(0);
+    println!(
+        "{} events in {seconds:.1} s: {:.0} events/s; peak RSS {:.0} MiB (before reading {:.0} MiB); at most {} sends held at once of {}",
+        report.input.events,
+        report.input.events as f64 / seconds,
+        peak as f64 / 1024.0,
+        before as f64 / 1024.0,
+        report.input.peak_sends_in_window,
+        report.sends.total
+    );
+    assert!(report.input.events > 0);
+}
