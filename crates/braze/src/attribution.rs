@@ -39,8 +39,8 @@ pub use extras::{
 pub use join::Attributor;
 pub use markdown::markdown;
 pub use report::{
-    Input, ItemRow, PositionRow, Report, Revenue, Row, SendCounts, SettingsOut, SourceItemRow,
-    Unattributed,
+    BlockRow, Input, ItemRow, PositionRow, Report, Revenue, Row, SendCounts, SettingsOut,
+    SourceItemRow, SourceRow, StageRow, Unattributed,
 };
 
 use sendtime_targeting::events::{for_each_event, EventsError, StreamStats};

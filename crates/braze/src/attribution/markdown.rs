@@ -67,7 +67,7 @@ fn header(out: &mut String, report: &Report, source: &str) {
         .by_type
         .iter()
         .filter(|(_, n)| **n > 0)
-        .map(|(t, n)| format!("{n} {t}"))
+        .map(|(t, n)| format!("{t} {n}"))
         .collect();
     let _ = writeln!(
         out,

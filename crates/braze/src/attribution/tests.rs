@@ -104,6 +104,28 @@ fn an_open_without_a_dispatch_id_belongs_to_the_latest_earlier_send_of_the_campa
 }
 
 #[test]
+fn an_open_whose_dispatch_id_contradicts_the_only_send_is_unattributed() {
+    // GIVEN one send of c1 in dispatch d1
+    let events = [
+        send(
+            "2026-09-01T09:00:00Z",
+            "u1",
+            "c1",
+            Some("d1"),
+            "personalized",
+        ),
+        // WHEN an open of c1 names another dispatch, and a click names none
+        engage("opened", "2026-09-01T09:05:00Z", "u1", "c1", Some("d7")),
+        engage("clicked", "2026-09-01T09:06:00Z", "u1", "c1", None),
+    ];
+    let report = run(&events, Settings::default());
+    // THEN the open belongs to no send and the click to the campaign's send
+    assert_eq!(report.unattributed.opens, 1);
+    assert_eq!(report.sendtime.unique_opens, 0);
+    assert_eq!(report.sendtime.clicks, 1);
+}
+
+#[test]
 fn a_duplicate_open_counts_once_as_unique() {
     // GIVEN one send opened twice
     let events = [
