@@ -58,6 +58,9 @@ pub enum Command {
     Loadtest(commands::loadtest::LoadtestArgs),
     /// Answer every GET with one file's bytes on serve's HTTP stack (the benchmarks' limit).
     Baseline(commands::baseline::BaselineArgs),
+    /// Sends joined with the opens, clicks and purchases that followed (temporary place of
+    /// `events attribution`).
+    Attribution(commands::attribution::AttributionArgs),
 }
 
 impl Cli {
@@ -76,6 +79,7 @@ impl Cli {
             Command::Audience(cmd) => cmd.run(),
             Command::Loadtest(args) => args.run().await,
             Command::Baseline(args) => args.run().await,
+            Command::Attribution(args) => args.run(),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+/// `sendtime events attribution`: sends joined with the engagement that followed them.
+pub mod attribution;
 /// `sendtime audience score|select|evaluate`: send-worthiness scores, selection, evaluation.
 pub mod audience;
 /// `sendtime baseline`: a fixed-body server on `serve`'s HTTP stack, the benchmarks' limit.
