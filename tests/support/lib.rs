@@ -6,6 +6,7 @@
 //! is missing: they are never skipped.
 
 pub mod braze_liquid;
+pub mod braze_track;
 pub mod fault;
 pub mod openapi;
 pub mod proxy;

@@ -61,6 +61,9 @@ pub enum Command {
     Loadtest(commands::loadtest::LoadtestArgs),
     /// Answer every GET with one file's bytes on serve's HTTP stack (the benchmarks' limit).
     Baseline(commands::baseline::BaselineArgs),
+    /// Sends joined with the opens, clicks and purchases that followed (temporary place of
+    /// `events attribution`).
+    Attribution(commands::attribution::AttributionArgs),
 }
 
 impl Cli {
@@ -80,6 +83,7 @@ impl Cli {
             Command::Events(cmd) => cmd.run().await,
             Command::Loadtest(args) => args.run().await,
             Command::Baseline(args) => args.run().await,
+            Command::Attribution(args) => args.run(),
         }
     }
 }

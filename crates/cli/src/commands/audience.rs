@@ -34,6 +34,8 @@ pub enum AudienceCommand {
     Select(SelectArgs),
     /// Hold out the last campaign: gain of the model vs recency/frequency, random, the truth.
     Evaluate(EvaluateArgs),
+    /// Send scores out to Braze: custom attributes through /users/track, or CDI files.
+    Push(super::push::PushArgs),
 }
 
 impl AudienceCommand {
@@ -43,6 +45,7 @@ impl AudienceCommand {
             AudienceCommand::Score(args) => args.run(),
             AudienceCommand::Select(args) => args.run(),
             AudienceCommand::Evaluate(args) => args.run(),
+            AudienceCommand::Push(args) => args.run(),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+/// `sendtime events attribution`: sends joined with the engagement that followed them.
+pub mod attribution;
 /// `sendtime audience score|select|evaluate`: send-worthiness scores, selection, evaluation.
 pub mod audience;
 /// `sendtime baseline`: a fixed-body server on `serve`'s HTTP stack, the benchmarks' limit.
@@ -14,5 +16,7 @@ pub mod data;
 pub mod events;
 /// `sendtime loadtest` and `sendtime loadtest merge`.
 pub mod loadtest;
+/// `sendtime audience push`: scores out to Braze (`/users/track` or Cloud Data Ingestion).
+pub mod push;
 /// `sendtime serve`: the local HTTP server over demo data, a JSON Lines file or DynamoDB.
 pub mod serve;

@@ -1,1 +1,0 @@
-//! Scores out to Braze through `/users/track` and Cloud Data Ingestion (being written).

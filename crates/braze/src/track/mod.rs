@@ -1,0 +1,22 @@
+//! Send scores out to Braze: each user's `sendtime_score` and `sendtime_scored_at` written as
+//! custom attributes through `POST /users/track` ([`push`]), or as Cloud Data Ingestion JSON
+//! Lines ([`cdi`]).
+//!
+//! The pieces, in the order a push uses them: [`scores`] reads `audience score`'s records
+//! (bad lines kept by number), [`attributes`] shapes one user's attributes object, [`state`]
+//! is the append-only log of what Braze accepted (the checkpoint, and the memory that lets an
+//! unchanged score be skipped), [`rate`] paces requests by Braze's `X-RateLimit-*` headers,
+//! [`client`] sends one batch and reads Braze's answer, and [`push`] runs them all.
+
+pub mod attributes;
+pub mod cdi;
+pub mod client;
+pub mod push;
+pub mod rate;
+pub mod scores;
+pub mod state;
+
+pub use attributes::ScoreUpdate;
+pub use client::ApiKey;
+pub use push::{push, PushConfig, PushError, PushReport};
+pub use scores::{read_scores, BadLine, ScoreFile};
