@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The subcommand's words (until the integrator wires it as `events attribution`).
-const ATTRIBUTION: &[&str] = &["attribution"];
+const ATTRIBUTION: &[&str] = &["events", "attribution"];
 
 fn workdir() -> PathBuf {
     let dir = std::env::temp_dir().join(unique_table("sendtime-attribution"));

@@ -1,7 +1,8 @@
 //! The `sendtime` command line: `serve` (the local server, embedded demo data by default or
-//! DynamoDB), `data generate` and `data load`, `campaign send` and `campaign plan`, `loadtest`,
-//! and `baseline` (a fixed-body server, the benchmarks' limit). Each subcommand is a clap
-//! `Args` struct that owns its `run()`.
+//! DynamoDB), `data generate` and `data load`, `copy`, `campaign send` and `campaign plan`,
+//! `audience score|select|evaluate|push`, `events import|attribution`, `loadtest`, and
+//! `baseline` (a fixed-body server, the benchmarks' limit). Each subcommand is a clap `Args`
+//! struct that owns its `run()`.
 
 /// One clap type per subcommand, each owning its `run()`.
 pub mod commands;
@@ -54,16 +55,13 @@ pub enum Command {
     /// Who is worth a message: score users from engagement events, select, evaluate.
     #[command(subcommand)]
     Audience(commands::audience::AudienceCommand),
-    /// Engagement events in: import Braze Currents' files (local or s3://) into the events format.
+    /// Engagement events: import Braze Currents' files (local or s3://), attribute sends.
     #[command(subcommand)]
     Events(commands::events::EventsCommand),
     /// Load-test the API at a campaign's size (open model, SLO verdict); `merge` for shards.
     Loadtest(commands::loadtest::LoadtestArgs),
     /// Answer every GET with one file's bytes on serve's HTTP stack (the benchmarks' limit).
     Baseline(commands::baseline::BaselineArgs),
-    /// Sends joined with the opens, clicks and purchases that followed (temporary place of
-    /// `events attribution`).
-    Attribution(commands::attribution::AttributionArgs),
 }
 
 impl Cli {
@@ -83,7 +81,6 @@ impl Cli {
             Command::Events(cmd) => cmd.run().await,
             Command::Loadtest(args) => args.run().await,
             Command::Baseline(args) => args.run().await,
-            Command::Attribution(args) => args.run(),
         }
     }
 }

@@ -16,6 +16,9 @@ pub enum EventsCommand {
     /// Import engagement events (Braze Currents' Avro files, local or s3://) into --out,
     /// in time order; a re-run adds only what is new.
     Import(ImportArgs),
+    /// Attribution: sends joined, by the `message_extras` their templates recorded, with the
+    /// opens, clicks and purchases that followed; per block, stage, source and position.
+    Attribution(crate::commands::attribution::AttributionArgs),
 }
 
 impl EventsCommand {
@@ -23,6 +26,7 @@ impl EventsCommand {
     pub async fn run(self) -> anyhow::Result<()> {
         match self {
             EventsCommand::Import(args) => args.run().await,
+            EventsCommand::Attribution(args) => args.run(),
         }
     }
 }
