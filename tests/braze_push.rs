@@ -100,7 +100,7 @@ fn state_lines(path: &Path) -> usize {
 async fn a_push_killed_with_sigkill_and_resumed_writes_every_user_once_within_the_cap_and_the_limit(
 ) {
     // GIVEN 1,500 scored users and a Braze that allows 40 requests a second and 30 objects a
-    // request, answers every 7th request 503 and every 11th 429
+    // request (small, so that the limit bites), answers every 7th request 503 and every 11th 429
     let server = TrackServer::start(TrackServerConfig {
         limit: 40,
         window_secs: 1,
@@ -110,20 +110,52 @@ async fn a_push_killed_with_sigkill_and_resumed_writes_every_user_once_within_th
         ..TrackServerConfig::default()
     })
     .await;
-    let dir = dir("killed");
+    killed_and_resumed(&server, "killed", 1_500, 30).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_killed_with_sigkill_and_resumed_under_brazes_default_limit_writes_every_user_once()
+{
+    // GIVEN 9,000 scored users and a Braze with its documented defaults — 3,000 requests per
+    // 3 s with X-RateLimit-* headers, 75 objects a request — answering every 7th request 503
+    // and every 40th 429 (each 429 waits for the 3-second window's reset)
+    let server = TrackServer::start(TrackServerConfig {
+        fail_every: Some(7),
+        throttle_every: Some(40),
+        ..TrackServerConfig::default()
+    })
+    .await;
+    assert_eq!(
+        (
+            server.config().limit,
+            server.config().window_secs,
+            server.config().max_objects
+        ),
+        (3_000, 3, 75)
+    );
+    killed_and_resumed(&server, "killed-defaults", 9_000, 75).await;
+}
+
+/// Pushes `users` scores in batches of `batch`, SIGKILLs the push once a third is logged,
+/// runs the same command again, and checks Braze's log: every user once (or again with the
+/// same value), no request over the cap, no window over the limit, update-only objects.
+async fn killed_and_resumed(server: &TrackServer, name: &str, users: usize, batch: usize) {
+    let (limit, cap) = (server.config().limit, server.config().max_objects);
+    let dir = dir(name);
     let scores = dir.join("scores.jsonl");
-    let expected = write_scores(&scores, 1_500);
+    let expected = write_scores(&scores, users);
     let state = dir.join("scores.jsonl.braze-state.jsonl");
-    let args = ["--batch-size", "30", "--concurrency", "8"];
+    let batch_size = batch.to_string();
+    let args = ["--batch-size", batch_size.as_str(), "--concurrency", "8"];
     // WHEN the push is killed with SIGKILL once some batches are logged
-    let mut child = push_command(&server, &scores, &args)
+    let mut child = push_command(server, &scores, &args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while state_lines(&state) < 450 {
-        assert!(started.elapsed() < Duration::from_secs(30), "no progress");
+    while state_lines(&state) < users / 3 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no progress");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.start_kill().unwrap();
@@ -131,7 +163,7 @@ async fn a_push_killed_with_sigkill_and_resumed_writes_every_user_once_within_th
     let logged_at_kill = state_lines(&state) - 1;
     assert!(logged_at_kill < expected.len(), "killed after the end");
     // AND the same command runs again
-    let resumed = run(push_command(&server, &scores, &args)).await;
+    let resumed = run(push_command(server, &scores, &args)).await;
     // THEN it ends well, sending only what the first run had not logged
     assert!(resumed.ok, "{}", resumed.stderr);
     let summary = resumed.summary();
@@ -165,9 +197,9 @@ async fn a_push_killed_with_sigkill_and_resumed_writes_every_user_once_within_th
     }
     assert_eq!(seen.len(), expected.len(), "users missing in Braze");
     // AND no request went over the cap, no window over the limit, every object was update-only
-    assert_eq!((log.over_cap, log.largest_request), (0, 30));
+    assert_eq!((log.over_cap, log.largest_request), (0, batch.min(cap)));
     assert_eq!(log.limited, 0, "windows: {:?}", log.windows);
-    assert!(log.busiest_window() <= 40, "windows: {:?}", log.windows);
+    assert!(log.busiest_window() <= limit, "windows: {:?}", log.windows);
     assert_eq!(log.without_update_only, 0);
     assert!(log.injected_5xx > 0 && log.injected_429 > 0, "{log:?}");
     // AND the state names every user once

@@ -200,8 +200,8 @@ fn load_reports_unreadable_lines_by_number_loads_the_rest_and_fails() {
         !out.status.success(),
         "bad lines must fail the load: {stderr}"
     );
-    assert!(stderr.contains("line 3:"), "{stderr}");
-    assert!(stderr.contains("line 5:"), "{stderr}");
+    assert!(stderr.contains("standard input:3: unreadable"), "{stderr}");
+    assert!(stderr.contains("standard input:5: unreadable"), "{stderr}");
     assert!(stderr.contains("loaded 2 of 2 records"), "{stderr}");
     assert!(stderr.contains("2 unreadable line(s)"), "{stderr}");
 }
