@@ -6,6 +6,9 @@
 //! - [`attribution`]: Currents sends, by what their `message_extras` say they showed, joined
 //!   with the opens, clicks and purchases that followed (`sendtime events attribution`).
 
+/// Sends joined with what followed them, per block, stage, source and position.
 pub mod attribution;
+/// Braze Currents' Avro files into sendtime's engagement events.
 pub mod currents;
+/// Send scores out through `/users/track` or Cloud Data Ingestion.
 pub mod track;

@@ -17,12 +17,19 @@
 //!   earlier events (issue 22, BRIEF §7), hence a sort over every file and an id set (not a
 //!   time watermark) for incremental runs.
 
+/// Money in minor units by ISO 4217 currency.
 pub mod currency;
+/// Which Currents event types map to which sendtime events (by `event_type=`).
 pub mod kinds;
+/// One Currents Avro record to one sendtime event, or why it is dropped.
 pub mod record;
+/// What an import read, dropped (and why) and wrote.
 pub mod report;
+/// Time order in bounded memory: buffered, spilled and merged; duplicate ids dropped.
 pub mod sort;
+/// What earlier runs read and wrote: object keys and event-id hashes beside `--out`.
 pub mod state;
+/// Currents Avro files made from sendtime events, for tests and the benchmark.
 pub mod synth;
 
 use kinds::{event_type_of_key, tie_rank, Kind};

@@ -8,12 +8,19 @@
 //! unchanged score be skipped), [`rate`] paces requests by Braze's `X-RateLimit-*` headers,
 //! [`client`] sends one batch and reads Braze's answer, and [`push`] runs them all.
 
+/// One user's score as `/users/track` custom attributes.
 pub mod attributes;
+/// Scores as Cloud Data Ingestion JSON Lines files, validated and split under 512 MB.
 pub mod cdi;
+/// One `POST /users/track` and what Braze's answer means.
 pub mod client;
+/// A push: changed scores in batches, paced, retried, logged once accepted.
 pub mod push;
+/// Pacing by Braze's `X-RateLimit-*` headers, 429 and `Retry-After`.
 pub mod rate;
+/// Reading the score records `audience score --out` writes.
 pub mod scores;
+/// The push state: an append-only log of what Braze accepted (resume, skip unchanged).
 pub mod state;
 
 pub use attributes::ScoreUpdate;
