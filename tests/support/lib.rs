@@ -96,6 +96,7 @@ fn ids(list: &[&str]) -> Vec<ItemId> {
 
 pub fn item(id: &str, category: &str, stock: u32) -> Item {
     Item {
+        marks: None,
         item_id: iid(id),
         title: format!("상품 {id} / Item {id}"),
         category: category.into(),
@@ -114,6 +115,7 @@ pub fn item(id: &str, category: &str, stock: u32) -> Item {
 
 fn user(id: &str, last_active_days: i64) -> User {
     User {
+        journal: None,
         user_id: uid(id),
         signed_up_at: now() - Duration::days(400),
         last_active_at: now() - Duration::days(last_active_days),
@@ -131,6 +133,7 @@ fn user(id: &str, last_active_days: i64) -> User {
 
 fn cart(id: &str, days: i64, items: &[&str]) -> Cart {
     Cart {
+        mark: None,
         user_id: uid(id),
         updated_at: now() - Duration::days(days),
         lines: items
@@ -190,6 +193,7 @@ pub fn fixture() -> Vec<Record> {
 
     records.push(Record::User(user("alice", 1)));
     records.push(Record::Recs(RecList {
+        mark: None,
         user_id: uid("alice"),
         generated_at: now() - Duration::hours(6),
         expires_at: now() + Duration::days(7),
@@ -204,6 +208,7 @@ pub fn fixture() -> Vec<Record> {
     bob.last_purchase_at = Some(now() - Duration::days(60));
     records.push(Record::User(bob));
     records.push(Record::Recs(RecList {
+        mark: None,
         user_id: uid("bob"),
         generated_at: now() - Duration::days(10),
         expires_at: now() - Duration::days(3),

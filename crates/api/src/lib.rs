@@ -6,6 +6,8 @@
 pub mod auth;
 /// [`ApiError`]: every request failure mapped to one HTTP status and one stable code.
 pub mod error;
+/// The one ingest handler: a batch of events validated, applied and answered per event.
+pub mod ingest;
 /// The JSON log line format of every entry point.
 pub mod log_format;
 /// The marketer's preview page: every block for one user as each channel would send it.

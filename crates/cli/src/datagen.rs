@@ -231,6 +231,7 @@ fn gen_item(rng: &mut ChaCha8Rng, n: usize, now: DateTime<Utc>) -> Item {
     });
     let review_count = (rng.random::<f64>().powi(3) * 2_000.0) as u32;
     Item {
+        marks: None,
         title,
         category: category.key.to_owned(),
         url: format!("https://shop.example.com/products/{id}"),
@@ -330,6 +331,7 @@ fn gen_user(
             }
         }
         RecList {
+            mark: None,
             user_id: id.clone(),
             generated_at,
             expires_at: generated_at + Duration::days(7),
@@ -350,6 +352,7 @@ fn gen_user(
             }
         }
         Cart {
+            mark: None,
             user_id: id.clone(),
             updated_at,
             lines,
@@ -370,6 +373,7 @@ fn gen_user(
     }
 
     out.push(Record::User(User {
+        journal: None,
         user_id: id,
         signed_up_at,
         last_active_at,

@@ -15,6 +15,9 @@ pub mod config;
 pub mod copy;
 /// [`UserId`] (validated, it comes from URLs) and [`ItemId`] (unrestricted, our own data).
 pub mod ids;
+/// Events in: what each event (a cart, an order, a message sent, …) does to the stored
+/// records, the same in every store, whatever order events arrive in.
+pub mod ingest;
 /// The stored records the rules read: users, items, carts, recommendation and popular lists.
 pub mod model;
 /// Price display (`₩12,900`, `$12.90`) and discount arithmetic in minor units.

@@ -2,6 +2,7 @@
 //! lists and popular lists. Written by offline jobs and `sendtime data load`; read-only here.
 
 use crate::ids::{ItemId, UserId};
+pub use crate::ingest::{ItemMarks, Journal, Mark};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -44,6 +45,10 @@ pub struct User {
     /// configured default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
+    /// What applied events left on the profile (see [`crate::ingest`]); absent on a profile
+    /// as loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<Box<Journal>>,
 }
 
 impl User {
@@ -161,6 +166,9 @@ pub struct Item {
     /// A discount, which changes the shown price only while active.
     #[serde(default)]
     pub discount: Option<Discount>,
+    /// Which event last set each field (see [`crate::ingest`]); absent on an item as loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marks: Option<ItemMarks>,
     /// The item's fixed fields as a block writes them, encoded on first use (not stored).
     #[serde(skip)]
     pub encoded: EncodedOnce,
@@ -202,9 +210,10 @@ impl std::fmt::Debug for EncodedOnce {
 }
 
 impl Item {
-    /// True when at least one unit is in stock.
+    /// True when at least one unit is in stock and the item has not been removed from the
+    /// catalog (an `item_removed` event).
     pub fn in_stock(&self) -> bool {
-        self.stock > 0
+        self.stock > 0 && !self.marks.as_ref().is_some_and(|m| m.removed)
     }
 }
 
@@ -232,6 +241,9 @@ pub struct Cart {
     /// The lines; an empty cart makes the cart block not eligible.
     #[serde(default)]
     pub lines: Vec<CartLine>,
+    /// The `cart_updated` event this snapshot came from; absent on a cart as loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<Mark>,
 }
 
 /// A ranked list written by the offline model. Expired lists count as absent.
@@ -245,6 +257,9 @@ pub struct RecList {
     pub expires_at: DateTime<Utc>,
     /// Item ids, best first.
     pub items: Vec<ItemId>,
+    /// The `recs_updated` event this list came from; absent on a list as loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<Mark>,
 }
 
 impl RecList {

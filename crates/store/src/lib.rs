@@ -22,6 +22,7 @@ pub use cache::{CacheConfig, CacheStats, CachedStore};
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use ports::{
-    BlockStore, CopyGet, ItemsGet, PopularGet, PutReport, RecordsPut, UserData, UserDataGet,
+    ApplyError, BlockStore, CopyGet, EventsApply, ItemsGet, PopularGet, PutReport, RecordsPut,
+    UserData, UserDataGet,
 };
 pub use record::{ParsedRecords, Record, RecordError};

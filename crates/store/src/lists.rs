@@ -371,6 +371,7 @@ impl ListReader {
                 self.stats.empty_lists += 1;
             }
             lists.push(RecList {
+                mark: None,
                 user_id: user,
                 generated_at: self.times.generated_at,
                 expires_at: self.times.expires_at,

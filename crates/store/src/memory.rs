@@ -2,10 +2,18 @@
 //! zero-setup default and the hermetic tests, and honours the same contract as DynamoDB.
 
 use crate::error::StoreError;
-use crate::ports::{CopyGet, ItemsGet, PopularGet, PutReport, RecordsPut, UserData, UserDataGet};
+use crate::ports::{
+    ApplyError, CopyGet, EventsApply, ItemsGet, PopularGet, PutReport, RecordsPut, UserData,
+    UserDataGet,
+};
 use crate::record::Record;
 use async_trait::async_trait;
-use sendtime_domain::{Catalog, Clock, CopyRecord, ItemId, PopularList, PopularScope, UserId};
+use sendtime_domain::ingest::{
+    apply_to_item, apply_to_user, Event, IngestLimits, Outcome, Row, Target, UserRecords,
+};
+use sendtime_domain::{
+    Catalog, Clock, CopyRecord, Item, ItemId, PopularList, PopularScope, UserId,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
@@ -139,5 +147,46 @@ impl RecordsPut for MemoryStore {
             written,
             ..PutReport::default()
         })
+    }
+}
+
+#[async_trait]
+impl EventsApply for MemoryStore {
+    /// Under the write lock: the record read, the event applied, the changed record written.
+    async fn apply_event(
+        &self,
+        event: &Event,
+        limits: &IngestLimits,
+    ) -> Result<Outcome, ApplyError> {
+        let mut tables = self.write();
+        match event.target() {
+            Target::User(user_id) => {
+                let stored = tables.users.entry(user_id.clone()).or_default();
+                let mut records = UserRecords {
+                    profile: stored.profile.clone(),
+                    cart: stored.cart.clone(),
+                    recs: stored.recs.clone(),
+                };
+                let outcome = apply_to_user(&mut records, event, limits);
+                if let Outcome::Changed(row) = outcome {
+                    let data = Arc::make_mut(stored);
+                    match row {
+                        Row::Profile => data.profile = records.profile,
+                        Row::Cart => data.cart = records.cart,
+                        Row::Recs => data.recs = records.recs,
+                        Row::Item => {}
+                    }
+                }
+                Ok(outcome)
+            }
+            Target::Item(item_id) => {
+                let mut item = tables.items.get(item_id).map(|i| Item::clone(i));
+                let outcome = apply_to_item(&mut item, event)?;
+                if let (Outcome::Changed(_), Some(item)) = (outcome, item) {
+                    tables.items.insert(item_id.clone(), Arc::new(item));
+                }
+                Ok(outcome)
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@
 use crate::error::StoreError;
 use crate::record::Record;
 use async_trait::async_trait;
+use sendtime_domain::ingest::{Event, EventError, IngestLimits, Outcome};
 use sendtime_domain::{Catalog, CopyRecord, ItemId, PopularList, PopularScope, UserId};
 use std::sync::Arc;
 use std::time::Instant;
@@ -110,4 +111,30 @@ impl PutReport {
 #[async_trait]
 pub trait RecordsPut: Send + Sync {
     async fn put_records(&self, records: &[Record]) -> Result<PutReport, StoreError>;
+}
+
+/// Why an event was not applied: the rules refused it (nothing written), or the store failed
+/// (retryable or not, as [`StoreError`] says).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The rules refused the event (e.g. an `item_updated` that cannot make a new item).
+    #[error(transparent)]
+    Refused(#[from] EventError),
+    /// The store failed; nothing or the whole change was written, never part of it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Applies validated events with the domain's rules ([`sendtime_domain::ingest`]): reads the
+/// one record an event may change, applies the event, and writes the record back only if
+/// it changed and nobody changed it meanwhile (DynamoDB: a strongly consistent `GetItem`, then
+/// a `PutItem` conditioned on what was read, retried on a conflict).
+#[async_trait]
+pub trait EventsApply: Send + Sync {
+    /// Applies one event: the record it changed, or why nothing changed.
+    async fn apply_event(
+        &self,
+        event: &Event,
+        limits: &IngestLimits,
+    ) -> Result<Outcome, ApplyError>;
 }

@@ -68,12 +68,14 @@ prop_compose! {
         u.purchased_items = ids(&bought);
         u.last_purchase_at = purchase_days.map(days_ago);
         let recs = recs.map(|(picks, live)| RecList {
+            mark: None,
             user_id: u.user_id.clone(),
             generated_at: days_ago(1),
             expires_at: if live { now() + Duration::days(1) } else { days_ago(0) },
             items: ids(&picks),
         });
         let cart = cart.map(|(days, lines)| Cart {
+            mark: None,
             user_id: u.user_id.clone(),
             updated_at: days_ago(days),
             lines: lines

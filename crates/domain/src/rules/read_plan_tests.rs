@@ -104,6 +104,7 @@ fn every_read_plan_reads_only_what_can_be_shown_and_answers_as_reading_everythin
             *u.category_purchases.entry(c).or_default() += 1;
         }
         let recs = (rng.below(4) > 0).then(|| RecList {
+            mark: None,
             user_id: u.user_id.clone(),
             generated_at: days_ago(1),
             expires_at: if rng.below(5) == 0 {
@@ -114,6 +115,7 @@ fn every_read_plan_reads_only_what_can_be_shown_and_answers_as_reading_everythin
             items: rng.ids(50, n_items),
         });
         let cart = (rng.below(3) > 0).then(|| Cart {
+            mark: None,
             user_id: u.user_id.clone(),
             updated_at: days_ago(rng.below(10) as i64),
             lines: rng

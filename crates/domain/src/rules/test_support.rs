@@ -34,6 +34,7 @@ pub fn ids(list: &[&str]) -> Vec<ItemId> {
 /// An activated user: signed up 400 days ago, active 2 days ago, no purchases or views.
 pub fn user(id: &str) -> User {
     User {
+        journal: None,
         user_id: uid(id),
         signed_up_at: days_ago(400),
         last_active_at: days_ago(2),
@@ -52,6 +53,7 @@ pub fn user(id: &str) -> User {
 /// An item priced ₩10,000 with a 4.5 rating, 12 reviews and no discount.
 pub fn item(id: &str, category: &str, stock: u32) -> Item {
     Item {
+        marks: None,
         item_id: iid(id),
         title: format!("Item {id}"),
         category: category.into(),
@@ -76,6 +78,7 @@ pub fn catalog(items: Vec<Item>) -> HashMap<ItemId, Item> {
 /// A list written a day ago that expires `expires_in_days` after [`now`] (negative: expired).
 pub fn rec_list(user_id: &str, items: &[&str], expires_in_days: i64) -> RecList {
     RecList {
+        mark: None,
         user_id: uid(user_id),
         generated_at: days_ago(1),
         expires_at: now() + Duration::days(expires_in_days),
@@ -86,6 +89,7 @@ pub fn rec_list(user_id: &str, items: &[&str], expires_in_days: i64) -> RecList 
 /// A cart last changed at `changed`, one unit of each item.
 pub fn cart(user_id: &str, changed: DateTime<Utc>, items: &[&str]) -> Cart {
     Cart {
+        mark: None,
         user_id: uid(user_id),
         updated_at: changed,
         lines: items
