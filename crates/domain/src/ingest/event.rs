@@ -156,6 +156,18 @@ impl Event {
         }
     }
 
+    /// The one stored record the event may change (and the only one its rule reads):
+    /// `cart_updated` the cart, `recs_updated` the list, item events the item, every other
+    /// event the profile.
+    pub fn row(&self) -> super::Row {
+        match &self.body {
+            EventBody::CartUpdated { .. } => super::Row::Cart,
+            EventBody::RecsUpdated { .. } => super::Row::Recs,
+            EventBody::ItemUpdated { .. } | EventBody::ItemRemoved { .. } => super::Row::Item,
+            _ => super::Row::Profile,
+        }
+    }
+
     /// The event's place in the order every rule uses: its time, then its id.
     pub fn mark(&self) -> Mark {
         Mark {
