@@ -139,6 +139,14 @@ pub struct Ingest {
     limits: IngestLimits,
 }
 
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
 impl Ingest {
     /// Applies events to `store`, validated against `clock`, telling `invalidate` what changed.
     pub fn new(
