@@ -14,6 +14,10 @@ use sendtime_store::{ApplyError, EventsApply};
 use serde::Serialize;
 use std::sync::Arc;
 
+/// The variable (and `sendtime serve --write-key-sha256`) holding the hex SHA-256 digests of
+/// the write keys, comma-separated (several during a rotation).
+pub const WRITE_KEY_SHA256_VAR: &str = "SENDTIME_WRITE_KEY_SHA256";
+
 /// Most events in one batch (an HTTP request or an SQS message).
 pub const MAX_BATCH_EVENTS: usize = 500;
 /// Largest batch body in bytes: SQS's largest message (256 KiB), so any batch the API takes

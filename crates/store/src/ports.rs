@@ -43,6 +43,17 @@ pub trait UserDataGet: Send + Sync {
     fn held_user_data(&self, _user_id: &UserId) -> Option<Arc<UserData>> {
         None
     }
+
+    /// Whether `data` is what this store hands out for `user_id` now (a cache's live entry
+    /// holding these very records): what is built from them may be reused while it is.
+    /// `false` — the default — for a store that holds nothing.
+    fn holds(&self, _user_id: &UserId, _data: &Arc<UserData>) -> bool {
+        false
+    }
+
+    /// Drops every copy of `user_id`'s records held for reuse (an event changed them): the
+    /// next read goes to the store. Nothing to drop by default.
+    fn forget_user(&self, _user_id: &UserId) {}
 }
 
 /// Reads catalog items by id (DynamoDB `BatchGetItem`). Unknown ids are simply absent from
@@ -56,6 +67,10 @@ pub trait ItemsGet: Send + Sync {
     fn held_items(&self, _ids: &[ItemId]) -> Catalog {
         Catalog::default()
     }
+
+    /// Drops every copy of item `id` held for reuse, and whatever holds one (a cached popular
+    /// list read with its items): an event changed it. Nothing to drop by default.
+    fn forget_item(&self, _id: &ItemId) {}
 }
 
 /// Reads one popular list (DynamoDB `GetItem`); `None` when there is none for that scope.
