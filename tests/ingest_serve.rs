@@ -101,13 +101,19 @@ async fn an_event_voids_its_users_answers_at_once_and_no_other_users() {
     );
 
     // WHEN alice orders her cart
-    assert_eq!(apply(&ingest, vec![alice_orders()]).await, [Status::Applied]);
+    assert_eq!(
+        apply(&ingest, vec![alice_orders()]).await,
+        [Status::Applied]
+    );
 
     // THEN alice's next answer is built afresh and says `purchased`
     let after = service.answer(BlockKind::Cart, &alice, 4).await;
     assert_eq!(after.cache, AnswerCacheUse::Miss);
     assert_eq!(
-        (after.value()["eligible"].clone(), after.value()["reason"].clone()),
+        (
+            after.value()["eligible"].clone(),
+            after.value()["reason"].clone()
+        ),
         (json!(false), json!("purchased"))
     );
     // AND bob's answer is still the cached one
@@ -219,7 +225,10 @@ async fn a_load_in_flight_when_its_user_changes_answers_its_callers_but_is_not_c
 
     // WHEN alice's order is applied and the cache told, then the old read finishes
     let ingest = Ingest::new(memory.clone(), Arc::new(CacheOf(cached.clone())), clock());
-    assert_eq!(apply(&ingest, vec![alice_orders()]).await, [Status::Applied]);
+    assert_eq!(
+        apply(&ingest, vec![alice_orders()]).await,
+        [Status::Applied]
+    );
     held.release.notify_one();
     let old = reader.await.unwrap().unwrap();
     assert!(old.profile.as_ref().unwrap().last_purchase_at.is_none());
