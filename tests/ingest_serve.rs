@@ -693,3 +693,46 @@ async fn a_second_serve_on_the_same_table_answers_from_an_event_within_its_user_
     eprintln!("second process answered from the event after {seen:?} (user TTL {TTL:?})");
     std::fs::remove_dir_all(file.parent().unwrap()).ok();
 }
+
+/// A store whose event writes fail, every one (DynamoDB down or throttling past its retries).
+struct FailingWrites;
+
+#[async_trait::async_trait]
+impl sendtime_store::EventsApply for FailingWrites {
+    async fn apply_event(
+        &self,
+        _: &sendtime_domain::ingest::Event,
+        _: &sendtime_domain::ingest::IngestLimits,
+    ) -> Result<sendtime_domain::ingest::Outcome, sendtime_store::ApplyError> {
+        Err(StoreError::Throttled.into())
+    }
+}
+
+#[tokio::test]
+async fn a_failed_write_is_reported_retryable_and_leaves_the_cached_answers_alone() {
+    // GIVEN bob's cart answer cached, and a store that fails every event write
+    let (service, _) = in_process().await;
+    let bob = uid("bob");
+    service.answer(BlockKind::Cart, &bob, 4).await;
+    let ingest = Ingest::new(Arc::new(FailingWrites), service.clone(), clock());
+    // WHEN a valid event and an invalid one arrive
+    let body = json!({"events": [
+        event("bob-order", "order_placed", Some("bob"), 1,
+              json!({"order_id": "B-1", "products": [{"product_id": "b2"}]})),
+        event("bad", "order_placed", Some("bob"), 1, json!({})),
+    ]})
+    .to_string();
+    let results = ingest
+        .apply_batch(parse_batch(body.as_bytes()).unwrap())
+        .await;
+    // THEN the valid one failed, retryable, `store_unavailable`; the invalid one is rejected
+    assert_eq!(results[0].status, Status::Failed);
+    assert!(results[0].retryable());
+    assert_eq!(results[0].error.as_ref().unwrap().code, "store_unavailable");
+    assert_eq!(results[1].status, Status::Rejected);
+    assert!(!results[1].retryable());
+    // AND nothing was invalidated: bob's answer is still a cache hit, still his cart
+    let answer = service.answer(BlockKind::Cart, &bob, 4).await;
+    assert_eq!(answer.cache, AnswerCacheUse::Hit);
+    assert_eq!(answer.value()["stage"], "urgency");
+}
