@@ -20,8 +20,16 @@ pub const WRITE_KEY_SHA256_VAR: &str = "SENDTIME_WRITE_KEY_SHA256";
 
 /// Most events in one batch (an HTTP request or an SQS message).
 pub const MAX_BATCH_EVENTS: usize = 500;
-/// Largest batch body in bytes: SQS's largest message (256 KiB), so any batch the API takes
-/// can also travel through the queue.
+/// Largest batch body in bytes: an SQS queue's largest message by default (256 KiB), so any
+/// batch the API takes can also travel through a queue left at its defaults.
+///
+/// > "MaximumMessageSize – The limit of how many bytes a message can contain before Amazon
+/// > SQS rejects it. … Default: 262,144 (256 KiB)."
+/// > — <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html>
+///
+/// (A queue may now be set to take up to 1 MiB — "The maximum size is 1 MiB or 1,048,576
+/// bytes", <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>
+/// — but the default is what a producer can count on.)
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// Events of one batch applied at once (each is one read and at most one write).
 pub const APPLY_CONCURRENCY: usize = 16;
