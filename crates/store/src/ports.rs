@@ -44,9 +44,10 @@ pub trait UserDataGet: Send + Sync {
         None
     }
 
-    /// Whether `data` is what this store hands out for `user_id` now (a cache's live entry
-    /// holding these very records): what is built from them may be reused while it is.
-    /// `false` — the default — for a store that holds nothing.
+    /// Whether this store's entry for `user_id` holds these very records (a cache's entry,
+    /// not yet dropped by [`UserDataGet::forget_user`] or replaced): what is built from them
+    /// may be reused while it does, and within the lease they came with. `false` — the
+    /// default — for a store that holds nothing.
     fn holds(&self, _user_id: &UserId, _data: &Arc<UserData>) -> bool {
         false
     }
