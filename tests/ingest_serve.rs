@@ -16,7 +16,8 @@ use sendtime_tests::*;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// An event as the API takes it, `hours_ago` before the fixture's now.
+/// An event as the API takes it, `hours_ago` before the fixture's now (checked against the
+/// `Event` schema of `docs/openapi.json`).
 fn event(id: &str, kind: &str, user: Option<&str>, hours_ago: i64, properties: Value) -> Value {
     let mut event = json!({
         "id": id,
@@ -27,6 +28,8 @@ fn event(id: &str, kind: &str, user: Option<&str>, hours_ago: i64, properties: V
     if let Some(user) = user {
         event["user_id"] = json!(user);
     }
+    // Every event these tests send is one the OpenAPI description documents.
+    sendtime_tests::openapi::check_schema("Event", &event);
     event
 }
 
@@ -719,7 +722,8 @@ async fn a_failed_write_is_reported_retryable_and_leaves_the_cached_answers_alon
     let body = json!({"events": [
         event("bob-order", "order_placed", Some("bob"), 1,
               json!({"order_id": "B-1", "products": [{"product_id": "b2"}]})),
-        event("bad", "order_placed", Some("bob"), 1, json!({})),
+        // (invalid on purpose: no order_id, no products)
+        json!({"id": "bad", "type": "order_placed", "user_id": "bob", "time": now().to_rfc3339(), "properties": {}}),
     ]})
     .to_string();
     let results = ingest
