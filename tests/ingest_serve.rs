@@ -740,3 +740,63 @@ async fn a_failed_write_is_reported_retryable_and_leaves_the_cached_answers_alon
     assert_eq!(answer.cache, AnswerCacheUse::Hit);
     assert_eq!(answer.value()["stage"], "urgency");
 }
+
+/// The fixture's user reads, counted by kind (eventually consistent or consistent).
+struct CountedReads {
+    inner: Arc<MemoryStore>,
+    plain: std::sync::atomic::AtomicU64,
+    consistent: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl UserDataGet for CountedReads {
+    async fn user_data(
+        &self,
+        user_id: &sendtime_domain::UserId,
+    ) -> Result<Arc<UserData>, StoreError> {
+        self.plain.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.user_data(user_id).await
+    }
+
+    async fn user_data_consistent(
+        &self,
+        user_id: &sendtime_domain::UserId,
+    ) -> Result<Arc<UserData>, StoreError> {
+        self.consistent
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.user_data(user_id).await
+    }
+}
+
+#[tokio::test]
+async fn the_first_read_after_a_users_event_is_consistent_and_the_rest_are_cached() {
+    // GIVEN alice and bob read once (plain reads, now cached)
+    let memory = Arc::new(MemoryStore::new(clock()));
+    load_fixture(memory.as_ref()).await;
+    let reads = Arc::new(CountedReads {
+        inner: memory,
+        plain: Default::default(),
+        consistent: Default::default(),
+    });
+    let cached = CachedStore::new(reads.clone(), &CacheConfig::default());
+    let (alice, bob) = (uid("alice"), uid("bob"));
+    for user in [&alice, &bob] {
+        cached.user_data(user).await.unwrap();
+    }
+    let counts = || {
+        (
+            reads.plain.load(std::sync::atomic::Ordering::SeqCst),
+            reads.consistent.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    };
+    assert_eq!(counts(), (2, 0));
+    // WHEN an event changes alice
+    cached.invalidate_user(&alice);
+    // THEN her next read is a consistent one (DynamoDB: not the records from before the
+    // write), the ones after come from the cache, and bob's is still cached
+    for _ in 0..3 {
+        cached.user_data(&alice).await.unwrap();
+        cached.user_data(&bob).await.unwrap();
+    }
+    assert_eq!(counts(), (2, 1));
+}

@@ -86,6 +86,10 @@ impl Default for CacheConfig {
     }
 }
 
+/// Users changed by events whose next load is still to be a consistent read, held at most
+/// (one process rarely sees more events between two reads of their users).
+const CHANGED_USERS_HELD: usize = 10_000;
+
 /// Hit and miss counters since start-up, for logs and metrics.
 #[derive(Debug, Default)]
 pub struct CacheStats {
@@ -152,6 +156,11 @@ pub struct CachedStore<S> {
     users: Option<UserCache>,
     /// Bumped by [`CachedStore::invalidate_users`]: leases taken before are void.
     user_generation: AtomicU64,
+    /// Users an event changed since their records were last loaded: their next load is a
+    /// consistent read ([`UserDataGet::user_data_consistent`]). Bounded; a user evicted from
+    /// it is read as usual (eventually consistent: at worst the records from before the
+    /// write, for one TTL).
+    changed_users: Arc<quick_cache::sync::Cache<UserId, ()>>,
     /// Items are looked up by the dozen per request and loaded through our own in-flight
     /// table, so they need no entry API: see [`ItemCache`].
     items: Option<ItemCache>,
@@ -479,6 +488,7 @@ impl<S> CachedStore<S> {
                 user.profile.is_none()
             }),
             user_generation: AtomicU64::new(0),
+            changed_users: Arc::new(quick_cache::sync::Cache::new(CHANGED_USERS_HELD)),
             items: (!config.item_ttl.is_zero())
                 .then(|| Expiring::new(config.item_ttl, config.max_items, config, Option::is_none)),
             items_in_flight: Arc::default(),
@@ -564,6 +574,8 @@ impl<S> CachedStore<S> {
     pub fn invalidate_user(&self, user_id: &UserId) {
         self.stats.forgot(1);
         if let Some(users) = &self.users {
+            // Marked first: a load started after the entry is gone reads consistently.
+            self.changed_users.insert(user_id.clone(), ());
             users.forget(user_id);
         }
     }
@@ -637,8 +649,20 @@ impl<S: UserDataGet + 'static> UserDataGet for CachedStore<S> {
         };
         let load = || {
             let (inner, user_id) = (self.inner.clone(), user_id.clone());
+            // The first load after an event changed the user reads what was written (a
+            // failed one leaves the mark for the next).
+            let changed = self.changed_users.clone();
+            let consistent = changed.remove(&user_id).is_some();
             async move {
-                let data = inner.user_data(&user_id).await?;
+                let data = if consistent {
+                    let read = inner.user_data_consistent(&user_id).await;
+                    if read.is_err() {
+                        changed.insert(user_id.clone(), ());
+                    }
+                    read?
+                } else {
+                    inner.user_data(&user_id).await?
+                };
                 // Stamped after the read, before the entry is inserted: the lease never
                 // outlasts the entry.
                 Ok((data, Instant::now()))

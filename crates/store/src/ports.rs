@@ -21,6 +21,15 @@ pub trait UserDataGet: Send + Sync {
     /// The user's records.
     async fn user_data(&self, user_id: &UserId) -> Result<Arc<UserData>, StoreError>;
 
+    /// The user's records as of every write acknowledged before this call (DynamoDB: a
+    /// strongly consistent read): what a cache reads right after an event changed the user,
+    /// so it does not keep the records from before the write. The default is
+    /// [`UserDataGet::user_data`], right for a store whose every read is consistent (the
+    /// embedded store).
+    async fn user_data_consistent(&self, user_id: &UserId) -> Result<Arc<UserData>, StoreError> {
+        self.user_data(user_id).await
+    }
+
     /// The user's records and until when this store will keep handing out these very records
     /// (a cache entry's expiry), so what is built from them may be reused until then: `None`
     /// — the default, a store without a cache — means every read may differ.
