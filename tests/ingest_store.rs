@@ -627,7 +627,7 @@ async fn bench_ingest_events_per_second_and_units_per_event_type() {
     use sendtime_api::ingest::{Ingest, Summary, APPLY_CONCURRENCY};
     use sendtime_domain::ingest::EventKind as K;
     let users = env_or("INGEST_BENCH_USERS", 2_000);
-    let total = env_or("INGEST_BENCH_EVENTS", 8_000);
+    let total = env_or("INGEST_BENCH_EVENTS", 6_000);
     let per_kind = env_or("INGEST_BENCH_PER_TYPE", 200);
     let catalog = 200;
     let store = Arc::new(fresh_dynamo_store("ingest-bench").await.with_clock(clock()));
@@ -715,7 +715,9 @@ async fn bench_ingest_events_per_second_and_units_per_event_type() {
     );
     assert_eq!(summary.rejected + summary.failed, 0, "{summary:?}");
     // AND per event type: the units one event costs, on the profiles the mix left
-    println!("bench-ingest: | event type | events | applied | RCU/event | WCU/event |");
+    println!(
+        "bench-ingest: | event type | events | applied | RCU/event | WCU/event | WCU/applied |"
+    );
     for kind in K::ALL {
         let events: Vec<serde_json::Value> = (0..per_kind)
             .map(|_| next(kind, &mut rng, PER_TYPE_MINUTES))
@@ -727,10 +729,11 @@ async fn bench_ingest_events_per_second_and_units_per_event_type() {
         }
         let after = store.ingest_capacity();
         println!(
-            "bench-ingest: | {} | {per_kind} | {applied} | {:.2} | {:.2} |",
+            "bench-ingest: | {} | {per_kind} | {applied} | {:.2} | {:.2} | {:.2} |",
             kind.as_str(),
             (after.0 - before.0) / per_kind as f64,
             (after.1 - before.1) / per_kind as f64,
+            (after.1 - before.1) / applied.max(1) as f64,
         );
     }
     let mut sizes: Vec<usize> = Vec::new();
@@ -753,7 +756,62 @@ async fn bench_ingest_events_per_second_and_units_per_event_type() {
         pct(90),
         sizes.last().copied().unwrap_or_default()
     );
+    full_journal_units(&ingest, &store).await;
     let _ = store.delete_table().await;
+}
+
+/// The units of one more profile event on profiles whose journal is full (the newest 32
+/// win-back sends, orders and views each, `IngestLimits::window`): the largest a profile gets.
+async fn full_journal_units(ingest: &sendtime_api::ingest::Ingest, store: &DynamoStore) {
+    use sendtime_api::ingest::Summary;
+    let window = IngestLimits::default().window as i64;
+    let users: Vec<String> = (0..5).map(|u| format!("full{u:02}")).collect();
+    let mut filler = Vec::new();
+    // Users interleaved, so a batch's concurrent events spread over the ten rows.
+    for k in 0..window {
+        for user in &users {
+            let at = at(600 + k);
+            filler.push(json!({"id": format!("{user}-v{k}"), "type": "activity",
+                "user_id": user, "time": at, "properties": {"product_id": format!("bi{k:04}")}}));
+            filler.push(json!({"id": format!("{user}-s{k}"), "type": "message_sent",
+                "user_id": user, "time": at, "properties": {"message_id": format!("wb-{user}-{k}"),
+                "block": "dormancy"}}));
+            filler.push(json!({"id": format!("{user}-o{k}"), "type": "order_placed",
+                "user_id": user, "time": at, "properties": {"order_id": format!("ord-{user}-{k}"),
+                "products": [{"product_id": format!("bi{:04}", k + 50)}]}}));
+        }
+    }
+    for batch in filler.chunks(100) {
+        let s = Summary::of(&ingest.apply_batch(batch.to_vec()).await);
+        assert_eq!(s.rejected + s.failed, 0, "{s:?}");
+    }
+    let mut sizes: Vec<usize> = Vec::new();
+    for user in &users {
+        if let Some(item) = raw_item(store.table(), &format!("USER#{user}"), "PROFILE").await {
+            sizes.push(item_size(&item));
+        }
+    }
+    let next: Vec<serde_json::Value> = users
+        .iter()
+        .map(|user| {
+            json!({"id": format!("{user}-next"), "type": "message_sent", "user_id": user,
+            "time": at(5), "properties": {"message_id": format!("wb-{user}-next"),
+            "block": "dormancy"}})
+        })
+        .collect();
+    let before = store.ingest_capacity();
+    let applied = Summary::of(&ingest.apply_batch(next).await).applied;
+    let after = store.ingest_capacity();
+    println!(
+        "bench-ingest: full journal ({} sends, orders, views each; profile {}–{} B): \
+         message_sent {:.2} RCU and {:.2} WCU per event ({applied} of {} applied)",
+        window,
+        sizes.iter().min().copied().unwrap_or_default(),
+        sizes.iter().max().copied().unwrap_or_default(),
+        (after.0 - before.0) / users.len() as f64,
+        (after.1 - before.1) / users.len() as f64,
+        users.len()
+    );
 }
 
 /// Minutes ago of the per-type phase's events: after all of the mix's (none of them stale).
