@@ -20,5 +20,5 @@ export INGEST_BENCH_USERS="${INGEST_BENCH_USERS:-2000}"
 export INGEST_BENCH_EVENTS="${INGEST_BENCH_EVENTS:-6000}"
 export INGEST_BENCH_PER_TYPE="${INGEST_BENCH_PER_TYPE:-200}"
 timeout 900 nice cargo test "${profile[@]}" -p sendtime-tests --test ingest_store -- \
-  --ignored --exact bench_ingest_events_per_second_and_units_per_event_type --nocapture 2>&1 \
+  --ignored --exact bench::bench_ingest_events_per_second_and_units_per_event_type --nocapture 2>&1 \
   | grep -E "bench-ingest:|test result|panicked|error"
