@@ -533,6 +533,65 @@ async fn an_item_event_the_rules_refuse_is_refused_on_dynamodb_and_writes_nothin
     let _ = store.delete_table().await;
 }
 
+#[tokio::test]
+async fn a_row_that_changes_under_every_round_is_a_retryable_failure_after_the_last_attempt() {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::Client;
+    use aws_smithy_mocks::mock;
+    // GIVEN DynamoDB (mocked) where the row is absent at every read and another writer always
+    // wins the conditional write
+    let get = mock!(Client::get_item)
+        .sequence()
+        .output(|| GetItemOutput::builder().build())
+        .repeatedly()
+        .build();
+    let put = mock!(Client::put_item)
+        .sequence()
+        .http_status(
+            400,
+            Some(
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"The conditional request failed"}"#
+                    .to_owned(),
+            ),
+        )
+        .repeatedly()
+        .build();
+    let interceptor = aws_smithy_mocks::MockResponseInterceptor::new()
+        .rule_mode(aws_smithy_mocks::RuleMode::MatchAny)
+        .with_rule(&get)
+        .with_rule(&put);
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .http_client(aws_smithy_mocks::create_mock_http_client())
+        .interceptor(interceptor)
+        .build();
+    let store = DynamoStore::new(
+        Client::from_conf(config),
+        "mocked",
+        std::time::Duration::from_secs(1),
+    );
+    // WHEN a cart arrives
+    let cart = event(
+        json!({"id": "c1", "type": "cart_updated", "user_id": "busy",
+        "time": at(1), "properties": {"products": [{"product_id": "s1"}]}}),
+    );
+    let result = store.apply_event(&cart, &IngestLimits::default()).await;
+    // THEN it was read and tried APPLY_ATTEMPTS times, and the failure says "send it again"
+    let attempts = sendtime_dynamo::APPLY_ATTEMPTS as usize;
+    assert_eq!((get.num_calls(), put.num_calls()), (attempts, attempts));
+    assert_eq!(store.ingest_conflicts(), attempts as u64);
+    match result {
+        Err(sendtime_store::ApplyError::Store(e)) => {
+            assert!(e.is_retryable(), "{e}");
+            assert!(e.to_string().contains("USER#busy/CART"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// The benchmark behind `scripts/bench-ingest.sh`.
 #[path = "ingest_store/bench.rs"]
 mod bench;
