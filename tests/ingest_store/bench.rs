@@ -230,7 +230,7 @@ async fn bench_ingest_events_per_second_and_units_per_event_type() {
     let _ = store.delete_table().await;
 }
 
-/// The units of one more profile event on profiles whose journal is full (the newest 32
+/// The units of one more profile event on profiles whose journal is full (the newest
 /// win-back sends, orders and views each, `IngestLimits::window`): the largest a profile gets.
 async fn full_journal_units(ingest: &sendtime_api::ingest::Ingest, store: &DynamoStore) {
     use sendtime_api::ingest::Summary;
