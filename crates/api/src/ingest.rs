@@ -1,11 +1,12 @@
 //! The one ingest handler behind every way in (`POST /v1/events`, the ingest function's SQS
 //! batches, `sendtime events send`): a batch of raw events validated one by one against an
-//! injected clock, the valid ones applied through the store's [`EventsApply`], and a result
-//! per event — applied, unchanged (a duplicate or stale event), rejected (bad input: never
-//! retried) or failed (the store: retry it; applying again is safe).
+//! injected clock, the valid ones applied through the store's
+//! [`sendtime_store::EventsApply`], and a result per event — applied, unchanged (a duplicate
+//! or stale event), rejected (bad input: never retried) or failed (the store: retry it;
+//! applying again is safe).
 //!
 //! A process that applies an event drops what it holds about that user or item at once
-//! ([`Invalidate`]); other processes see it when their cache entry expires.
+//! ([`crate::ingest::Invalidate`]); other processes see it when their cache entry expires.
 
 use futures::stream::{self, StreamExt};
 use sendtime_domain::ingest::{EventError, IngestLimits, Outcome, RawEvent, Target};

@@ -7,7 +7,7 @@
 //! keyed by user, block, limit, `min_score` and the day the stages are computed for, and
 //! valid only while the store would hand out the very user records it was built from — until
 //! their cache entry expires (the store's lease) and while that entry is still the one the
-//! store holds (an event for the user drops it: [`Invalidate`]) — so a data change is never
+//! store holds (an event for the user drops it: [`crate::ingest::Invalidate`]) — so a data change is never
 //! hidden by an older answer. An event for one user voids that user's answers only; an
 //! event for an item voids every answer (which answers read an item is not tracked). A
 //! repeat call is two lookups (the answer, and that its records are still held): no store
