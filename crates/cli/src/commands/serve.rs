@@ -233,29 +233,14 @@ impl ServeArgs {
         let local = listener.local_addr()?;
         let mut examples =
             example_urls(&service, local, &served.sample_users, !self.no_preview).await;
-        examples.extend(
-            event_example(
-                &service,
-                local,
-                &served.sample_users,
-                &write_keys,
-                clock.now(),
-            )
-            .await,
-        );
+        let users = &served.sample_users;
+        examples.extend(event_example(&service, local, users, &write_keys, clock.now()).await);
         print_banner(local, &served.description, &examples)?;
         tracing::info!(addr = %local, "serving");
         let app = router_with(
             service,
             RouterOptions {
-                credentials: sendtime_api::auth::Credentials::new(
-                    self.api_key_sha256.clone(),
-                    self.signing_secret
-                        .iter()
-                        .map(|s| s.trim().as_bytes().to_vec())
-                        .collect(),
-                )
-                .with_write_keys(write_keys.digests),
+                credentials: self.credentials(write_keys.digests),
                 strict: self.strict,
                 default_locale: self.default_locale,
                 preview: !self.no_preview,
@@ -327,6 +312,17 @@ impl ServeArgs {
             description: format!("DynamoDB table '{table}'"),
             sample_users: Vec::new(),
         })
+    }
+
+    /// The read keys and signing secrets given, and these write keys.
+    fn credentials(&self, write_keys: Vec<[u8; 32]>) -> sendtime_api::auth::Credentials {
+        let secrets = self
+            .signing_secret
+            .iter()
+            .map(|s| s.trim().as_bytes().to_vec())
+            .collect();
+        sendtime_api::auth::Credentials::new(self.api_key_sha256.clone(), secrets)
+            .with_write_keys(write_keys)
     }
 
     /// `--write-key-sha256`, or a random key of 32 bytes (hex) made up for this run.
