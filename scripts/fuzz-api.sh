@@ -21,6 +21,9 @@ export SENDTIME_FUZZ_WRITE_KEY="fuzz-write-$(date +%s%N)"
 WRITE_HASH="$(printf %s "$SENDTIME_FUZZ_WRITE_KEY" | sha256sum | cut -d' ' -f1)"
 WORK="$(mktemp -d)"
 trap 'kill "$SERVE_PID" 2>/dev/null || true; wait "$SERVE_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# Made before serve starts: the wait below reads it at once (the background job's redirect
+# may not have run yet).
+: > "$WORK/serve.out"
 SENDTIME_LOG=warn "$BIN" serve --addr 127.0.0.1:0 --api-key-sha256 "$HASH" --write-key-sha256 "$WRITE_HASH" \
   > "$WORK/serve.out" 2> "$WORK/serve.err" &
 SERVE_PID=$!
