@@ -34,6 +34,27 @@ fn string_attr(item: &AttrMap, name: &str) -> Option<String> {
 #[async_trait]
 impl UserDataGet for DynamoStore {
     async fn user_data(&self, user_id: &UserId) -> Result<Arc<UserData>, StoreError> {
+        self.query_user(user_id, false).await
+    }
+
+    /// The same `Query` with `ConsistentRead`: "If you set ConsistentRead to true, DynamoDB
+    /// returns a response with the most up-to-date data, reflecting the updates from all prior
+    /// write operations that were successful"; "Eventually consistent reads are half the
+    /// cost of strongly consistent reads"
+    /// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.ReadConsistency.html>).
+    /// Paid once per user after an event this process applied.
+    async fn user_data_consistent(&self, user_id: &UserId) -> Result<Arc<UserData>, StoreError> {
+        self.query_user(user_id, true).await
+    }
+}
+
+impl DynamoStore {
+    /// One `Query` of the user's partition, eventually or strongly consistent.
+    async fn query_user(
+        &self,
+        user_id: &UserId,
+        consistent: bool,
+    ) -> Result<Arc<UserData>, StoreError> {
         let pk = user_pk(user_id);
         let now = self.clock.now().timestamp();
         self.count_round_trip();
@@ -42,6 +63,7 @@ impl UserDataGet for DynamoStore {
             .client
             .query()
             .table_name(&self.table)
+            .consistent_read(consistent)
             .key_condition_expression("#pk = :pk")
             .filter_expression("attribute_not_exists(#ttl) OR #ttl > :now")
             .expression_attribute_names("#pk", PK)
