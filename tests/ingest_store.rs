@@ -316,22 +316,23 @@ fn any_shuffle_and_duplication_of_a_users_events_gives_the_records_and_blocks_of
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_concurrent_events_on_one_profile_all_land_through_conditional_writes() {
+async fn a_windowful_of_concurrent_events_on_one_profile_all_land_through_conditional_writes() {
     // GIVEN a profile written by `data load` on DynamoDB Local
     let store = fresh_dynamo_store("ingest-conflict")
         .await
         .with_clock(clock());
     let (records, _) = user_records("racer", true);
     put(&store, &records).await;
-    // WHEN 20 distinct win-back sends for that user are applied at once
-    let events: Vec<Event> = (0..20)
+    // WHEN as many distinct win-back sends as the journal keeps are applied at once
+    let limits = IngestLimits::default();
+    let n = limits.window;
+    let events: Vec<Event> = (0..n)
         .map(|n| {
             event(json!({"id": format!("send-{n}"), "type": "message_sent",
-                "user_id": "racer", "time": at(30 - n),
+                "user_id": "racer", "time": at(30 - n as i64),
                 "properties": {"message_id": format!("wb-{n}"), "block": "dormancy"}}))
         })
         .collect();
-    let limits = IngestLimits::default();
     let outcomes =
         futures::future::join_all(events.iter().map(|e| store.apply_event(e, &limits))).await;
     // THEN every one changed the profile, some had to retry, and every send is in the record
@@ -344,7 +345,7 @@ async fn twenty_concurrent_events_on_one_profile_all_land_through_conditional_wr
     }
     assert!(
         store.ingest_conflicts() > 0,
-        "20 concurrent writes to one row should have conflicted at least once"
+        "{n} concurrent writes to one row should have conflicted at least once"
     );
     let profile = store
         .user_data(&uid("racer"))
@@ -356,11 +357,11 @@ async fn twenty_concurrent_events_on_one_profile_all_land_through_conditional_wr
     let journal = profile.journal.as_ref().expect("a journal");
     let mut sent: Vec<&str> = journal.winbacks.iter().map(|s| s.id.as_str()).collect();
     sent.sort();
-    let mut expected: Vec<String> = (0..20).map(|n| format!("wb-{n}")).collect();
+    let mut expected: Vec<String> = (0..n).map(|n| format!("wb-{n}")).collect();
     expected.sort();
     assert_eq!(sent, expected);
-    // one loaded unanswered win-back + 20 sent after the last activity
-    assert_eq!(profile.winback_unanswered, 21);
+    // one loaded unanswered win-back + every send after the last activity
+    assert_eq!(profile.winback_unanswered as usize, 1 + n);
     let _ = store.delete_table().await;
 }
 
