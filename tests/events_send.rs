@@ -1,0 +1,508 @@
+//! `sendtime events send FILE` through the real binary against a small `POST /v1/events`
+//! server that runs the API's own batch handler (`sendtime_api::ingest::{parse_batch,
+//! Ingest}` over a `MemoryStore`, as the route does) and can be told to answer 429 or 503,
+//! to fail events in the store (per-event `failed` results), or to answer slowly: every
+//! line is accounted for once under injected 429s, 503s and store failures; a run killed with
+//! SIGKILL and resumed sends each event at most once more and leaves the store as applying
+//! the file once would; bad lines are reported by FILE:line and never sent; a read key stops
+//! the send with an error that names the fix and not the key.
+
+use async_trait::async_trait;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sendtime_api::ingest::{parse_batch, BatchError, Ingest, Summary};
+use sendtime_domain::ingest::{Event, IngestLimits, Outcome};
+use sendtime_domain::{SystemClock, UserId};
+use sendtime_store::{ApplyError, EventsApply, MemoryStore, StoreError, UserDataGet};
+use sendtime_tests::sendtime_bin;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const WRITE_KEY: &str = "test-write-key";
+const READ_KEY: &str = "test-read-key";
+
+/// What the test server is told to do wrong.
+#[derive(Clone, Copy, Default)]
+struct Faults {
+    /// Every n-th request is answered 429 (with `Retry-After: 0`).
+    throttle_every: Option<u64>,
+    /// Every n-th request is answered 503.
+    unavailable_every: Option<u64>,
+    /// Every n-th event applied fails in the store (the answer says `failed` for it).
+    store_fails_every: Option<u64>,
+    /// Each batch is answered this late after it was applied.
+    delay: Duration,
+}
+
+/// A store whose every n-th apply fails before writing, as a throttled DynamoDB would.
+struct FlakyStore {
+    inner: Arc<MemoryStore>,
+    every: Option<u64>,
+    applies: AtomicU64,
+}
+
+#[async_trait]
+impl EventsApply for FlakyStore {
+    async fn apply_event(
+        &self,
+        event: &Event,
+        limits: &IngestLimits,
+    ) -> Result<Outcome, ApplyError> {
+        let n = self.applies.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.every.is_some_and(|every| n.is_multiple_of(every)) {
+            return Err(ApplyError::Store(StoreError::Throttled));
+        }
+        self.inner.apply_event(event, limits).await
+    }
+}
+
+struct ServerState {
+    ingest: Ingest,
+    faults: Faults,
+    requests: AtomicU64,
+    /// Times each event id reached the handler in a batch it applied.
+    applied_posts: Mutex<HashMap<String, u32>>,
+    /// (when, events) of every batch applied.
+    batches: Mutex<Vec<(Instant, usize)>>,
+}
+
+struct Server {
+    url: String,
+    store: Arc<MemoryStore>,
+    state: Arc<ServerState>,
+}
+
+impl Server {
+    async fn start(faults: Faults) -> Self {
+        let store = Arc::new(MemoryStore::new(Arc::new(SystemClock)));
+        let flaky = Arc::new(FlakyStore {
+            inner: store.clone(),
+            every: faults.store_fails_every,
+            applies: AtomicU64::new(0),
+        });
+        let state = Arc::new(ServerState {
+            ingest: Ingest::new(flaky, Arc::new(()), Arc::new(SystemClock)),
+            faults,
+            requests: AtomicU64::new(0),
+            applied_posts: Mutex::new(HashMap::new()),
+            batches: Mutex::new(Vec::new()),
+        });
+        let app = axum::Router::new()
+            .route("/v1/events", axum::routing::post(post_events))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, store, state }
+    }
+
+    fn posts_of(&self) -> HashMap<String, u32> {
+        self.state.applied_posts.lock().unwrap().clone()
+    }
+}
+
+fn error(status: StatusCode, code: &str) -> Response {
+    let body = serde_json::json!({"error": {"code": code, "message": code}});
+    (status, axum::Json(body)).into_response()
+}
+
+/// `POST /v1/events` as the route serves it — the key checked, then `parse_batch` and
+/// `Ingest::apply_batch` — with the injected faults before.
+async fn post_events(
+    State(s): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let n = s.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    match headers.get("x-sendtime-key").and_then(|v| v.to_str().ok()) {
+        Some(WRITE_KEY) => {}
+        Some(READ_KEY) => return error(StatusCode::FORBIDDEN, "forbidden"),
+        _ => return error(StatusCode::UNAUTHORIZED, "unauthorized"),
+    }
+    if headers.get("content-type").and_then(|v| v.to_str().ok()) != Some("application/json") {
+        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_json");
+    }
+    if s.faults.throttle_every.is_some_and(|e| n.is_multiple_of(e)) {
+        let mut r = error(StatusCode::TOO_MANY_REQUESTS, "throttled");
+        r.headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from_static("0"));
+        return r;
+    }
+    if s.faults
+        .unavailable_every
+        .is_some_and(|e| n.is_multiple_of(e))
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    }
+    let events = match parse_batch(&body) {
+        Ok(events) => events,
+        Err(BatchError::TooLarge) => return error(StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        Err(_) => return error(StatusCode::BAD_REQUEST, "invalid_body"),
+    };
+    {
+        let mut posts = s.applied_posts.lock().unwrap();
+        for e in &events {
+            if let Some(id) = e.get("id").and_then(|v| v.as_str()) {
+                *posts.entry(id.to_owned()).or_default() += 1;
+            }
+        }
+        s.batches
+            .lock()
+            .unwrap()
+            .push((Instant::now(), events.len()));
+    }
+    let results = s.ingest.apply_batch(events).await;
+    // Applied, then answered late: a client killed meanwhile never learns of it.
+    tokio::time::sleep(s.faults.delay).await;
+    let summary = Summary::of(&results);
+    axum::Json(serde_json::json!({"results": results, "summary": summary})).into_response()
+}
+
+fn dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sendtime-events-send-{name}-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Two events per user — a cart and a win-back message — an hour apart, a day ago.
+fn event_lines(users: usize) -> Vec<String> {
+    let base = chrono::Utc::now() - chrono::Duration::days(1);
+    let at = |minutes: i64| (base + chrono::Duration::minutes(minutes)).to_rfc3339();
+    let mut lines = Vec::new();
+    for i in 0..users {
+        lines.push(
+            serde_json::json!({"id": format!("c{i}"), "type": "cart_updated",
+                "user_id": format!("u{i:05}"), "time": at(i as i64 % 50),
+                "properties": {"products": [{"product_id": format!("i{}", i % 17), "quantity": 1}]}})
+            .to_string(),
+        );
+        lines.push(
+            serde_json::json!({"id": format!("m{i}"), "type": "message_sent",
+                "user_id": format!("u{i:05}"), "time": at(60 + i as i64 % 50),
+                "properties": {"message_id": format!("w{i}"), "block": "dormancy"}})
+            .to_string(),
+        );
+    }
+    lines
+}
+
+fn write_lines(path: &Path, lines: &[String]) {
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+fn send_command(server: &Server, file: &Path, extra: &[&str]) -> tokio::process::Command {
+    send_with_key(server, file, WRITE_KEY, extra)
+}
+
+fn send_with_key(
+    server: &Server,
+    file: &Path,
+    key: &str,
+    extra: &[&str],
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(sendtime_bin());
+    cmd.args(["events", "send"])
+        .arg(file)
+        .args(["--url", &server.url, "--key", key])
+        .args(extra)
+        .env("SENDTIME_LOG", "warn")
+        .kill_on_drop(true);
+    cmd
+}
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn summary(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+}
+
+async fn run(mut cmd: tokio::process::Command) -> Run {
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("events send finished in time")
+        .expect("run sendtime");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn n(summary: &serde_json::Value, key: &str) -> u64 {
+    summary[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} in {summary}"))
+}
+
+/// The store `lines` leave when applied once each, in order, through the same handler.
+async fn applied_once(lines: &[String]) -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new(Arc::new(SystemClock)));
+    let ingest = Ingest::new(store.clone(), Arc::new(()), Arc::new(SystemClock));
+    for chunk in lines.chunks(100) {
+        let body = format!("{{\"events\":[{}]}}", chunk.join(","));
+        ingest
+            .apply_batch(parse_batch(body.as_bytes()).unwrap())
+            .await;
+    }
+    store
+}
+
+async fn assert_same_users(got: &MemoryStore, want: &Arc<MemoryStore>, users: usize) {
+    for i in 0..users {
+        let user = UserId::parse(&format!("u{i:05}")).unwrap();
+        let (g, w) = (
+            got.user_data(&user).await.unwrap(),
+            want.user_data(&user).await.unwrap(),
+        );
+        assert_eq!(g, w, "user {user}");
+        assert!(w.cart.is_some() && w.profile.is_some(), "user {user}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_line_is_accounted_for_once_under_429s_503s_and_store_failures() {
+    // GIVEN 300 users' 600 events plus 20 lines repeated (a redelivery), and an API that
+    // answers every 5th request 429, every 7th 503 and fails every 13th event in its store
+    let server = Server::start(Faults {
+        throttle_every: Some(5),
+        unavailable_every: Some(7),
+        store_fails_every: Some(13),
+        ..Faults::default()
+    })
+    .await;
+    let dir = dir("faults");
+    let file = dir.join("events.jsonl");
+    let mut lines = event_lines(300);
+    let repeated: Vec<String> = lines[..20].to_vec();
+    lines.extend(repeated);
+    write_lines(&file, &lines);
+    // WHEN the file is sent in batches of 40, at most 4 in flight, 4,000 events/s
+    let started = Instant::now();
+    let sent = run(send_command(
+        &server,
+        &file,
+        &[
+            "--batch",
+            "40",
+            "--concurrency",
+            "4",
+            "--rate",
+            "4000/s",
+            "--max-attempts",
+            "12",
+        ],
+    ))
+    .await;
+    let elapsed = started.elapsed();
+    // THEN it ends well, every line applied or unchanged (the repeats), none lost or doubled
+    assert!(sent.ok, "{}", sent.stderr);
+    let s = sent.summary();
+    assert_eq!(n(&s, "lines"), 620, "{s}");
+    assert_eq!(n(&s, "applied") + n(&s, "unchanged"), 620, "{s}");
+    assert!(n(&s, "unchanged") >= 20, "{s}");
+    assert_eq!(
+        (n(&s, "rejected"), n(&s, "failed"), n(&s, "unanswered")),
+        (0, 0, 0)
+    );
+    // AND the faults happened and were retried: whole batches and single failed events
+    assert!(
+        n(&s["refusals"], "429") > 0 && n(&s["refusals"], "503") > 0,
+        "{s}"
+    );
+    assert!(n(&s, "resent") > 0, "{s}");
+    // AND the state file holds exactly one record per line
+    let state = std::fs::read_to_string(dir.join("events.jsonl.send-state.jsonl")).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for l in state.lines() {
+        let r: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(seen.insert(r["line"].as_u64().unwrap()), "line twice: {l}");
+    }
+    assert_eq!(seen.len(), 620);
+    // AND no batch went over 40 events, and the rate held (retries paced too)
+    let batches = server.state.batches.lock().unwrap().clone();
+    assert!(batches.iter().all(|b| b.1 <= 40));
+    let posted: usize = batches.iter().map(|b| b.1).sum();
+    let floor = Duration::from_secs_f64((posted - 40) as f64 / 4_000.0);
+    assert!(
+        elapsed >= floor,
+        "{posted} events in {elapsed:?}: faster than 4,000/s"
+    );
+    // AND the store is what applying the file once gives
+    assert_same_users(&server.store, &applied_once(&lines).await, 300).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_killed_with_sigkill_and_resumed_sends_each_event_at_most_once_more() {
+    // GIVEN 400 users' 800 events and an API that answers 40 ms after applying a batch
+    // (and every 9th request 429)
+    let server = Server::start(Faults {
+        delay: Duration::from_millis(40),
+        throttle_every: Some(9),
+        ..Faults::default()
+    })
+    .await;
+    let dir = dir("killed");
+    let file = dir.join("events.jsonl");
+    let lines = event_lines(400);
+    write_lines(&file, &lines);
+    let state = dir.join("events.jsonl.send-state.jsonl");
+    let args = ["--batch", "20", "--concurrency", "3"];
+    // WHEN the send is killed with SIGKILL once a fifth of the lines are answered
+    let mut child = send_command(&server, &file, &args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Complete records only: a line cut by the kill is dropped by the next run.
+    let lines_in = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|t| t.matches('\n').count())
+            .unwrap_or(0)
+    };
+    let started = Instant::now();
+    while lines_in(&state) < 160 {
+        assert!(started.elapsed() < Duration::from_secs(30), "no progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let at_kill = lines_in(&state);
+    assert!(at_kill < lines.len(), "killed after the end");
+    // AND the same command runs again
+    let resumed = run(send_command(&server, &file, &args)).await;
+    // THEN it ends well: what the first run recorded is not sent again, the rest is
+    assert!(resumed.ok, "{}", resumed.stderr);
+    let s = resumed.summary();
+    assert_eq!(n(&s, "lines"), 800);
+    assert_eq!(n(&s, "answered_earlier") as usize, at_kill, "{s}");
+    assert_eq!(n(&s, "sent") as usize, 800 - at_kill, "{s}");
+    assert_eq!(n(&s, "applied") + n(&s, "unchanged"), 800, "{s}");
+    assert_eq!(
+        (n(&s, "rejected"), n(&s, "failed"), n(&s, "unanswered")),
+        (0, 0, 0)
+    );
+    // AND every event reached the API, none more than twice: only the batches applied but
+    // not yet answered at the kill (at most 3 of 20; a batch waits 40 ms for its answer, so
+    // some always are) twice, and those were answered `unchanged` the second time
+    let posts = server.posts_of();
+    assert_eq!(posts.len(), 800);
+    assert!(posts.values().all(|&p| p <= 2), "an event posted thrice");
+    let twice = posts.values().filter(|&&p| p == 2).count();
+    assert!(twice > 0 && twice <= 3 * 20, "{twice} events posted twice");
+    assert_eq!(n(&s, "unchanged") as usize, twice, "{s}");
+    // AND the state file ends with one record per line, and the store as applying once
+    let state_text = std::fs::read_to_string(&state).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for l in state_text.lines() {
+        let r: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(seen.insert(r["line"].as_u64().unwrap()), "line twice: {l}");
+    }
+    assert_eq!(seen.len(), 800);
+    assert_same_users(&server.store, &applied_once(&lines).await, 400).await;
+    // AND a third run sends nothing: every line was answered
+    let again = run(send_command(&server, &file, &args)).await;
+    assert!(again.ok, "{}", again.stderr);
+    assert_eq!(
+        (
+            n(&again.summary(), "sent"),
+            n(&again.summary(), "answered_earlier")
+        ),
+        (0, 800)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_lines_are_reported_by_file_and_line_counted_rejected_and_never_sent() {
+    // GIVEN a file with a bad JSON line (2), an array (4), a blank line (5) and an event of
+    // an unknown type (6) among good events
+    let server = Server::start(Faults::default()).await;
+    let dir = dir("bad");
+    let file = dir.join("events.jsonl");
+    let good = event_lines(2);
+    let lines = vec![
+        good[0].clone(),
+        r#"{"id": "broken", "type":"#.to_owned(),
+        good[1].clone(),
+        "[1, 2]".to_owned(),
+        String::new(),
+        r#"{"id":"x1","type":"nope","user_id":"u00001","time":"2026-01-01T00:00:00Z"}"#.to_owned(),
+        good[2].clone(),
+        good[3].clone(),
+    ];
+    write_lines(&file, &lines);
+    // WHEN it is sent
+    let sent = run(send_command(&server, &file, &[])).await;
+    // THEN it fails naming the count, each bad line reported as FILE:line with its reason
+    assert!(!sent.ok);
+    assert!(
+        sent.stderr.contains("3 event(s) rejected and 0 failed"),
+        "{}",
+        sent.stderr
+    );
+    let shown = file.display();
+    for (line, code) in [
+        (2, "invalid_json"),
+        (4, "not_an_object"),
+        (6, "unknown_type"),
+    ] {
+        let want = format!("{shown}:{line}: rejected: {code}");
+        assert!(sent.stderr.contains(&want), "{want} in {}", sent.stderr);
+    }
+    // AND every line is counted once; the locally bad lines never reached the API
+    let s = sent.summary();
+    assert_eq!(
+        [
+            "lines",
+            "applied",
+            "unchanged",
+            "rejected",
+            "failed",
+            "blank"
+        ]
+        .map(|k| n(&s, k)),
+        [8, 4, 0, 3, 0, 1]
+    );
+    let posts = server.posts_of();
+    assert_eq!(posts.len(), 5, "{posts:?}");
+    assert!(!posts.contains_key("broken"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_key_stops_the_send_with_the_fix_and_without_printing_the_key() {
+    // GIVEN an API and the read key
+    let server = Server::start(Faults::default()).await;
+    let dir = dir("read-key");
+    let file = dir.join("events.jsonl");
+    write_lines(&file, &event_lines(5));
+    // WHEN the file is sent with it
+    let sent = run(send_with_key(&server, &file, READ_KEY, &[])).await;
+    // THEN the send stops at the first answer, says 403 and what fixes it, not the key
+    assert!(!sent.ok);
+    assert!(sent.stderr.contains("answered 403"), "{}", sent.stderr);
+    assert!(
+        sent.stderr.contains("--key or SENDTIME_KEY"),
+        "{}",
+        sent.stderr
+    );
+    assert!(!sent.stderr.contains(READ_KEY) && !sent.stdout.contains(READ_KEY));
+    // AND nothing was applied, and every line is left to a later run
+    assert!(server.posts_of().is_empty());
+    assert_eq!(n(&sent.summary(), "unanswered"), 10);
+}
