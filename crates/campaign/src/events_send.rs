@@ -407,7 +407,8 @@ impl Shared {
 struct Reading {
     lines: u64,
     blank: u64,
-    answered_earlier: u64,
+    /// The outcomes an earlier run recorded for the lines skipped.
+    earlier: Counts,
     sent: u64,
 }
 
@@ -459,13 +460,15 @@ async fn engine(
         path: state.display().to_string(),
         source,
     };
-    let mut this_run: HashMap<u64, LineRecord> = HashMap::new();
+    let mut this_run = Counts::default();
+    let mut answered = 0u64;
     let mut waiting = Vec::with_capacity(256);
     // The channel closes once the dispatcher and every batch it launched are done.
     while rx.recv_many(&mut waiting, 256).await > 0 {
         for record in waiting.drain(..) {
             log.push_line(&record).map_err(state_error)?;
-            this_run.insert(record.line, record);
+            this_run.add(&record);
+            answered += 1;
         }
         log.flush().map_err(state_error)?;
     }
@@ -473,12 +476,12 @@ async fn engine(
     let reading = dispatcher
         .await
         .map_err(|e| EventsSendError::Engine(std::io::Error::other(e.to_string())))??;
-    let mut report = tally(&reading, &earlier, &this_run);
+    let mut report = tally(&reading, &this_run);
     report.requests = shared.requests.get();
     report.resent = shared.resent.get();
     report.refusals = shared.refusals.borrow().clone();
     report.seconds = started.elapsed().as_secs_f64();
-    report.events_per_second = this_run.len() as f64 / report.seconds.max(1e-9);
+    report.events_per_second = answered as f64 / report.seconds.max(1e-9);
     let stop = shared.stop.borrow_mut().take();
     match stop {
         Some(reason) => Err(EventsSendError::Stopped {
@@ -489,45 +492,89 @@ async fn engine(
     }
 }
 
-/// Every line counted once: this run's record of a line, else an earlier run's.
-fn tally(
-    reading: &Reading,
-    earlier: &HashMap<u64, LineRecord>,
-    this_run: &HashMap<u64, LineRecord>,
-) -> Report {
-    let mut report = Report {
-        lines: reading.lines,
-        blank: reading.blank,
-        answered_earlier: reading.answered_earlier,
-        sent: reading.sent,
-        ..Report::default()
-    };
-    let mut lines: Vec<&LineRecord> = this_run.values().collect();
-    lines.extend(
-        earlier
-            .values()
-            .filter(|r| r.line <= reading.lines && !this_run.contains_key(&r.line)),
-    );
-    lines.sort_by_key(|r| r.line);
-    for r in lines {
+/// Final outcomes counted as they come, in bounded memory: the first rejected and failed
+/// lines (by line number) are kept for the report.
+#[derive(Default)]
+struct Counts {
+    applied: u64,
+    unchanged: u64,
+    rejected: u64,
+    failed: u64,
+    rejected_lines: BTreeMap<u64, (String, String)>,
+    failed_lines: BTreeMap<u64, (String, String)>,
+}
+
+impl Counts {
+    fn add(&mut self, r: &LineRecord) {
         let (count, listed) = match r.status {
-            LineStatus::Applied => (&mut report.applied, None),
-            LineStatus::Unchanged => (&mut report.unchanged, None),
-            LineStatus::Rejected => (&mut report.rejected, Some(&mut report.first_rejected)),
-            LineStatus::Failed => (&mut report.failed, Some(&mut report.first_failed)),
+            LineStatus::Applied => (&mut self.applied, None),
+            LineStatus::Unchanged => (&mut self.unchanged, None),
+            LineStatus::Rejected => (&mut self.rejected, Some(&mut self.rejected_lines)),
+            LineStatus::Failed => (&mut self.failed, Some(&mut self.failed_lines)),
         };
         *count += 1;
-        if let Some(list) = listed.filter(|l| l.len() < LISTED) {
-            list.push(LineProblem {
-                line: r.line,
-                code: r.code.clone().unwrap_or_default(),
-                message: r.message.clone().unwrap_or_default(),
-            });
+        if let Some(list) = listed {
+            let problem = (
+                r.code.clone().unwrap_or_default(),
+                r.message.clone().unwrap_or_default(),
+            );
+            list.insert(r.line, problem);
+            if list.len() > LISTED {
+                list.pop_last();
+            }
         }
     }
-    let answered = report.blank + report.applied + report.unchanged + report.rejected;
-    report.unanswered = report.lines.saturating_sub(answered + report.failed);
-    report
+
+    fn merge(&mut self, other: &Counts) {
+        self.applied += other.applied;
+        self.unchanged += other.unchanged;
+        self.rejected += other.rejected;
+        self.failed += other.failed;
+        for (mine, theirs) in [
+            (&mut self.rejected_lines, &other.rejected_lines),
+            (&mut self.failed_lines, &other.failed_lines),
+        ] {
+            mine.extend(theirs.iter().map(|(l, p)| (*l, p.clone())));
+            while mine.len() > LISTED {
+                mine.pop_last();
+            }
+        }
+    }
+}
+
+/// Every line counted once: this run's outcome of a line, or the earlier run's the
+/// dispatcher skipped it for (a line is sent again only when it had none, or `failed`).
+fn tally(reading: &Reading, this_run: &Counts) -> Report {
+    let mut all = Counts::default();
+    all.merge(&reading.earlier);
+    all.merge(this_run);
+    let listed = |lines: &BTreeMap<u64, (String, String)>| {
+        lines
+            .iter()
+            .map(|(line, (code, message))| LineProblem {
+                line: *line,
+                code: code.clone(),
+                message: message.clone(),
+            })
+            .collect()
+    };
+    let counted = reading.blank + all.applied + all.unchanged + all.rejected + all.failed;
+    Report {
+        lines: reading.lines,
+        blank: reading.blank,
+        applied: all.applied,
+        unchanged: all.unchanged,
+        rejected: all.rejected,
+        failed: all.failed,
+        unanswered: reading.lines.saturating_sub(counted),
+        answered_earlier: reading.earlier.applied
+            + reading.earlier.unchanged
+            + reading.earlier.rejected,
+        sent: reading.sent,
+        first_rejected: listed(&all.rejected_lines),
+        first_failed: listed(&all.failed_lines),
+        ..Report::default()
+    }
 }
 
 /// Reads the file line by line: blank lines counted, bad lines recorded as rejected, lines
@@ -581,7 +628,7 @@ async fn dispatch(
                 });
             }
             if before.status != LineStatus::Failed {
-                reading.answered_earlier += 1;
+                reading.earlier.add(before);
                 continue;
             }
         }
@@ -927,39 +974,48 @@ mod tests {
     }
 
     #[test]
-    fn the_tally_counts_every_line_once_this_runs_record_winning() {
-        // GIVEN an earlier run that answered lines 1–2 (2 failed) and this run's line 2 and 4
+    fn the_tally_counts_every_line_once_and_lists_the_first_problems_by_line() {
+        // GIVEN an earlier run that answered lines 1 (applied) and 3 (rejected), and this
+        // run's outcomes for lines 2 (failed earlier, unchanged now) and 5–20 (rejected)
         let rec = |line, status| LineRecord {
             line,
             id: None,
             status,
             detail: None,
-            code: Some("c".into()),
+            code: Some(format!("c{line}")),
             message: Some("m".into()),
             attempts: 1,
         };
-        let earlier = HashMap::from([
-            (1, rec(1, LineStatus::Applied)),
-            (2, rec(2, LineStatus::Failed)),
-        ]);
-        let this_run = HashMap::from([
-            (2, rec(2, LineStatus::Unchanged)),
-            (4, rec(4, LineStatus::Rejected)),
-        ]);
-        let reading = Reading {
-            lines: 4,
+        let mut reading = Reading {
+            lines: 20,
             blank: 1,
-            answered_earlier: 1,
-            sent: 1,
+            earlier: Counts::default(),
+            sent: 17,
         };
+        reading.earlier.add(&rec(1, LineStatus::Applied));
+        reading.earlier.add(&rec(3, LineStatus::Rejected));
+        let mut this_run = Counts::default();
+        this_run.add(&rec(2, LineStatus::Unchanged));
+        for line in (5..=20).rev() {
+            this_run.add(&rec(line, LineStatus::Rejected));
+        }
         // WHEN tallied
-        let r = tally(&reading, &earlier, &this_run);
-        // THEN each line counts once and line 2's later outcome wins
+        let r = tally(&reading, &this_run);
+        // THEN each line counts once (line 4 blank), and the first ten problems are listed
         assert_eq!(
-            (r.applied, r.unchanged, r.rejected, r.failed, r.blank),
-            (1, 1, 1, 0, 1)
+            (
+                r.applied,
+                r.unchanged,
+                r.rejected,
+                r.failed,
+                r.blank,
+                r.unanswered
+            ),
+            (1, 1, 17, 0, 1, 0)
         );
-        assert_eq!(r.unanswered, 0);
-        assert_eq!(r.first_rejected[0].line, 4);
+        assert_eq!(r.answered_earlier, 2);
+        let listed: Vec<u64> = r.first_rejected.iter().map(|p| p.line).collect();
+        assert_eq!(listed, [3, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+        assert_eq!(r.first_rejected[0].code, "c3");
     }
 }
