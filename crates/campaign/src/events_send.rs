@@ -32,7 +32,10 @@ use tokio::time::Instant;
 /// The path events are posted to, under the base URL.
 pub const EVENTS_PATH: &str = "/v1/events";
 
-/// What a batch body adds around its events: `{"events":[` … `]}`.
+/// What a batch body adds around its events: `{"events":[` … `]}`. A batch stays within the
+/// API's `MAX_BATCH_BYTES` (256 KiB), far below what a Lambda behind either front door takes:
+/// "For synchronous invocations, the maximum payload size is 6 MB."
+/// — <https://docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html>
 const ENVELOPE_BYTES: usize = r#"{"events":[]}"#.len();
 
 /// Problems listed by line in the report, per kind (rejected, failed).
@@ -797,6 +800,12 @@ async fn post(
             if status == 429 || status == 503 {
                 shared.limiter.on_overload();
             }
+            // 429 is how the front door throttles: "Exceeding the throttling limit or quota
+            // returns a "429 Too Many Requests" or "Limit Exceeded" error response."
+            // — https://aws.amazon.com/premiumsupport/knowledge-center/api-gateway-429-limit/
+            // 5xx (the function failed or timed out) is retried too: events carry their id and
+            // the store applies each once, so a batch applied before its answer was lost is
+            // answered `unchanged` the second time.
             match StatusClass::of_status(status) {
                 StatusClass::Throttled | StatusClass::ServerError if last => {
                     let code = code.unwrap_or_else(|| format!("http_{status}"));
