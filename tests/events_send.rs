@@ -506,3 +506,39 @@ async fn a_read_key_stops_the_send_with_the_fix_and_without_printing_the_key() {
     assert!(server.posts_of().is_empty());
     assert_eq!(n(&sent.summary(), "unanswered"), 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: cargo test -p sendtime-tests --test events_send -- --ignored --nocapture"]
+async fn measure_events_per_second_sent_to_a_loopback_api() {
+    // GIVEN 20,000 users' 40,000 events and a fault-free API on the embedded store
+    let server = Server::start(Faults::default()).await;
+    let dir = dir("measure");
+    let file = dir.join("events.jsonl");
+    let lines = event_lines(20_000);
+    write_lines(&file, &lines);
+    // WHEN sent in the API's largest batches, unpaced in effect
+    let sent = run(send_command(
+        &server,
+        &file,
+        &[
+            "--batch",
+            "500",
+            "--concurrency",
+            "4",
+            "--rate",
+            "1000000/s",
+        ],
+    ))
+    .await;
+    // THEN every event is applied; the rate is printed
+    assert!(sent.ok, "{}", sent.stderr);
+    let s = sent.summary();
+    assert_eq!(n(&s, "applied"), 40_000, "{s}");
+    eprintln!(
+        "events send: {} events in {:.2} s = {:.0} events/s ({} requests)",
+        n(&s, "sent"),
+        s["seconds"].as_f64().unwrap_or_default(),
+        s["events_per_second"].as_f64().unwrap_or_default(),
+        n(&s, "requests")
+    );
+}

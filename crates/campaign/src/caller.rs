@@ -793,6 +793,24 @@ mod tests {
     }
 
     #[test]
+    fn a_path_target_keeps_the_base_path() {
+        // GIVEN a base URL with a stage path WHEN the events path is targeted THEN it is kept
+        let c = Caller::new(&CallerConfig {
+            base_url: "https://api.example.com/prod/".into(),
+            api_key: None,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(1),
+            max_idle_per_host: 1,
+        })
+        .unwrap();
+        assert_eq!(
+            c.path_target("/v1/events").unwrap().path(),
+            "/prod/v1/events"
+        );
+        assert!(c.path_target("/v1/a b").is_err());
+    }
+
+    #[test]
     fn a_calls_future_stays_small_because_connecting_is_boxed() {
         // Every call's future is moved (copied whole) as its task is spawned: with the TLS
         // and handshake states inline it was 4.5 KB and its copies a tenth of a send's CPU.

@@ -650,17 +650,16 @@ async fn dispatch(
                 let _ = tx.send(record).await;
             }
             Line::Event(event) => {
-                reading.sent += 1;
                 if let Some(batch) = batcher.push(event) {
+                    reading.sent += batch.len() as u64;
                     launch(&shared, batch, &tx).await;
                 }
             }
         }
     }
-    if let Some(batch) = batcher.take() {
-        if !shared.stopped() {
-            launch(&shared, batch, &tx).await;
-        }
+    if let Some(batch) = batcher.take().filter(|_| !shared.stopped()) {
+        reading.sent += batch.len() as u64;
+        launch(&shared, batch, &tx).await;
     }
     if let Some(beyond) = earlier.keys().copied().filter(|l| *l > reading.lines).min() {
         return Err(EventsSendError::StateMismatch {
