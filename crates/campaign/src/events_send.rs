@@ -24,6 +24,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -208,12 +209,24 @@ pub enum EventsSendError {
     },
 }
 
+/// Live counters for a progress display.
+#[derive(Debug, Default)]
+pub struct EventsProgress {
+    /// Lines with a final outcome (blank lines and earlier runs' included).
+    pub done: AtomicU64,
+    /// Lines rejected or failed, in this run.
+    pub problems: AtomicU64,
+    /// Posts in this run, retries included.
+    pub requests: AtomicU64,
+}
+
 /// Sends every line of `file` not yet answered according to `state`, recording outcomes
 /// there; the report counts every line of the file once.
 pub async fn run(
     config: EventsSendConfig,
     file: &Path,
     state: &Path,
+    progress: Arc<EventsProgress>,
 ) -> Result<Report, EventsSendError> {
     let shown = state.display().to_string();
     let state_error = |source| EventsSendError::State {
@@ -233,7 +246,7 @@ pub async fn run(
     let torn = reopened.dropped_bytes;
     let log = reopened.log;
     let mut report = on_own_thread("events-send", move || {
-        engine(config, paths, BufReader::new(input), earlier, log)
+        engine(config, paths, BufReader::new(input), earlier, log, progress)
     })
     .await
     .map_err(EventsSendError::Engine)??;
@@ -393,6 +406,7 @@ struct Shared {
     requests: Cell<u64>,
     resent: Cell<u64>,
     refusals: RefCell<BTreeMap<String, u64>>,
+    progress: Arc<EventsProgress>,
 }
 
 impl Shared {
@@ -423,6 +437,7 @@ async fn engine(
     input: BufReader<File>,
     earlier: HashMap<u64, LineRecord>,
     mut log: ResultLog,
+    progress: Arc<EventsProgress>,
 ) -> Result<Report, EventsSendError> {
     let started = Instant::now();
     let caller = Caller::new(&CallerConfig {
@@ -449,6 +464,7 @@ async fn engine(
         requests: Cell::new(0),
         resent: Cell::new(0),
         refusals: RefCell::new(BTreeMap::new()),
+        progress,
     });
     let earlier = Rc::new(earlier);
     let (tx, mut rx) = mpsc::channel::<LineRecord>(1024);
@@ -472,6 +488,10 @@ async fn engine(
             log.push_line(&record).map_err(state_error)?;
             this_run.add(&record);
             answered += 1;
+            if matches!(record.status, LineStatus::Rejected | LineStatus::Failed) {
+                shared.progress.problems.fetch_add(1, Ordering::Relaxed);
+            }
+            shared.progress.done.fetch_add(1, Ordering::Relaxed);
         }
         log.flush().map_err(state_error)?;
     }
@@ -632,11 +652,15 @@ async fn dispatch(
             }
             if before.status != LineStatus::Failed {
                 reading.earlier.add(before);
+                shared.progress.done.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
         }
         match read {
-            Line::Blank => reading.blank += 1,
+            Line::Blank => {
+                reading.blank += 1;
+                shared.progress.done.fetch_add(1, Ordering::Relaxed);
+            }
             Line::Bad { code, message } => {
                 let record = LineRecord {
                     line,
@@ -741,6 +765,7 @@ async fn post(
 ) -> Next {
     let config = &shared.config;
     shared.requests.set(shared.requests.get() + 1);
+    shared.progress.requests.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
     let posted = shared
         .caller

@@ -4,9 +4,15 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use sendtime_api::ingest::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS};
-use sendtime_campaign::events_send::{self, EventsSendConfig, EventsSendError, Report};
+use sendtime_campaign::events_send::{
+    self, EventsProgress, EventsSendConfig, EventsSendError, Report,
+};
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `sendtime events send`.
@@ -42,6 +48,60 @@ pub struct SendArgs {
     pub max_attempts: u32,
 }
 
+/// A bar of lines answered on a terminal; a plain line every 5 s otherwise. Runs until the
+/// task is aborted.
+async fn show_progress(lines: u64, progress: Arc<EventsProgress>) {
+    let tty = std::io::stderr().is_terminal();
+    let bar = tty.then(|| {
+        let style = ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} lines ({per_sec}, eta {eta}) {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        ProgressBar::new(lines).with_style(style.progress_chars("=> "))
+    });
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(if tty { 200 } else { 5_000 }));
+    loop {
+        tick.tick().await;
+        let done = progress.done.load(Ordering::Relaxed);
+        let message = format!(
+            "{} requests, {} rejected or failed",
+            progress.requests.load(Ordering::Relaxed),
+            progress.problems.load(Ordering::Relaxed)
+        );
+        match &bar {
+            Some(bar) => {
+                bar.set_position(done);
+                bar.set_message(message);
+            }
+            None if started.elapsed() > Duration::from_secs(1) => eprintln!(
+                "progress: {done}/{lines} lines, {message}, {:.0} s",
+                started.elapsed().as_secs_f64()
+            ),
+            None => {}
+        }
+    }
+}
+
+/// Lines in `file` (a last line without a newline counts), for the progress display.
+fn count_lines(file: &Path) -> anyhow::Result<u64> {
+    let mut input = std::fs::File::open(file)
+        .with_context(|| format!("cannot read FILE {}", file.display()))?;
+    let (mut lines, mut last) = (0u64, b'\n');
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = input
+            .read(&mut buf)
+            .with_context(|| format!("cannot read FILE {}", file.display()))?;
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        last = buf[n - 1];
+    }
+    Ok(lines + u64::from(last != b'\n'))
+}
+
 /// `--rate`: events per second, `N/s` or `N`, above zero.
 fn parse_rate(text: &str) -> Result<f64, String> {
     let number = text.trim().trim_end_matches("/s").trim();
@@ -59,7 +119,13 @@ impl SendArgs {
     pub async fn run(self) -> anyhow::Result<()> {
         let config = self.config()?;
         let state = self.state_path();
-        let result = events_send::run(config, &self.file, &state).await;
+        let lines = count_lines(&self.file)?;
+        let progress = Arc::new(EventsProgress::default());
+        let shown = progress.clone();
+        let reporter = tokio::spawn(show_progress(lines, shown));
+        let result = events_send::run(config, &self.file, &state, progress).await;
+        reporter.abort();
+        let _ = reporter.await;
         let report = match result {
             Ok(report) => report,
             Err(EventsSendError::Stopped { reason, report }) => {
@@ -184,5 +250,20 @@ mod tests {
         for bad in ["0", "-1/s", "fast", "NaN"] {
             assert!(parse_rate(bad).unwrap_err().contains("events per second"));
         }
+    }
+
+    #[test]
+    fn lines_are_counted_with_or_without_a_last_newline() {
+        // GIVEN files of three lines, the last ended or not, and an empty one
+        let dir = std::env::temp_dir().join(format!("sendtime-count-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases: [(&str, u64); 3] = [("a\n\nc\n", 3), ("a\n\nc", 3), ("", 0)];
+        for (i, (text, want)) in cases.into_iter().enumerate() {
+            let path = dir.join(format!("{i}.jsonl"));
+            std::fs::write(&path, text).unwrap();
+            // WHEN counted THEN each line counts once
+            assert_eq!(count_lines(&path).unwrap(), want, "{text:?}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
