@@ -542,3 +542,65 @@ async fn measure_events_per_second_sent_to_a_loopback_api() {
         n(&s, "requests")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_still_failing_after_the_last_attempt_are_named_and_sent_again_by_the_next_run() {
+    // GIVEN an API whose store fails every event, and 10 events
+    let broken = Server::start(Faults {
+        store_fails_every: Some(1),
+        ..Faults::default()
+    })
+    .await;
+    let dir = dir("failed");
+    let file = dir.join("events.jsonl");
+    write_lines(&file, &event_lines(5));
+    // WHEN they are sent with 2 attempts
+    let first = run(send_command(&broken, &file, &["--max-attempts", "2"])).await;
+    // THEN the run fails naming the count, each line failed with the store's code
+    assert!(!first.ok);
+    assert!(
+        first.stderr.contains("0 event(s) rejected and 10 failed"),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first.stderr.contains(":1: failed: store_unavailable"),
+        "{}",
+        first.stderr
+    );
+    assert_eq!(n(&first.summary(), "failed"), 10);
+    // AND the same file sent again to a healthy API applies all ten
+    let healthy = Server::start(Faults::default()).await;
+    let second = run(send_command(&healthy, &file, &[])).await;
+    assert!(second.ok, "{}", second.stderr);
+    let s = second.summary();
+    assert_eq!(
+        (n(&s, "sent"), n(&s, "applied"), n(&s, "failed")),
+        (10, 10, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_file_written_for_another_file_is_refused_before_it_skips_anything() {
+    // GIVEN a file sent to the end, and then a different file at the same path
+    let server = Server::start(Faults::default()).await;
+    let dir = dir("mismatch");
+    let file = dir.join("events.jsonl");
+    write_lines(&file, &event_lines(3));
+    assert!(run(send_command(&server, &file, &[])).await.ok);
+    let mut other = event_lines(3);
+    other[0] = other[0].replace("\"c0\"", "\"other-c0\"");
+    write_lines(&file, &other);
+    // WHEN it is sent with the same state
+    let sent = run(send_command(&server, &file, &[])).await;
+    // THEN the send refuses, naming the state file, the line and what to do
+    assert!(!sent.ok);
+    assert!(
+        sent.stderr.contains("was written for another file"),
+        "{}",
+        sent.stderr
+    );
+    assert!(sent.stderr.contains("line 1"), "{}", sent.stderr);
+    assert!(sent.stderr.contains("remove it or pass another --state"));
+    assert!(!server.posts_of().contains_key("other-c0"));
+}
