@@ -266,4 +266,26 @@ mod tests {
         }
         std::fs::remove_dir_all(&dir).ok();
     }
+
+    #[test]
+    fn the_batch_flags_help_names_the_apis_limits_as_they_are() {
+        // GIVEN the flag's help, which states the API's limits in words
+        use clap::Args as _;
+        let command = SendArgs::augment_args(clap::Command::new("send"));
+        let help = command
+            .get_arguments()
+            .find(|a| a.get_id() == "batch")
+            .and_then(|a| a.get_help())
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        // WHEN compared with the constants THEN both numbers are the API's own
+        assert!(
+            help.contains(&format!("up to {MAX_BATCH_EVENTS}")),
+            "{help}"
+        );
+        assert!(
+            help.contains(&format!("{} KiB", MAX_BATCH_BYTES / 1024)),
+            "{help}"
+        );
+    }
 }
