@@ -454,4 +454,10 @@ async fn a_state_file_written_for_another_file_is_refused_before_it_skips_anythi
     assert!(sent.stderr.contains("line 1"), "{}", sent.stderr);
     assert!(sent.stderr.contains("remove it or pass another --state"));
     assert!(!server.posts_of().contains_key("other-c0"));
+    // AND a file shorter than the state (its first 4 of 6 lines) is refused too
+    write_lines(&file, &event_lines(2));
+    let shorter = run(send_command(&server, &file, &[])).await;
+    assert!(!shorter.ok);
+    assert!(shorter.stderr.contains("line 5"), "{}", shorter.stderr);
+    assert!(shorter.stderr.contains("no such line (the file has 4)"));
 }

@@ -456,7 +456,9 @@ async fn dispatch(
         reading.sent += batch.len() as u64;
         launch(&shared, batch, &tx).await;
     }
-    if let Some(beyond) = earlier.keys().copied().filter(|l| *l > reading.lines).min() {
+    // (A send stopped early has not read the whole file: its end is not known.)
+    let beyond = earlier.keys().copied().filter(|l| *l > reading.lines).min();
+    if let Some(beyond) = beyond.filter(|_| !shared.stopped()) {
         return Err(EventsSendError::StateMismatch {
             state: state.display().to_string(),
             file: file.display().to_string(),
