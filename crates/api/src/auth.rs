@@ -118,6 +118,8 @@ pub struct Presented<'a> {
 pub struct Credentials {
     key_hashes: Vec<[u8; 32]>,
     signing_secrets: Vec<Vec<u8>>,
+    /// Digests of the write keys: `POST /v1/events` only, never a read route.
+    write_key_hashes: Vec<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -126,6 +128,7 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("keys", &self.key_hashes.len())
             .field("signing_secrets", &self.signing_secrets.len())
+            .field("write_keys", &self.write_key_hashes.len())
             .finish()
     }
 }
@@ -139,12 +142,25 @@ impl Credentials {
                 .into_iter()
                 .filter(|s| !s.is_empty())
                 .collect(),
+            write_key_hashes: Vec::new(),
         }
     }
 
+    /// The same, with these write keys (by SHA-256 digest) for the write path.
+    pub fn with_write_keys(mut self, write_key_hashes: Vec<[u8; 32]>) -> Self {
+        self.write_key_hashes.extend(write_key_hashes);
+        self
+    }
+
+    /// Whether a write key is configured (without one the write path refuses every caller).
+    pub fn has_write_keys(&self) -> bool {
+        !self.write_key_hashes.is_empty()
+    }
+
     /// Adds the credentials in `text`, one per line (or comma): `key_sha256=<64 hex digits>`
-    /// or `signing_secret=<secret>` (the format of the SSM parameter); an error names the
-    /// line, never its value.
+    /// (a read key), `write_key_sha256=<64 hex digits>` (a write key) or
+    /// `signing_secret=<secret>` (the format of the SSM parameter); an error names the line,
+    /// never its value.
     pub fn add_from_text(&mut self, text: &str) -> Result<(), String> {
         for (n, entry) in text.split(['\n', ',']).map(str::trim).enumerate() {
             if entry.is_empty() || entry.starts_with('#') {
@@ -156,12 +172,18 @@ impl Credentials {
                         format!("entry {}: key_sha256 is not 64 hex digits", n + 1)
                     })?)
                 }
+                Some(("write_key_sha256", hex)) => {
+                    self.write_key_hashes
+                        .push(parse_sha256_hex(hex).ok_or_else(|| {
+                            format!("entry {}: write_key_sha256 is not 64 hex digits", n + 1)
+                        })?)
+                }
                 Some(("signing_secret", secret)) if !secret.trim().is_empty() => {
                     self.signing_secrets.push(secret.trim().as_bytes().to_vec())
                 }
                 _ => {
                     return Err(format!(
-                        "entry {}: expected key_sha256=<hex> or signing_secret=<secret>",
+                        "entry {}: expected key_sha256=<hex>, write_key_sha256=<hex> or signing_secret=<secret>",
                         n + 1
                     ))
                 }
@@ -170,7 +192,7 @@ impl Credentials {
         Ok(())
     }
 
-    /// Whether any credential is configured (else every request is let through).
+    /// Whether any read credential is configured (else every read request is let through).
     pub fn is_enabled(&self) -> bool {
         !self.key_hashes.is_empty() || !self.signing_secrets.is_empty()
     }
@@ -195,16 +217,7 @@ impl Credentials {
             // A signed URL that lost its signature.
             return Err(ApiError::BadSignature);
         }
-        let key = headers
-            .get(KEY_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| {
-                headers
-                    .get(axum::http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-            });
-        let Some(key) = key else {
+        let Some(key) = presented_key(headers) else {
             // Without keys configured, only a signed URL could have been let through.
             return Err(if self.key_hashes.is_empty() {
                 ApiError::BadSignature
@@ -213,13 +226,31 @@ impl Credentials {
             });
         };
         let digest = sha256(key);
-        // Every configured digest is compared, each in constant time.
-        let matched = self
-            .key_hashes
-            .iter()
-            .fold(subtle::Choice::from(0), |any, h| any | h.ct_eq(&digest));
-        if bool::from(matched) {
+        if matches(&self.key_hashes, &digest) {
             Ok(())
+        } else if matches(&self.write_key_hashes, &digest) {
+            Err(ApiError::Forbidden(
+                "this is a write key: it may only send events (POST /v1/events)",
+            ))
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+
+    /// Lets a request of the write path (`POST /v1/events`) through, or says why not: only a
+    /// write key passes; a read key is `403 forbidden`, no key or an unknown one `401`. With
+    /// no write key configured, every caller is refused: the write path is never open.
+    pub fn authorize_write(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(key) = presented_key(headers) else {
+            return Err(ApiError::Unauthorized);
+        };
+        let digest = sha256(key);
+        if matches(&self.write_key_hashes, &digest) {
+            Ok(())
+        } else if matches(&self.key_hashes, &digest) {
+            Err(ApiError::Forbidden(
+                "this is a read key: sending events needs a write key",
+            ))
         } else {
             Err(ApiError::Unauthorized)
         }
@@ -260,6 +291,27 @@ impl Credentials {
             },
         }
     }
+}
+
+/// The key in `x-sendtime-key`, or in `Authorization: Bearer <key>`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        })
+}
+
+/// Whether `digest` is one of `hashes`: every digest compared, each in constant time.
+fn matches(hashes: &[[u8; 32]], digest: &[u8; 32]) -> bool {
+    let matched = hashes
+        .iter()
+        .fold(subtle::Choice::from(0), |any, h| any | h.ct_eq(digest));
+    bool::from(matched)
 }
 
 #[cfg(test)]
@@ -379,8 +431,43 @@ mod tests {
         ));
         assert_eq!(
             format!("{creds:?}"),
-            "Credentials { keys: 2, signing_secrets: 2 }"
+            "Credentials { keys: 2, signing_secrets: 2, write_keys: 0 }"
         );
+    }
+
+    #[test]
+    fn a_read_key_only_reads_and_a_write_key_only_writes() {
+        // GIVEN a read key and a write key
+        let creds = Credentials::new(vec![sha256("reader")], vec![])
+            .with_write_keys(vec![sha256("writer")]);
+        let with = |key: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(KEY_HEADER, key.parse().unwrap());
+            h
+        };
+        let read = |h: &HeaderMap| creds.authorize(h, presented(None, None, &[]), 0);
+        // THEN each passes its own path only: the other's is 403, an unknown key 401
+        assert!(read(&with("reader")).is_ok());
+        assert!(matches!(read(&with("writer")), Err(ApiError::Forbidden(_))));
+        assert!(creds.authorize_write(&with("writer")).is_ok());
+        assert!(matches!(
+            creds.authorize_write(&with("reader")),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            creds.authorize_write(&with("nobody")),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(matches!(
+            creds.authorize_write(&HeaderMap::new()),
+            Err(ApiError::Unauthorized)
+        ));
+        // AND with no write key configured the write path is closed to everyone
+        let open = Credentials::default();
+        assert!(matches!(
+            open.authorize_write(&with("anything")),
+            Err(ApiError::Unauthorized)
+        ));
     }
 
     #[test]
@@ -389,12 +476,13 @@ mod tests {
         let mut creds = Credentials::default();
         creds
             .add_from_text(&format!(
-                "# rotation in progress\nkey_sha256={hex}\nsigning_secret=s1, signing_secret=s2\n"
+                "# rotation in progress\nkey_sha256={hex}\nsigning_secret=s1, signing_secret=s2\nwrite_key_sha256={}\n",
+                "0".repeat(64)
             ))
             .unwrap();
         assert_eq!(
             format!("{creds:?}"),
-            "Credentials { keys: 1, signing_secrets: 2 }"
+            "Credentials { keys: 1, signing_secrets: 2, write_keys: 1 }"
         );
         let err = creds
             .add_from_text("signing_secret=ok\npassword=hunter2")

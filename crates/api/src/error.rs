@@ -58,6 +58,17 @@ pub enum ApiError {
     /// A signed URL's `exp` has passed.
     #[error("the signed URL has expired")]
     SignatureExpired,
+    /// A valid key used outside its scope: a read key on the write path, or a write key on a
+    /// read route.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// An events batch larger than [`crate::ingest::MAX_BATCH_BYTES`] or with more than
+    /// [`crate::ingest::MAX_BATCH_EVENTS`] events.
+    #[error("{0}")]
+    BatchTooLarge(crate::ingest::BatchError),
+    /// An events body that is not a batch of JSON events.
+    #[error("{0}")]
+    InvalidBody(crate::ingest::BatchError),
 }
 
 #[derive(Serialize)]
@@ -85,7 +96,11 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::BadSignature | Self::SignatureExpired => StatusCode::FORBIDDEN,
+            Self::BadSignature | Self::SignatureExpired | Self::Forbidden(_) => {
+                StatusCode::FORBIDDEN
+            }
+            Self::BatchTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::InvalidBody(_) => StatusCode::BAD_REQUEST,
             Self::Degraded(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -105,6 +120,9 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::BadSignature => "invalid_signature",
             Self::SignatureExpired => "signature_expired",
+            Self::Forbidden(_) => "forbidden",
+            Self::BatchTooLarge(_) => "batch_too_large",
+            Self::InvalidBody(_) => "invalid_body",
             Self::Degraded(DegradedReason::Deadline) => "deadline_exceeded",
             Self::Degraded(DegradedReason::Overloaded) => "overloaded",
             Self::Degraded(_) => "store_unavailable",
@@ -112,8 +130,9 @@ impl ApiError {
     }
 }
 
-/// Every `code` an error answer can carry (the OpenAPI description lists the same).
-pub const ALL_CODES: [&str; 15] = [
+/// Every `code` an error answer of the block route can carry (the OpenAPI description lists
+/// the same).
+pub const ALL_CODES: [&str; 16] = [
     "invalid_user_id",
     "unknown_block",
     "invalid_limit",
@@ -126,9 +145,21 @@ pub const ALL_CODES: [&str; 15] = [
     "unauthorized",
     "invalid_signature",
     "signature_expired",
+    "forbidden",
     "store_unavailable",
     "deadline_exceeded",
     "overloaded",
+];
+
+/// Every `code` an error answer of `POST /v1/events` can carry as a whole (each event's own
+/// errors are in its result).
+pub const EVENTS_CODES: [&str; 6] = [
+    "unauthorized",
+    "forbidden",
+    "invalid_body",
+    "batch_too_large",
+    "method_not_allowed",
+    "not_found",
 ];
 
 impl IntoResponse for ApiError {
@@ -181,6 +212,7 @@ mod tests {
             ApiError::Unauthorized,
             ApiError::BadSignature,
             ApiError::SignatureExpired,
+            ApiError::Forbidden("x"),
             ApiError::Degraded(DegradedReason::Deadline),
             ApiError::Degraded(DegradedReason::Overloaded),
             ApiError::Degraded(DegradedReason::Throttled),

@@ -11,7 +11,7 @@ use axum::extract::{Query, Request};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -59,6 +59,9 @@ pub struct RouterOptions {
     /// Serve the marketer's preview page at `/preview` (`sendtime serve`; never a Lambda
     /// function). With keys configured it asks for one like the block route.
     pub preview: bool,
+    /// Serve the write path, `POST /v1/events`, through this handler (a write key required);
+    /// `None` — every block function — answers it `404`.
+    pub ingest: Option<Arc<crate::ingest::Ingest>>,
 }
 
 impl Default for RouterOptions {
@@ -70,6 +73,7 @@ impl Default for RouterOptions {
             strict: false,
             default_locale: Locale::Ko,
             preview: false,
+            ingest: None,
         }
     }
 }
@@ -141,6 +145,16 @@ pub fn router_with(service: Arc<BlockService>, options: RouterOptions) -> App {
                     preview(preview_state.clone(), headers, query)
                 },
             ),
+        );
+    }
+    if let Some(ingest) = options.ingest {
+        let credentials = state.credentials.clone();
+        rest = rest.route(
+            EVENTS_ROUTE,
+            post(move |headers: HeaderMap, body: Body| {
+                post_events(ingest.clone(), credentials.clone(), headers, body)
+            })
+            .fallback(|| async { events_method_not_allowed() }),
         );
     }
     let rest = rest
@@ -443,6 +457,55 @@ async fn preview(
     };
     let html = crate::preview::page(&state.service, &user_id, locale, state.default_locale).await;
     Ok((page_headers, html).into_response())
+}
+
+/// The write path: a batch of events in, a result per event out.
+pub const EVENTS_ROUTE: &str = "/v1/events";
+
+/// `POST /v1/events`: a write key, then the batch (at most
+/// [`crate::ingest::MAX_BATCH_BYTES`], read no further), applied by the one ingest handler.
+/// `200` with a result per event whenever the batch was read, whatever each event's fate.
+async fn post_events(
+    ingest: Arc<crate::ingest::Ingest>,
+    credentials: Arc<Credentials>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    use crate::ingest::{parse_batch, BatchError, Summary, MAX_BATCH_BYTES};
+    telemetry::record_route(EVENTS_ROUTE);
+    credentials.authorize_write(&headers)?;
+    let bytes = axum::body::to_bytes(body, MAX_BATCH_BYTES + 1)
+        .await
+        .map_err(|_| ApiError::BatchTooLarge(BatchError::TooLarge))?;
+    let events = parse_batch(&bytes).map_err(|e| match e {
+        BatchError::InvalidBody(_) => ApiError::InvalidBody(e),
+        BatchError::TooLarge | BatchError::TooManyEvents => ApiError::BatchTooLarge(e),
+    })?;
+    let results = ingest.apply_batch(events).await;
+    let summary = Summary::of(&results);
+    tracing::info!(
+        applied = summary.applied,
+        unchanged = summary.unchanged,
+        rejected = summary.rejected,
+        failed = summary.failed,
+        "events batch"
+    );
+    Ok(Json(serde_json::json!({ "summary": summary, "results": results })).into_response())
+}
+
+/// Any method but POST on [`EVENTS_ROUTE`]: `405 method_not_allowed`, `Allow: POST`.
+fn events_method_not_allowed() -> Response {
+    telemetry::record_route(EVENTS_ROUTE);
+    let body = serde_json::json!({"error": {
+        "code": ApiError::MethodNotAllowed.code(),
+        "message": "only POST is supported on this route",
+    }});
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, HeaderValue::from_static("POST"))],
+        Json(body),
+    )
+        .into_response()
 }
 
 async fn health() -> Json<serde_json::Value> {

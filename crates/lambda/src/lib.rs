@@ -55,6 +55,7 @@ pub fn app(service: Arc<BlockService>, config: &LambdaConfig) -> App {
             strict: config.strict,
             default_locale: config.default_locale,
             preview: false,
+            ingest: None,
         },
     )
 }

@@ -228,6 +228,7 @@ fn empty_journal(loaded: Option<Loaded>, at: DateTime<Utc>) -> Journal {
         locale: None,
         winbacks: Vec::new(),
         orders: Vec::new(),
+        earlier_purchases: Vec::new(),
         views: Vec::new(),
     }
 }
@@ -270,12 +271,13 @@ fn take(journal: &mut Journal, event: &Event, limits: &IngestLimits) {
             };
             let evicted = keep_newest(&mut journal.orders, order, limits.window, |o| &o.id);
             // Items of an order that leaves the window stay purchased.
-            if let (Some(old), Some(loaded)) = (evicted, journal.loaded.as_mut()) {
+            if let Some(old) = evicted {
                 for item in old.items {
-                    if !loaded.purchased_items.contains(&item) {
-                        loaded.purchased_items.insert(0, item);
+                    if !journal.earlier_purchases.contains(&item) {
+                        journal.earlier_purchases.push(item);
                     }
                 }
+                journal.earlier_purchases.sort();
             }
         }
         EventBody::Activity {
@@ -408,6 +410,7 @@ fn settle(profile: &mut User, limits: &IngestLimits) {
         .orders
         .iter()
         .flat_map(|o| o.items.iter())
+        .chain(journal.earlier_purchases.iter())
         .chain(loaded.into_iter().flat_map(|l| l.purchased_items.iter()))
     {
         if !purchased.contains(item) {

@@ -627,6 +627,20 @@ impl RawEvent {
                 rest.remove("item_id");
                 let fields: ItemFields = serde_json::from_value(Value::Object(rest))
                     .map_err(|e| EventError::invalid("properties", e))?;
+                if fields.price.is_some_and(|p| p < 0) {
+                    return Err(EventError::invalid(
+                        "properties.price",
+                        "must not be negative",
+                    ));
+                }
+                if let Some(Some(d)) = &fields.discount {
+                    if d.pct > 100 {
+                        return Err(EventError::invalid(
+                            "properties.discount.pct",
+                            "must be from 0 to 100",
+                        ));
+                    }
+                }
                 if fields.is_empty() {
                     return Err(EventError::invalid(
                         "properties",

@@ -75,7 +75,7 @@ impl Default for IngestLimits {
             max_future: Duration::minutes(5),
             max_products: 100,
             recs_lifetime: Duration::days(7),
-            window: 32,
+            window: 16,
             recent_views: 20,
         }
     }
@@ -143,7 +143,7 @@ pub struct Loaded {
     /// Recent views as loaded.
     #[serde(default)]
     pub recent_views: Vec<ItemId>,
-    /// Purchased items as loaded (and those of orders that left the window).
+    /// Purchased items as loaded.
     #[serde(default)]
     pub purchased_items: Vec<ItemId>,
     /// Locale as loaded.
@@ -186,6 +186,9 @@ pub struct Journal {
     /// Orders by order id, newest first.
     #[serde(default)]
     pub orders: Vec<Ordered>,
+    /// The products of orders that left the window (sorted): still purchased.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_purchases: Vec<ItemId>,
     /// Views, one per item, newest first.
     #[serde(default)]
     pub views: Vec<Viewed>,

@@ -478,3 +478,30 @@ fn a_loaded_cart_loses_to_any_event_at_or_after_its_time() {
         [Outcome::Changed(Row::Cart)]
     );
 }
+
+#[test]
+fn an_order_that_leaves_the_window_keeps_its_products_purchased_and_a_late_old_one_too() {
+    let limits = IngestLimits {
+        window: 3,
+        ..IngestLimits::default()
+    };
+    let order = |n: i64, item: &str| {
+        event(
+            json!({"id": format!("o{n}"), "type": "order_placed", "user_id": "u1",
+            "time": at(100 - n), "properties": {"order_id": format!("A-{n}"),
+            "products": [{"product_id": item}]}}),
+        )
+    };
+    let mut records = UserRecords::default();
+    for n in 1..=5 {
+        apply_to_user(&mut records, &order(n, &format!("i{n}")), &limits);
+    }
+    // An order older than every kept one arrives last.
+    apply_to_user(&mut records, &order(0, "i0"), &limits);
+    let profile = records.profile.unwrap();
+    let journal = profile.journal.as_ref().unwrap();
+    assert_eq!(journal.orders.len(), 3);
+    let mut purchased: Vec<&str> = profile.purchased_items.iter().map(|i| i.as_str()).collect();
+    purchased.sort_unstable();
+    assert_eq!(purchased, ["i0", "i1", "i2", "i3", "i4", "i5"]);
+}
