@@ -1,11 +1,12 @@
 //! `sendtime events send FILE` through the real binary against a small `POST /v1/events`
 //! server (`support/events_api.rs`) that runs the API's own batch handler over a
 //! `MemoryStore` and can be told to answer 429 or 503, to fail events in the store
-//! (per-event `failed` results), or to answer slowly: every
-//! line is accounted for once under injected 429s, 503s and store failures; a run killed with
-//! SIGKILL and resumed sends each event at most once more and leaves the store as applying
-//! the file once would; bad lines are reported by FILE:line and never sent; a read key stops
-//! the send with an error that names the fix and not the key.
+//! (per-event `failed` results), or to answer slowly: every line is accounted for once under
+//! injected 429s, 503s and store failures; a run killed with SIGKILL and resumed sends each
+//! event at most once more and leaves the store as applying the file once would; bad lines
+//! are reported by FILE:line and never sent; a read key stops the send with an error that
+//! names the fix and not the key. And through the real `sendtime serve` (its route, the write
+//! key it made up): an order sent from a file turns that user's cart block off.
 
 use sendtime_api::ingest::{parse_batch, Ingest};
 use sendtime_domain::{SystemClock, UserId};
@@ -460,4 +461,121 @@ async fn a_state_file_written_for_another_file_is_refused_before_it_skips_anythi
     assert!(!shorter.ok);
     assert!(shorter.stderr.contains("line 5"), "{}", shorter.stderr);
     assert!(shorter.stderr.contains("no such line (the file has 4)"));
+}
+
+/// `sendtime serve` on its demo data (killed when dropped): its URL, the write key it made
+/// up, and the order event and user of the curl line it printed.
+struct DemoServe {
+    url: String,
+    key: String,
+    order: serde_json::Value,
+    _child: tokio::process::Child,
+}
+
+impl DemoServe {
+    async fn start() -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(sendtime_bin())
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .env("SENDTIME_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn sendtime serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let mut banner = Vec::new();
+        let read = async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let last = line.contains("# after the order");
+                banner.push(line);
+                if last {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), read)
+            .await
+            .expect("serve started within 60 s");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let find = |needle: &str| {
+            banner
+                .iter()
+                .find(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("{needle} in {banner:?}"))
+                .clone()
+        };
+        let url = find("sendtime listening on ")
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("the listening URL")
+            .to_owned();
+        let key = find("write key (made up")
+            .rsplit(' ')
+            .next()
+            .expect("the key")
+            .to_owned();
+        let curl = find("-X POST");
+        let body = curl
+            .split(" -d '")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .expect("the curl line's body");
+        let order = serde_json::from_str::<serde_json::Value>(body).expect("JSON body")["events"]
+            [0]
+        .clone();
+        Self {
+            url,
+            key,
+            order,
+            _child: child,
+        }
+    }
+}
+
+/// `user`'s cart block from `url`.
+async fn cart_answer(url: &str, user: &str) -> serde_json::Value {
+    let answer = reqwest::get(format!("{url}/v1/users/{user}/cart"))
+        .await
+        .unwrap();
+    answer.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_real_serve_an_order_sent_from_a_file_turns_the_cart_block_off() {
+    // GIVEN `sendtime serve` on its demo data (with the write key it made up), and a file
+    // holding the order of a user whose cart block is eligible, twice, and a bad line
+    let serve = DemoServe::start().await;
+    let user = serve.order["user_id"].as_str().expect("user").to_owned();
+    assert_eq!(cart_answer(&serve.url, &user).await["eligible"], true);
+    let dir = dir("serve");
+    let file = dir.join("events.jsonl");
+    let order = serve.order.to_string();
+    write_lines(&file, &[order.clone(), "{oops".to_owned(), order]);
+    // WHEN the file is sent to it
+    let mut cmd = tokio::process::Command::new(sendtime_bin());
+    cmd.args(["events", "send"])
+        .arg(&file)
+        .args(["--url", &serve.url, "--key", &serve.key])
+        .env("SENDTIME_LOG", "warn");
+    let sent = run(cmd).await;
+    // THEN the order is applied once, its repeat is unchanged, the bad line rejected by number
+    let s = sent.summary();
+    assert_eq!(
+        ["lines", "applied", "unchanged", "rejected", "failed"].map(|k| n(&s, k)),
+        [3, 1, 1, 1, 0],
+        "{}",
+        sent.stderr
+    );
+    assert!(
+        sent.stderr.contains(":2: rejected: invalid_json"),
+        "{}",
+        sent.stderr
+    );
+    // AND the user's cart block is off: purchased
+    let after = cart_answer(&serve.url, &user).await;
+    assert_eq!(
+        (&after["eligible"], &after["reason"]),
+        (&false.into(), &"purchased".into())
+    );
 }
