@@ -7,6 +7,7 @@
 
 pub mod braze_liquid;
 pub mod braze_track;
+pub mod events_api;
 pub mod fault;
 pub mod openapi;
 pub mod proxy;

@@ -5,11 +5,12 @@
 //! through rustls with the webpki roots. What every request carries is built once: the
 //! headers (the caller key among them, marked sensitive, never logged) per caller, the
 //! block path per (user, block) as a [`Target`]. One call → one typed [`Outcome`].
+//! [`Caller::post_json`] sends a JSON body on the same pool (`events send`'s batches).
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, HOST, RETRY_AFTER};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, HOST, RETRY_AFTER};
 use http::{Request, Uri};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use sendtime_domain::wire::{KEY_HEADER, USERS_PREFIX};
@@ -174,6 +175,25 @@ impl Outcome {
     }
 }
 
+/// What one POST came to ([`Caller::post_json`]): the outcome, and the answer's body
+/// (empty when no answer came).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Posted {
+    /// The outcome, classed as a GET's is.
+    pub outcome: Outcome,
+    /// The answer's body, whole.
+    pub body: Bytes,
+}
+
+impl Posted {
+    fn no_answer(class: StatusClass) -> Self {
+        Self {
+            outcome: Outcome::NoAnswer(class),
+            body: Bytes::new(),
+        }
+    }
+}
+
 /// A request target built once: the origin-form path of one block for one user (with the
 /// base URL's path prefix); cloning it is a reference-count increment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,7 +223,8 @@ impl std::fmt::Debug for Caller {
     }
 }
 
-type Sender = SendRequest<Empty<Bytes>>;
+/// A GET's empty `Full` ends at once: hyper sends it with no body and no length, as `Empty`.
+type Sender = SendRequest<Full<Bytes>>;
 
 struct Inner {
     /// Host to connect to (brackets of an IPv6 literal removed).
@@ -320,6 +341,77 @@ impl Caller {
         }
     }
 
+    /// The target of `path` (e.g. `/v1/events`) under the base URL's path.
+    pub fn path_target(&self, path: &str) -> Result<Target, CallerError> {
+        let full = format!("{}{path}", self.inner.prefix);
+        Uri::try_from(full.as_str())
+            .map(Target)
+            .map_err(|_| CallerError::BaseUrl(full))
+    }
+
+    /// One POST of the JSON `body` to `target`, within the timeout: the outcome, and the
+    /// answer's body whole (a 2xx's results, a refusal's error). As with a GET, a pooled
+    /// connection that fails before any answer is tried once more on a fresh one — safe only
+    /// because what is posted is idempotent (events carry their id, and applying one twice
+    /// changes nothing): posting only such bodies is the caller's contract.
+    pub async fn post_json(&self, target: &Target, body: Bytes) -> Posted {
+        match tokio::time::timeout(self.inner.timeout, self.post_exchange(target, body)).await {
+            Ok(posted) => posted,
+            Err(_) => Posted::no_answer(StatusClass::Timeout),
+        }
+    }
+
+    async fn post_exchange(&self, target: &Target, body: Bytes) -> Posted {
+        let request = || {
+            let mut req = Request::new(Full::new(body.clone()));
+            *req.method_mut() = http::Method::POST;
+            *req.uri_mut() = target.0.clone();
+            *req.headers_mut() = self.inner.headers.clone();
+            req.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            req
+        };
+        let no_answer = |f| Posted::no_answer(failure_class(f));
+        let (sender, reused) = match self.checkout().await {
+            Ok(c) => c,
+            Err(f) => return no_answer(f),
+        };
+        let (sender, resp) = match Self::send_request(sender, request()).await {
+            Ok(r) => r,
+            Err(Failure::Transport) if reused => {
+                let sender = match self.connect_boxed().await {
+                    Ok(s) => s,
+                    Err(f) => return no_answer(f),
+                };
+                match Self::send_request(sender, request()).await {
+                    Ok(r) => r,
+                    Err(f) => return no_answer(f),
+                }
+            }
+            Err(f) => return no_answer(f),
+        };
+        let status = resp.status().as_u16();
+        let retry_after = retry_after(resp.headers());
+        let Ok(answer) = resp.into_body().collect().await else {
+            return Posted::no_answer(StatusClass::TransportError);
+        };
+        self.checkin(sender);
+        let body = answer.to_bytes();
+        let outcome = if (200..300).contains(&status) {
+            Outcome::Answered {
+                status,
+                answer: None,
+            }
+        } else {
+            Outcome::Refused {
+                status,
+                retry_after,
+                code: error_code(&body),
+            }
+        };
+        Posted { outcome, body }
+    }
+
     async fn exchange(&self, target: &Target, read_answer: bool) -> Outcome {
         // A pooled connection the server closed while it sat idle fails before the request
         // leaves (or as it leaves, before any answer): a GET is safe to send once more, on a
@@ -386,12 +478,20 @@ impl Caller {
     /// Sends one request on `sender`; its answer's head, and the sender to reuse.
     async fn send(
         &self,
-        mut sender: Sender,
+        sender: Sender,
         target: &Target,
     ) -> Result<(Sender, http::Response<hyper::body::Incoming>), Failure> {
-        let mut req = Request::new(Empty::new());
+        let mut req = Request::new(Full::new(Bytes::new()));
         *req.uri_mut() = target.0.clone();
         *req.headers_mut() = self.inner.headers.clone();
+        Self::send_request(sender, req).await
+    }
+
+    /// Sends `req` on `sender`; its answer's head, and the sender to reuse.
+    async fn send_request(
+        mut sender: Sender,
+        req: Request<Full<Bytes>>,
+    ) -> Result<(Sender, http::Response<hyper::body::Incoming>), Failure> {
         match sender.try_send_request(req).await {
             Ok(resp) => Ok((sender, resp)),
             Err(_) => Err(Failure::Transport),
@@ -690,6 +790,24 @@ mod tests {
         for bad in ["ftp://x", "not a url", "/just/a/path"] {
             assert!(Caller::new(&config(bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_path_target_keeps_the_base_path() {
+        // GIVEN a base URL with a stage path WHEN the events path is targeted THEN it is kept
+        let c = Caller::new(&CallerConfig {
+            base_url: "https://api.example.com/prod/".into(),
+            api_key: None,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(1),
+            max_idle_per_host: 1,
+        })
+        .unwrap();
+        assert_eq!(
+            c.path_target("/v1/events").unwrap().path(),
+            "/prod/v1/events"
+        );
+        assert!(c.path_target("/v1/a b").is_err());
     }
 
     #[test]

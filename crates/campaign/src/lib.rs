@@ -6,6 +6,9 @@
 pub mod audience;
 /// The one HTTP caller of our API (lean keep-alive HTTP/1.1, prebuilt targets, typed outcomes).
 pub mod caller;
+/// `events send`: a JSON Lines file of events posted to `/v1/events` in paced, retried,
+/// checkpointed batches.
+pub mod events_send;
 /// [`limiter::Limiter`]: the adaptive (AIMD) concurrency window of a send.
 pub mod limiter;
 /// `sendtime loadtest`: open-model load generation sized to campaigns, reports, verdicts.

@@ -131,55 +131,74 @@ pub fn open(
     resume: bool,
 ) -> Result<(ResultLog, HashSet<(String, String)>), OutputError> {
     let shown = path.display().to_string();
-    let io = |source| OutputError::Io {
-        path: shown.clone(),
-        source,
-    };
-    let mut done = HashSet::new();
     if path.exists() && !resume {
         return Err(OutputError::Exists(shown));
     }
+    let reopened = open_lines::<ResultRecord>(path).map_err(|source| OutputError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    let done = reopened
+        .records
+        .into_iter()
+        .map(|r| (r.user_id, r.block))
+        .collect();
+    Ok((reopened.log, done))
+}
+
+/// An append-only log opened again: its complete records, and the log to append to.
+pub struct Reopened<T> {
+    /// The log, positioned after the last complete record.
+    pub log: ResultLog,
+    /// Every complete record, in the order written.
+    pub records: Vec<T>,
+    /// Bytes dropped from the end: a line cut by a crash (or anything after an unreadable one).
+    pub dropped_bytes: u64,
+}
+
+/// Opens (creating it if missing) an append-only JSON Lines log of `T` records kept the way
+/// the result log is — the same torn-line recovery, flushing and background syncs — for any
+/// other checkpoint (e.g. `events send`'s state file): complete records are read back, and
+/// from the first line cut by a crash or unreadable as a `T`, the file is truncated.
+pub fn open_lines<T: serde::de::DeserializeOwned>(path: &Path) -> std::io::Result<Reopened<T>> {
     let mut file = OpenOptions::new()
         .create(true)
         .read(true)
         .append(true)
-        .open(path)
-        .map_err(io)?;
-    if resume {
-        // Keep complete lines only; a line cut by a crash is dropped and its key redone.
-        let mut good_len: u64 = 0;
-        let mut reader = BufReader::new(&file);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = reader.read_line(&mut line).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            if !line.ends_with('\n') {
-                break;
-            }
-            match serde_json::from_str::<ResultRecord>(line.trim_end()) {
-                Ok(r) => {
-                    done.insert((r.user_id, r.block));
-                    good_len += n as u64;
-                }
-                Err(_) => break,
-            }
+        .open(path)?;
+    // Keep complete lines only; a line cut by a crash is dropped and its key redone.
+    let mut records = Vec::new();
+    let mut good_len: u64 = 0;
+    let mut reader = BufReader::new(&file);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line)?;
+        if n == 0 || !line.ends_with('\n') {
+            break;
         }
-        drop(reader);
-        file.set_len(good_len).map_err(io)?;
-        file.seek(SeekFrom::End(0)).map_err(io)?;
+        match serde_json::from_str::<T>(line.trim_end()) {
+            Ok(r) => {
+                records.push(r);
+                good_len += n as u64;
+            }
+            Err(_) => break,
+        }
     }
-    let syncer = Syncer::start(&file).map_err(io)?;
-    Ok((
-        ResultLog {
+    drop(reader);
+    let total = file.metadata()?.len();
+    file.set_len(good_len)?;
+    file.seek(SeekFrom::End(0))?;
+    let syncer = Syncer::start(&file)?;
+    Ok(Reopened {
+        log: ResultLog {
             file: std::io::BufWriter::new(file),
             since_sync: 0,
             syncer: Some(syncer),
         },
-        done,
-    ))
+        records,
+        dropped_bytes: total.saturating_sub(good_len),
+    })
 }
 
 impl ResultLog {
@@ -194,6 +213,11 @@ impl ResultLog {
     /// pushes every outcome waiting, then flushes: one write for a batch, and a record
     /// waits in the buffer no longer than it would have waited to be logged.
     pub fn push(&mut self, record: &ResultRecord) -> std::io::Result<()> {
+        self.push_line(record)
+    }
+
+    /// Buffers one record of any other log kept this way (see [`open_lines`]).
+    pub fn push_line<T: Serialize>(&mut self, record: &T) -> std::io::Result<()> {
         serde_json::to_writer(&mut self.file, record)?;
         self.file.write_all(b"\n")?;
         self.since_sync += 1;

@@ -35,12 +35,19 @@ impl Pacer {
     /// past, so timer lateness does not lower the rate; beyond that, missed slots are gone
     /// (no bursts after a stall). Any 1 s window holds at most `rate × 1.003 + 1` attempts.
     pub async fn acquire(&self) {
+        self.acquire_many(1).await;
+    }
+
+    /// Waits for `n` slots at once, taken as one: a batch of `n` events is paced as `n`
+    /// attempts, sent at the first slot, and the next caller waits for the slot after the
+    /// last. Any 1 s window then holds at most `rate + n` paced units.
+    pub async fn acquire_many(&self, n: u32) {
         let now = Instant::now();
         let slot = {
             let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
             let earliest = now.checked_sub(CATCH_UP).unwrap_or(now);
             let slot = (*next).max(earliest);
-            *next = slot + self.interval;
+            *next = slot + self.interval.saturating_mul(n.max(1));
             slot
         };
         if slot > now + TIMER_TICK {
@@ -91,5 +98,20 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_n_takes_n_slots_so_the_next_batch_waits_for_them() {
+        // GIVEN 1,000 slots a second
+        let pacer = Pacer::new(1_000.0);
+        // WHEN three batches of 50 take their slots
+        let started = std::time::Instant::now();
+        for _ in 0..3 {
+            pacer.acquire_many(50).await;
+        }
+        // THEN the third waits for the first two's 100 slots: 100 ms, not 3 slots' 3 ms
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(95), "{waited:?}");
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
     }
 }

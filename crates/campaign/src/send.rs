@@ -365,10 +365,13 @@ fn count(map: &mut BTreeMap<String, u64>, key: &str) {
 }
 
 fn backoff(config: &SendConfig, attempt: u32) -> Duration {
-    let cap = config
-        .backoff_base
-        .saturating_mul(1u32 << attempt.min(16))
-        .min(config.backoff_cap);
+    jittered_backoff(config.backoff_base, config.backoff_cap, attempt)
+}
+
+/// The wait before retry number `attempt`: a random 0..=min(`base` × 2^attempt, `cap`)
+/// ("full jitter", so retries of many keys spread out instead of coming back together).
+pub fn jittered_backoff(base: Duration, cap: Duration, attempt: u32) -> Duration {
+    let cap = base.saturating_mul(1u32 << attempt.min(16)).min(cap);
     Duration::from_micros(rand::rng().random_range(0..=cap.as_micros() as u64))
 }
 

@@ -3,6 +3,7 @@
 //! `audience score|select|evaluate|push`, `events import|attribution`, `loadtest`, and
 //! `baseline` (a fixed-body server, the benchmarks' limit). Each subcommand is a clap `Args`
 //! struct that owns its `run()`.
+//! `events send` posts a JSON Lines file of events to the API (paced, retried, resumable).
 
 /// One clap type per subcommand, each owning its `run()`.
 pub mod commands;

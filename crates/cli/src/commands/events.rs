@@ -1,6 +1,7 @@
 //! `sendtime events import`: engagement events from what a CRM team already runs into the
 //! events format `audience` reads — today Braze Currents' Avro files, from a local folder or
 //! `s3://bucket/prefix`. Incremental: a re-run over the same source adds only new events.
+//! `sendtime events send` (in `events_send.rs`) posts a file of events to the API.
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
@@ -19,6 +20,9 @@ pub enum EventsCommand {
     /// Attribution: sends joined, by the `message_extras` their templates recorded, with the
     /// opens, clicks and purchases that followed; per block, stage, source and position.
     Attribution(crate::commands::attribution::AttributionArgs),
+    /// Backfill or replay a JSON Lines file of events through the API's POST /v1/events:
+    /// paced, batched, retried, resumable (a killed run resends nothing answered).
+    Send(crate::commands::events_send::SendArgs),
 }
 
 impl EventsCommand {
@@ -27,6 +31,7 @@ impl EventsCommand {
         match self {
             EventsCommand::Import(args) => args.run().await,
             EventsCommand::Attribution(args) => args.run(),
+            EventsCommand::Send(args) => args.run().await,
         }
     }
 }

@@ -14,6 +14,8 @@ pub mod copy;
 pub mod data;
 /// `sendtime events import`: Braze Currents (Avro, local or S3) into the events format.
 pub mod events;
+/// `sendtime events send`: a file of events through the API, paced, retried, resumable.
+pub mod events_send;
 /// `sendtime loadtest` and `sendtime loadtest merge`.
 pub mod loadtest;
 /// `sendtime audience push`: scores out to Braze (`/users/track` or Cloud Data Ingestion).
