@@ -23,6 +23,10 @@ pub const TTL_ATTRIBUTE: &str = "ttl";
 /// Attribute naming the record type (`user`, `item`, `recs`, `cart`, `popular`) on every item.
 pub const KIND: &str = "kind";
 
+/// Revision of a row ingest wrote, one more per write: what its conditional write checks
+/// (rows written by `data load` have none).
+pub const REV: &str = "rev";
+
 /// Sort key of a user's profile.
 pub const SK_PROFILE: &str = "PROFILE";
 /// Sort key of a user's recommendation list.

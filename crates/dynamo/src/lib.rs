@@ -6,12 +6,14 @@
 
 mod client;
 mod error;
+mod ingest;
 mod keys;
 mod read;
 mod table;
 mod write;
 
 pub use client::{connect, DynamoConfig};
+pub use ingest::APPLY_ATTEMPTS;
 pub use keys::{record_key, TTL_ATTRIBUTE};
 pub use write::is_expired;
 
@@ -30,6 +32,8 @@ pub struct DynamoStore {
     operation_timeout: Duration,
     /// Decides which recommendation lists have expired (see `UserDataGet`).
     clock: Arc<dyn Clock>,
+    /// Capacity and conflicts of ingest (see [`DynamoStore::ingest_capacity`]).
+    ingest: ingest::IngestCounters,
 }
 
 impl DynamoStore {
@@ -42,6 +46,7 @@ impl DynamoStore {
             round_trips: AtomicU64::new(0),
             operation_timeout,
             clock: Arc::new(SystemClock),
+            ingest: ingest::IngestCounters::default(),
         }
     }
 

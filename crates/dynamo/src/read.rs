@@ -18,9 +18,9 @@ pub const BATCH_GET_MAX: usize = 100;
 /// Rounds of `UnprocessedKeys` re-requests before giving up as throttled.
 const UNPROCESSED_ROUNDS: u32 = 4;
 
-type AttrMap = HashMap<String, AttributeValue>;
+pub(crate) type AttrMap = HashMap<String, AttributeValue>;
 
-fn decode<T: DeserializeOwned>(item: AttrMap, key: &str) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(item: AttrMap, key: &str) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt {
         key: key.to_owned(),
         reason: e.to_string(),

@@ -31,7 +31,8 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(rand::rng().random_range(0..=millis))
 }
 
-fn encode(record: &Record) -> Result<HashMap<String, AttributeValue>, String> {
+/// A record as its DynamoDB item: its fields, `pk`, `sk`, `kind`, and `ttl` for a list.
+pub(crate) fn encode(record: &Record) -> Result<HashMap<String, AttributeValue>, String> {
     let mut item: HashMap<String, AttributeValue> = match record {
         Record::User(r) => serde_dynamo::to_item(r),
         Record::Item(r) => serde_dynamo::to_item(r),
