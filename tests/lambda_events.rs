@@ -310,3 +310,24 @@ async fn on_the_write_path_a_read_key_is_403_no_key_401_and_no_block_is_served()
     let (status, body) = http_answer(&invoke_ingest(store(), "apigw-v2/health.json").await);
     assert_eq!((status, body["status"].clone()), (200, "ok".into()));
 }
+
+#[tokio::test]
+async fn a_payload_neither_sqs_nor_http_fails_the_invocation() {
+    // GIVEN a payload from some other source (an S3 notification)
+    let payload: Box<serde_json::value::RawValue> = serde_json::from_str(
+        r#"{"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": "b"}}}]}"#,
+    )
+    .unwrap();
+    let function = sendtime_lambda::ingest::IngestFunction::over(
+        Arc::new(MemoryStore::new(clock())),
+        &ingest_config(),
+    );
+    // WHEN the ingest function is invoked with it
+    let err = function
+        .handle(LambdaEvent::new(payload, Context::default()))
+        .await
+        .unwrap_err()
+        .to_string();
+    // THEN the invocation fails, saying what it expects
+    assert!(err.contains("API Gateway"), "{err}");
+}

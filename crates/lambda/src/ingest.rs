@@ -65,6 +65,8 @@ impl Service<lambda_http::Request> for IngestRoutes {
         if INGEST_PATHS.contains(&request.uri().path()) {
             Box::pin(self.app.call(request))
         } else {
+            // Logged here: the router's request log never sees it.
+            tracing::info!(status = 404, "not an ingest path");
             Box::pin(async { Ok(ApiError::NotFound.into_response()) })
         }
     }

@@ -9,8 +9,9 @@
 //! partial batch response. To turn on partial batch responses, specify
 //! `ReportBatchItemFailures` for the `FunctionResponseTypes` action when configuring your
 //! event source mapping." The answer is `{"batchItemFailures": [{"itemIdentifier":
-//! "<messageId>"}, …]}`; an empty list deletes the whole batch, and (same page) an empty or
-//! null `itemIdentifier` makes Lambda treat the whole batch as failed.
+//! "<messageId>"}, …]}`; an empty list lets Lambda delete the whole batch. A record with no
+//! `messageId` cannot be named (SQS always sends one; assumption: an empty identifier's
+//! meaning is not relied on), so a failure there fails the whole invocation instead.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::stream::{self, StreamExt};
