@@ -75,7 +75,7 @@ impl Default for IngestLimits {
             max_future: Duration::minutes(5),
             max_products: 100,
             recs_lifetime: Duration::days(7),
-            window: 32,
+            window: 16,
             recent_views: 20,
         }
     }
