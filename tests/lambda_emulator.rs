@@ -654,3 +654,61 @@ async fn the_ingest_function_applies_sqs_batches_and_posts_like_the_router() {
         (404, "not_found".into())
     );
 }
+
+/// The figure in the report of the ingest function: one full queue batch (10 messages of 500
+/// events, the event source's `BatchSize` and the batch limit) through the function under
+/// the emulator on DynamoDB Local, timed from the invocation to its answer. Ignored (not a
+/// check): `cargo test -p sendtime-tests --test lambda_emulator -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_ingest_function_full_sqs_batch() {
+    // GIVEN an empty table behind the ingest function, and a batch of 10 x 500 events on
+    // 1,000 users (carts, views, sends: one row each)
+    let store = fresh_dynamo_store("ingest-bench").await;
+    let function = start_ingest_function(store.table());
+    let invoke_url = function.base.replace(
+        "/lambda-url/blocks",
+        "/2015-03-31/functions/blocks/invocations",
+    );
+    let kinds = ["cart_updated", "activity", "message_sent"];
+    let records: Vec<serde_json::Value> = (0..10)
+        .map(|m| {
+            let events: Vec<serde_json::Value> = (0..500)
+                .map(|n| {
+                    let i = m * 500 + n;
+                    serde_json::json!({
+                        "id": format!("bench-{i}"), "type": kinds[i % 3],
+                        "user_id": format!("bench-u{}", i % 1000),
+                        "time": 1_796_000_000 + i as i64,
+                        "properties": {"products": [{"product_id": format!("i{:05}", i % 80)}],
+                                       "product_id": format!("i{:05}", i % 80)}})
+                })
+                .collect();
+            serde_json::json!({"messageId": format!("bench-m{m}"), "receiptHandle": "rh",
+                "body": serde_json::json!({"events": events}).to_string(),
+                "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
+                "awsRegion": "us-east-1"})
+        })
+        .collect();
+    let payload = serde_json::json!({ "Records": records }).to_string();
+    // WHEN it is delivered
+    let started = Instant::now();
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(&invoke_url)
+        .timeout(Duration::from_secs(120))
+        .body(payload)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    // THEN nothing comes back, and the time is printed
+    assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
+    eprintln!(
+        "one SQS batch of 5,000 events: {elapsed:?}, {:.0} events/s (debug build, DynamoDB Local)",
+        5_000.0 / elapsed.as_secs_f64()
+    );
+}

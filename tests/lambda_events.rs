@@ -162,6 +162,12 @@ async fn invoke_ingest(store: Arc<MemoryStore>, fixture: &str) -> Value {
     let function = sendtime_lambda::ingest::IngestFunction::over(store, &ingest_config());
     let mut context = Context::default();
     context.request_id = "ingest-test".into();
+    // As the runtime API says it: the invocation must end within 30 s (Unix ms).
+    context.deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 30_000;
     function
         .handle(LambdaEvent::new(payload, context))
         .await

@@ -117,16 +117,20 @@ impl IngestFunction {
         if sqs::is_sqs_event(payload) {
             let started = Instant::now();
             let batch: SqsEvent = serde_json::from_str(payload)?;
-            let (response, summary) = sqs::apply_sqs_event(&self.ingest, batch).await?;
+            let by = sqs::answer_by(context.deadline);
+            let budget_ms = by.saturating_duration_since(started).as_millis() as u64;
+            let (response, summary) = sqs::apply_sqs_event(&self.ingest, batch, by).await?;
             tracing::info!(
                 messages = summary.messages,
                 messages_back = summary.messages_back,
                 unreadable = summary.unreadable,
+                out_of_time = summary.out_of_time,
                 applied = summary.events.applied,
                 unchanged = summary.events.unchanged,
                 rejected = summary.events.rejected,
                 failed = summary.events.failed,
                 ms = started.elapsed().as_millis() as u64,
+                budget_ms,
                 "sqs batch"
             );
             return Ok(serde_json::to_value(response)?);

@@ -18,6 +18,7 @@ use futures::stream::{self, StreamExt};
 use sendtime_api::ingest::MAX_BATCH_BYTES;
 use sendtime_api::ingest::{parse_batch, BatchError, EventResult, Ingest, Status, Summary};
 use serde::Deserialize;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The `eventSource` of every record Lambda reads from an SQS queue.
 pub const SQS_EVENT_SOURCE: &str = "aws:sqs";
@@ -70,6 +71,11 @@ pub fn message_events(body: &str) -> Result<Vec<serde_json::Value>, BatchError> 
     }
 }
 
+/// How long before the invocation's deadline the function stops starting messages and
+/// answers: messages not finished by then go back to the queue, rather than Lambda ending
+/// the invocation at its timeout and returning the whole batch.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MessageOutcome {
@@ -77,6 +83,9 @@ pub enum MessageOutcome {
     Unreadable(BatchError),
     /// The batch was read: a result per event.
     Applied(Vec<EventResult>),
+    /// Not done before the invocation's deadline (less [`DEADLINE_MARGIN`]): some of its
+    /// events may have been applied; all are applied again when it comes back (idempotent).
+    OutOfTime,
 }
 
 impl MessageOutcome {
@@ -91,7 +100,7 @@ impl MessageOutcome {
     /// idempotent and order-free, so they answer `unchanged` (`duplicate`) and write nothing.
     pub fn goes_back(&self) -> bool {
         match self {
-            Self::Unreadable(_) => true,
+            Self::Unreadable(_) | Self::OutOfTime => true,
             Self::Applied(results) => results
                 .iter()
                 .any(|r| r.status == Status::Rejected || r.retryable()),
@@ -104,6 +113,7 @@ impl MessageOutcome {
             Self::Unreadable(BatchError::TooLarge) => Some("batch_too_large"),
             Self::Unreadable(BatchError::TooManyEvents) => Some("batch_too_large"),
             Self::Unreadable(BatchError::InvalidBody(_)) => Some("invalid_body"),
+            Self::OutOfTime => Some("out_of_time"),
             Self::Applied(results) => results
                 .iter()
                 .find_map(|r| r.error.as_ref().map(|e| e.code.as_str())),
@@ -111,12 +121,44 @@ impl MessageOutcome {
     }
 }
 
-/// Applies one message's body.
-pub async fn apply_message(ingest: &Ingest, body: Option<&str>) -> MessageOutcome {
-    match message_events(body.unwrap_or_default()) {
-        Ok(events) => MessageOutcome::Applied(ingest.apply_batch(events).await),
-        Err(e) => MessageOutcome::Unreadable(e),
+/// Applies one message's body, unless `deadline` comes first.
+pub async fn apply_message(
+    ingest: &Ingest,
+    body: Option<&str>,
+    deadline: Instant,
+) -> MessageOutcome {
+    if Instant::now() >= deadline {
+        return MessageOutcome::OutOfTime;
     }
+    let apply = async {
+        match message_events(body.unwrap_or_default()) {
+            Ok(events) => MessageOutcome::Applied(ingest.apply_batch(events).await),
+            Err(e) => MessageOutcome::Unreadable(e),
+        }
+    };
+    tokio::time::timeout_at(deadline.into(), apply)
+        .await
+        .unwrap_or(MessageOutcome::OutOfTime)
+}
+
+/// Below this a deadline is no Unix time of an invocation's end (it is September 2001).
+const UNIX_MS_FLOOR: u64 = 1_000_000_000_000;
+
+/// The instant to answer by: the invocation's deadline less [`DEADLINE_MARGIN`]; now, if that
+/// has passed. "Lambda-Runtime-Deadline-Ms – The date that the function times out in Unix
+/// time milliseconds" (<https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>).
+/// cargo-lambda's emulator sends its timeout there instead (seen: `600000`), so a value
+/// below [`UNIX_MS_FLOOR`] is read as milliseconds from now (assumption: only emulators
+/// send such values).
+pub fn answer_by(deadline_ms: u64) -> Instant {
+    let left = if deadline_ms < UNIX_MS_FLOOR {
+        Duration::from_millis(deadline_ms)
+    } else {
+        (UNIX_EPOCH + Duration::from_millis(deadline_ms))
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+    };
+    Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
 }
 
 /// Counts of one invocation, logged once per invocation (nothing dropped unseen).
@@ -128,6 +170,8 @@ pub struct SqsSummary {
     pub messages_back: usize,
     /// Messages whose body was no batch.
     pub unreadable: usize,
+    /// Messages not done before the deadline.
+    pub out_of_time: usize,
     /// The events of the readable messages, by what became of them.
     pub events: Summary,
 }
@@ -141,15 +185,16 @@ pub struct UnnamedFailure {
     pub code: String,
 }
 
-/// Applies every message of `event` (up to [`MESSAGES_AT_ONCE`] at once) and answers the
-/// messages that go back ([`MessageOutcome::goes_back`]), with the counts.
+/// Applies every message of `event` (up to [`MESSAGES_AT_ONCE`] at once) by `deadline` and
+/// answers the messages that go back ([`MessageOutcome::goes_back`]), with the counts.
 pub async fn apply_sqs_event(
     ingest: &Ingest,
     event: SqsEvent,
+    deadline: Instant,
 ) -> Result<(SqsBatchResponse, SqsSummary), UnnamedFailure> {
     let outcomes: Vec<(SqsMessage, MessageOutcome)> = stream::iter(event.records)
         .map(|message| async move {
-            let outcome = apply_message(ingest, message.body.as_deref()).await;
+            let outcome = apply_message(ingest, message.body.as_deref(), deadline).await;
             (message, outcome)
         })
         .buffered(MESSAGES_AT_ONCE)
@@ -161,14 +206,16 @@ pub async fn apply_sqs_event(
         ..SqsSummary::default()
     };
     for (message, outcome) in &outcomes {
-        if let MessageOutcome::Applied(results) = outcome {
-            let counts = Summary::of(results);
-            summary.events.applied += counts.applied;
-            summary.events.unchanged += counts.unchanged;
-            summary.events.rejected += counts.rejected;
-            summary.events.failed += counts.failed;
-        } else {
-            summary.unreadable += 1;
+        match outcome {
+            MessageOutcome::Applied(results) => {
+                let counts = Summary::of(results);
+                summary.events.applied += counts.applied;
+                summary.events.unchanged += counts.unchanged;
+                summary.events.rejected += counts.rejected;
+                summary.events.failed += counts.failed;
+            }
+            MessageOutcome::Unreadable(_) => summary.unreadable += 1,
+            MessageOutcome::OutOfTime => summary.out_of_time += 1,
         }
         if !outcome.goes_back() {
             continue;
@@ -219,6 +266,10 @@ mod tests {
     fn cart(id: &str, user: &str) -> serde_json::Value {
         json!({"id": id, "type": "cart_updated", "user_id": user, "time": "2026-12-07T11:00:00Z",
                "properties": {"products": [{"product_id": "i1", "quantity": 1}]}})
+    }
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(60)
     }
 
     fn record(id: &str, body: &str) -> serde_json::Value {
@@ -292,7 +343,7 @@ mod tests {
         .unwrap();
         // WHEN applied
         let ingest = ingest();
-        let (response, summary) = apply_sqs_event(&ingest, event).await.unwrap();
+        let (response, summary) = apply_sqs_event(&ingest, event, later()).await.unwrap();
         // THEN exactly the unreadable and the rejected message go back
         let back: Vec<&str> = response
             .batch_item_failures
@@ -307,6 +358,7 @@ mod tests {
                 messages: 4,
                 messages_back: 2,
                 unreadable: 1,
+                out_of_time: 0,
                 events: Summary {
                     applied: 4,
                     unchanged: 0,
@@ -318,7 +370,7 @@ mod tests {
         // AND redelivering the rejected message changes nothing and sends it back again
         let again: SqsEvent =
             serde_json::from_value(json!({"Records": [record("m-rejected", &rejected)]})).unwrap();
-        let (response, summary) = apply_sqs_event(&ingest, again).await.unwrap();
+        let (response, summary) = apply_sqs_event(&ingest, again, later()).await.unwrap();
         assert_eq!(response.batch_item_failures.len(), 1);
         assert_eq!((summary.events.applied, summary.events.unchanged), (0, 1));
     }
@@ -331,12 +383,59 @@ mod tests {
         )
         .unwrap();
         // WHEN applied THEN the invocation fails (the whole batch comes back)
-        let err = apply_sqs_event(&ingest(), event).await.unwrap_err();
+        let err = apply_sqs_event(&ingest(), event, later())
+            .await
+            .unwrap_err();
         assert_eq!(err.code, "invalid_body");
         // AND an empty batch is a success with nothing to report
         let empty = SqsEvent::default();
-        let (response, summary) = apply_sqs_event(&ingest(), empty).await.unwrap();
+        let (response, summary) = apply_sqs_event(&ingest(), empty, later()).await.unwrap();
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(summary.messages, 0);
+    }
+
+    #[tokio::test]
+    async fn messages_not_done_by_the_deadline_go_back_and_the_answer_comes_in_time() {
+        // GIVEN two good messages and an invocation whose deadline (less the margin) has passed
+        let body = json!([cart("e1", "u1")]).to_string();
+        let event: SqsEvent =
+            serde_json::from_value(json!({"Records": [record("m1", &body), record("m2", &body)]}))
+                .unwrap();
+        let deadline_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            + 1_000;
+        let by = answer_by(deadline_ms);
+        assert!(by <= Instant::now(), "1 s left is inside the 2 s margin");
+        // WHEN applied
+        let clock = Arc::new(FixedClock(now()));
+        let store = Arc::new(MemoryStore::new(clock.clone()));
+        let ingest = Ingest::new(store.clone(), Arc::new(()), clock);
+        let (response, summary) = apply_sqs_event(&ingest, event, by).await.unwrap();
+        // THEN both go back, counted, and nothing was written
+        let back: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(back, ["m1", "m2"]);
+        assert_eq!((summary.out_of_time, summary.events.applied), (2, 0));
+        use sendtime_store::UserDataGet;
+        let u1 = sendtime_domain::UserId::parse("u1").unwrap();
+        assert!(store.user_data(&u1).await.unwrap().cart.is_none());
+        // AND a deadline a minute away leaves 58 s to work in
+        let minute = deadline_ms + 59_000;
+        let left = answer_by(minute).saturating_duration_since(Instant::now());
+        assert!(
+            left > Duration::from_secs(57) && left <= Duration::from_secs(58),
+            "{left:?}"
+        );
+        // AND so does the emulator's relative 60000
+        let left = answer_by(60_000).saturating_duration_since(Instant::now());
+        assert!(
+            left > Duration::from_secs(57) && left <= Duration::from_secs(58),
+            "{left:?}"
+        );
     }
 }
