@@ -113,28 +113,47 @@ impl IngestFunction {
         event: LambdaEvent<Box<RawValue>>,
     ) -> Result<serde_json::Value, lambda_http::Error> {
         let LambdaEvent { payload, context } = event;
-        let payload = payload.get();
-        if sqs::is_sqs_event(payload) {
-            let started = Instant::now();
-            let batch: SqsEvent = serde_json::from_str(payload)?;
-            let by = sqs::answer_by(context.deadline);
-            let budget_ms = by.saturating_duration_since(started).as_millis() as u64;
-            let (response, summary) = sqs::apply_sqs_event(&self.ingest, batch, by).await?;
-            tracing::info!(
-                messages = summary.messages,
-                messages_back = summary.messages_back,
-                unreadable = summary.unreadable,
-                out_of_time = summary.out_of_time,
-                applied = summary.events.applied,
-                unchanged = summary.events.unchanged,
-                rejected = summary.events.rejected,
-                failed = summary.events.failed,
-                ms = started.elapsed().as_millis() as u64,
-                budget_ms,
-                "sqs batch"
-            );
-            return Ok(serde_json::to_value(response)?);
+        if sqs::is_sqs_event(payload.get()) {
+            self.handle_sqs(payload.get(), context.deadline).await
+        } else {
+            self.handle_http(payload.get(), context).await
         }
+    }
+
+    /// An SQS batch, answered by its deadline (the runtime API's, in ms) with the messages
+    /// that go back; one log line of counts.
+    async fn handle_sqs(
+        &self,
+        payload: &str,
+        deadline_ms: u64,
+    ) -> Result<serde_json::Value, lambda_http::Error> {
+        let started = Instant::now();
+        let batch: SqsEvent = serde_json::from_str(payload)?;
+        let by = sqs::answer_by(deadline_ms);
+        let (response, summary) = sqs::apply_sqs_event(&self.ingest, batch, by).await?;
+        tracing::info!(
+            messages = summary.messages,
+            messages_back = summary.messages_back,
+            unreadable = summary.unreadable,
+            out_of_time = summary.out_of_time,
+            applied = summary.events.applied,
+            unchanged = summary.events.unchanged,
+            rejected = summary.events.rejected,
+            failed = summary.events.failed,
+            ms = started.elapsed().as_millis() as u64,
+            budget_ms = by.saturating_duration_since(started).as_millis() as u64,
+            "sqs batch"
+        );
+        Ok(serde_json::to_value(response)?)
+    }
+
+    /// An HTTP request from either front door, through `lambda_http`'s request and response
+    /// types and the gated router.
+    async fn handle_http(
+        &self,
+        payload: &str,
+        context: lambda_http::Context,
+    ) -> Result<serde_json::Value, lambda_http::Error> {
         let request: LambdaRequest = serde_json::from_str(payload)?;
         let response = Adapter::from(self.routes.clone())
             .oneshot(LambdaEvent::new(request, context))
