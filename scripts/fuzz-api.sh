@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Schema-driven fuzzing of the HTTP API (Schemathesis, PyPI): starts `sendtime serve` on the
-# embedded demo data with an API key, points Schemathesis at its /openapi.json with that
-# key, and runs every check (no 5xx, statuses, content types, headers and bodies as the
+# embedded demo data with an API key and a write key, points Schemathesis at its /openapi.json
+# with the API key (and the write key for POST /v1/events: scripts/schemathesis.toml), and
+# runs every check (no 5xx, statuses, content types, headers and bodies as the
 # description says, bad input rejected, valid input accepted, auth not ignored) for a time
 # budget: FUZZ_SECONDS (default 60). A failure prints a curl line that reproduces it.
 # Needs `cargo build --bins` first and .tools/st-venv (scripts/install-tools.sh).
@@ -15,9 +16,15 @@ BIN="${SENDTIME_BIN:-$ROOT/target/debug/sendtime}"
 
 KEY="fuzz-$(date +%s%N)"
 HASH="$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)"
+# The write path's key, read by scripts/schemathesis.toml for POST /v1/events only.
+export SENDTIME_FUZZ_WRITE_KEY="fuzz-write-$(date +%s%N)"
+WRITE_HASH="$(printf %s "$SENDTIME_FUZZ_WRITE_KEY" | sha256sum | cut -d' ' -f1)"
 WORK="$(mktemp -d)"
 trap 'kill "$SERVE_PID" 2>/dev/null || true; wait "$SERVE_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-SENDTIME_LOG=warn "$BIN" serve --addr 127.0.0.1:0 --api-key-sha256 "$HASH" \
+# Made before serve starts: the wait below reads it at once (the background job's redirect
+# may not have run yet).
+: > "$WORK/serve.out"
+SENDTIME_LOG=warn "$BIN" serve --addr 127.0.0.1:0 --api-key-sha256 "$HASH" --write-key-sha256 "$WRITE_HASH" \
   > "$WORK/serve.out" 2> "$WORK/serve.err" &
 SERVE_PID=$!
 URL=""

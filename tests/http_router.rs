@@ -984,3 +984,7 @@ async fn a_signed_url_covers_min_score() {
 fn scored_at_text() -> String {
     scored_at().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
+
+/// `POST /v1/events` through the router.
+#[path = "http_router/events_route.rs"]
+mod events_route;

@@ -77,3 +77,56 @@ pub fn check_response(uri: &str, status: u16, body: &Value) {
         "{uri} ({status}) does not match docs/openapi.json: {errors:?}\n{body}"
     );
 }
+
+/// Panics unless `status` is documented for `method` on the documented route `route` (a
+/// template of `docs/openapi.json`'s `paths`, e.g. `/v1/events`) and `body` matches that
+/// response's schema.
+pub fn check_operation(route: &str, method: &str, status: u16, body: &Value) {
+    let response = &DOC["paths"][route][method]["responses"][status.to_string()];
+    assert!(
+        response.is_object(),
+        "{method} {route}: status {status} is not documented in docs/openapi.json"
+    );
+    let schema = response["content"]["application/json"]["schema"].clone();
+    let validator = {
+        let mut cache = VALIDATORS.lock().unwrap();
+        cache
+            .entry((format!("{method} {route}"), status))
+            .or_insert_with(|| {
+                let root = json!({
+                    "$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "allOf": [schema],
+                    "components": DOC["components"].clone(),
+                });
+                Arc::new(jsonschema::validator_for(&root).expect("a valid schema"))
+            })
+            .clone()
+    };
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {route} ({status}) does not match docs/openapi.json: {errors:?}\n{body}"
+    );
+}
+
+/// Panics unless `value` matches `docs/openapi.json`'s component schema `name` (e.g. an event
+/// a test sends against `Event`).
+pub fn check_schema(name: &str, value: &Value) {
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$ref": format!("#/components/schemas/{name}"),
+        "components": DOC["components"].clone(),
+    });
+    let validator = jsonschema::validator_for(&root).expect("a valid schema");
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{value} does not match {name} in docs/openapi.json: {errors:?}"
+    );
+}

@@ -1,11 +1,12 @@
 //! The one ingest handler behind every way in (`POST /v1/events`, the ingest function's SQS
 //! batches, `sendtime events send`): a batch of raw events validated one by one against an
-//! injected clock, the valid ones applied through the store's [`EventsApply`], and a result
-//! per event — applied, unchanged (a duplicate or stale event), rejected (bad input: never
-//! retried) or failed (the store: retry it; applying again is safe).
+//! injected clock, the valid ones applied through the store's
+//! [`sendtime_store::EventsApply`], and a result per event — applied, unchanged (a duplicate
+//! or stale event), rejected (bad input: never retried) or failed (the store: retry it;
+//! applying again is safe).
 //!
 //! A process that applies an event drops what it holds about that user or item at once
-//! ([`Invalidate`]); other processes see it when their cache entry expires.
+//! ([`crate::ingest::Invalidate`]); other processes see it when their cache entry expires.
 
 use futures::stream::{self, StreamExt};
 use sendtime_domain::ingest::{EventError, IngestLimits, Outcome, RawEvent, Target};
@@ -14,10 +15,22 @@ use sendtime_store::{ApplyError, EventsApply};
 use serde::Serialize;
 use std::sync::Arc;
 
+/// The variable (and `sendtime serve --write-key-sha256`) holding the hex SHA-256 digests of
+/// the write keys, comma-separated (several during a rotation).
+pub const WRITE_KEY_SHA256_VAR: &str = "SENDTIME_WRITE_KEY_SHA256";
+
 /// Most events in one batch (an HTTP request or an SQS message).
 pub const MAX_BATCH_EVENTS: usize = 500;
-/// Largest batch body in bytes: SQS's largest message (256 KiB), so any batch the API takes
-/// can also travel through the queue.
+/// Largest batch body in bytes: an SQS queue's largest message by default (256 KiB), so any
+/// batch the API takes can also travel through a queue left at its defaults.
+///
+/// > "MaximumMessageSize – The limit of how many bytes a message can contain before Amazon
+/// > SQS rejects it. … Default: 262,144 (256 KiB)."
+/// > — <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html>
+///
+/// (A queue may now be set to take up to 1 MiB — "The maximum size is 1 MiB or 1,048,576
+/// bytes", <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>
+/// — but the default is what a producer can count on.)
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// Events of one batch applied at once (each is one read and at most one write).
 pub const APPLY_CONCURRENCY: usize = 16;

@@ -153,7 +153,8 @@ pub fn router_with(service: Arc<BlockService>, options: RouterOptions) -> App {
             EVENTS_ROUTE,
             post(move |headers: HeaderMap, body: Body| {
                 post_events(ingest.clone(), credentials.clone(), headers, body)
-            }),
+            })
+            .fallback(|| async { events_method_not_allowed() }),
         );
     }
     let rest = rest
@@ -490,6 +491,21 @@ async fn post_events(
         "events batch"
     );
     Ok(Json(serde_json::json!({ "summary": summary, "results": results })).into_response())
+}
+
+/// Any method but POST on [`EVENTS_ROUTE`]: `405 method_not_allowed`, `Allow: POST`.
+fn events_method_not_allowed() -> Response {
+    telemetry::record_route(EVENTS_ROUTE);
+    let body = serde_json::json!({"error": {
+        "code": ApiError::MethodNotAllowed.code(),
+        "message": "only POST is supported on this route",
+    }});
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, HeaderValue::from_static("POST"))],
+        Json(body),
+    )
+        .into_response()
 }
 
 async fn health() -> Json<serde_json::Value> {

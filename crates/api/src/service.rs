@@ -6,14 +6,19 @@
 //! cache of answers (Braze renders one email's HTML, text and AMP parts with the same call):
 //! keyed by user, block, limit, `min_score` and the day the stages are computed for, and
 //! valid only while the store would hand out the very user records it was built from — until
-//! their cache entry expires (the store's lease) and unless the store's user records were
-//! invalidated since — so a data change is never hidden by an older answer. A repeat call is
-//! one lookup: no store read at all.
+//! their cache entry expires (the store's lease) and while that entry is still the one the
+//! store holds (an event for the user drops it: [`crate::ingest::Invalidate`]) — so a data change is never
+//! hidden by an older answer. An event for one user voids that user's answers only; an
+//! event for an item voids every answer (which answers read an item is not tracked). A
+//! repeat call is two lookups (the answer, and that its records are still held): no store
+//! read at all.
 
+use crate::ingest::Invalidate;
 use bytes::Bytes;
 use chrono::Datelike;
 use futures::future::{try_join, try_join_all};
 use sendtime_domain::block::{BlockSummary, EncodedBlock};
+use sendtime_domain::ingest::Target;
 use sendtime_domain::rules::{
     engagement, Assessment, BlockData, BlockRequest, OnUnreadable, Reads,
 };
@@ -26,6 +31,7 @@ use sendtime_render::CopyBook;
 use sendtime_store::metrics::record_store_error;
 use sendtime_store::{BlockStore, CacheConfig, StoreError, UserData};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -150,13 +156,23 @@ impl quick_cache::Equivalent<AnswerKey> for AnswerKeyRef<'_> {
     }
 }
 
-/// A cached answer, until when it may be served and the store's user generation it was
-/// built under.
+/// A cached answer, until when it may be served, the user records it was built from, and
+/// the generations (the store's users', the service's catalog) it was built under.
 #[derive(Clone)]
 struct CachedAnswer {
     answer: Answer,
     until: Instant,
-    generation: u64,
+    /// Served only while the store still holds these very records for the user.
+    user: Arc<UserData>,
+    generation: Generations,
+}
+
+/// The store's user generation and the service's catalog generation, read before the records
+/// an answer is built from: a change of either since voids the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Generations {
+    users: u64,
+    catalog: u64,
 }
 
 /// The answer cache: bounded by count, each entry carrying its own expiry. A plain
@@ -178,6 +194,8 @@ pub struct BlockService {
     answer_lifetime: Duration,
     /// The copy book last built and the records it was built from.
     copy: std::sync::Mutex<Option<BuiltCopy>>,
+    /// Bumped by every applied item event: answers built before are void.
+    catalog_generation: AtomicU64,
 }
 
 /// A copy book and the records it was built from.
@@ -195,6 +213,7 @@ impl BlockService {
             answers: None,
             answer_lifetime: Duration::ZERO,
             copy: std::sync::Mutex::new(None),
+            catalog_generation: AtomicU64::new(0),
         }
     }
 
@@ -300,15 +319,21 @@ impl BlockService {
             min_score: options.min_score.map(MinScore::to_bits),
             day: now.date_naive().num_days_from_ce(),
         };
-        // Read before the user records: an invalidation after this voids what is built now.
-        let generation = self.store.user_generation();
+        // Read before the records: an invalidation after this voids what is built now.
+        let generation = Generations {
+            users: self.store.user_generation(),
+            catalog: self.catalog_generation.load(Ordering::Acquire),
+        };
         if let Some(answers) = &self.answers {
             let key = AnswerKeyRef {
                 user: user_id.as_str(),
                 shape,
             };
             if let Some(hit) = answers.get(&key) {
-                if hit.generation == generation && Instant::now() < hit.until {
+                if hit.generation == generation
+                    && Instant::now() < hit.until
+                    && self.store.holds(user_id, &hit.user)
+                {
                     let mut answer = hit.answer;
                     answer.cache = AnswerCacheUse::Hit;
                     return answer;
@@ -363,7 +388,7 @@ impl BlockService {
         options: AnswerOptions,
         now: chrono::DateTime<chrono::Utc>,
         shape: AnswerShape,
-        generation: u64,
+        generation: Generations,
     ) -> Result<Answer, DegradedReason> {
         let rule = kind.rule();
         let (user, lease) = self
@@ -372,7 +397,7 @@ impl BlockService {
             .await
             .map_err(|e| store_failed(rule, &e))?;
         let encoded = self
-            .assemble(rule, user_id, options, now, user, None)
+            .assemble(rule, user_id, options, now, user.clone(), None)
             .await
             .map_err(|e| store_failed(rule, &e))?;
         let Some(answers) = &self.answers else {
@@ -390,6 +415,7 @@ impl BlockService {
                 CachedAnswer {
                     answer: answer.clone(),
                     until,
+                    user,
                     generation,
                 },
             );
@@ -543,6 +569,22 @@ impl BlockService {
         };
         let (lists, items) = try_join(lists, items).await?;
         Ok((lists.into_iter().flatten().collect(), items))
+    }
+}
+
+/// What an applied event changed is dropped at once: a user's records from the store's cache
+/// (and so every answer built from them: see [`BlockService::answer_with`]); an item from
+/// the store's cache (with the popular lists read with it) and every cached answer.
+impl Invalidate for BlockService {
+    fn changed(&self, target: Target<'_>) {
+        match target {
+            Target::User(user_id) => self.store.forget_user(user_id),
+            Target::Item(item_id) => {
+                self.store.forget_item(item_id);
+                // After the item is gone: an answer built from it read the generation before.
+                self.catalog_generation.fetch_add(1, Ordering::AcqRel);
+            }
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //!   once — and accepts again as they go: a few hundred idle connections never lock a new
 //!   client out, and the process never runs out of file descriptors accepting.
 //! - **Graceful shutdown**: on the signal, stop accepting, let requests in flight finish
-//!   (up to [`DRAIN`]), close.
+//!   (up to [`crate::server::DRAIN`]), close.
 
 use axum::body::Body;
 use axum::extract::Request;

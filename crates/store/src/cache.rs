@@ -7,8 +7,13 @@
 //! one request is awaited, not loaded again, by the others); failed loads are not cached; unknown items are cached as absent so a stale
 //! recommendation list does not hit the store on every call. A TTL of zero disables caching
 //! for that kind of data. A cached user's records come with a lease (until their entry
-//! expires) and a generation (bumped by invalidation), so what the block service builds
-//! from them is reused exactly as long as they would be.
+//! expires) and a generation (bumped by [`CachedStore::invalidate_users`], a data reload), so
+//! what the block service builds from them is reused exactly as long as they would be.
+//!
+//! An applied event drops only what it changed ([`CachedStore::invalidate_user`],
+//! [`CachedStore::invalidate_item`]): the entry, and the load in flight for it, which then
+//! answers the requests that joined it but caches nothing (it may have read the record
+//! before the change). Other processes' caches keep the old record until it expires.
 
 use crate::error::StoreError;
 use crate::ports::{CopyGet, ItemsGet, PopularGet, UserData, UserDataGet};
@@ -81,12 +86,17 @@ impl Default for CacheConfig {
     }
 }
 
+/// Users changed by events whose next load is still to be a consistent read, held at most
+/// (one process rarely sees more events between two reads of their users).
+const CHANGED_USERS_HELD: usize = 10_000;
+
 /// Hit and miss counters since start-up, for logs and metrics.
 #[derive(Debug, Default)]
 pub struct CacheStats {
     hits: AtomicU64,
     misses: AtomicU64,
     loads: AtomicU64,
+    forgotten: AtomicU64,
 }
 
 impl CacheStats {
@@ -101,6 +111,13 @@ impl CacheStats {
     /// Calls made to the store behind the cache.
     pub fn loads(&self) -> u64 {
         self.loads.load(Ordering::Relaxed)
+    }
+    /// Users and items dropped early because an event changed them, since start-up.
+    pub fn forgotten(&self) -> u64 {
+        self.forgotten.load(Ordering::Relaxed)
+    }
+    fn forgot(&self, n: u64) {
+        self.forgotten.fetch_add(n, Ordering::Relaxed);
     }
     fn hit(&self, n: u64) {
         self.hits.fetch_add(n, Ordering::Relaxed);
@@ -128,8 +145,9 @@ type ItemCache = Expiring<ItemId, Option<Arc<Item>>>;
 /// One batch load of catalog items, awaited by every request that needs one of its ids.
 type ItemBatch = Shared<BoxFuture<'static, Result<Arc<Catalog>, StoreError>>>;
 
-/// Item ids being loaded right now, and the batch loading each.
-type InFlight = Arc<Mutex<HashMap<ItemId, ItemBatch>>>;
+/// Item ids being loaded right now, and the batch loading each (with its number: a batch
+/// caches only the ids whose slot is still its own, see [`CachedStore::forget_item`]).
+type InFlight = Arc<Mutex<HashMap<ItemId, (u64, ItemBatch)>>>;
 
 /// Any store, behind per-kind caches with the contract above.
 pub struct CachedStore<S> {
@@ -138,10 +156,17 @@ pub struct CachedStore<S> {
     users: Option<UserCache>,
     /// Bumped by [`CachedStore::invalidate_users`]: leases taken before are void.
     user_generation: AtomicU64,
+    /// Users an event changed since their records were last loaded: their next load is a
+    /// consistent read ([`UserDataGet::user_data_consistent`]). Bounded; a user evicted from
+    /// it is read as usual (eventually consistent: at worst the records from before the
+    /// write, for one TTL).
+    changed_users: Arc<quick_cache::sync::Cache<UserId, ()>>,
     /// Items are looked up by the dozen per request and loaded through our own in-flight
     /// table, so they need no entry API: see [`ItemCache`].
     items: Option<ItemCache>,
     items_in_flight: InFlight,
+    /// Numbers each item batch.
+    next_batch: AtomicU64,
     popular: Option<PopularCache>,
     /// The last list read for each scope, held `last_good` (the popular cache forgets a list
     /// when it expires).
@@ -182,6 +207,8 @@ trait Slots<K, V>: Clone + Send + Sync + 'static {
     fn get(&self, key: &K) -> Option<V>;
     /// Keeps `value` for `key`.
     fn insert(&self, key: K, value: V);
+    /// Drops `key`'s value, if any.
+    fn remove(&self, key: &K);
 }
 
 /// moka (its synchronous API: a hit is a plain call, without the async machinery of moka's
@@ -197,6 +224,9 @@ where
     }
     fn insert(&self, key: K, value: V) {
         Cache::insert(self, key, value);
+    }
+    fn remove(&self, key: &K) {
+        Cache::invalidate(self, key);
     }
 }
 
@@ -280,15 +310,25 @@ where
         let expires = Instant::now() + self.ttl_of(&value);
         self.cache.insert(key, (value, expires));
     }
+    fn remove(&self, key: &K) {
+        self.cache.remove(key);
+    }
 }
 
 /// A cache whose concurrent misses for one key share one load — its error too. The load
 /// runs as its own task, so it finishes, fills the cache and clears its slot even if every
-/// request waiting for it gives up (a deadline); a failed load is not cached.
+/// request waiting for it gives up (a deadline); a failed load is not cached. A load whose
+/// key was forgotten while it ran ([`Coalescing::forget`]: the record changed) answers the
+/// requests that joined it but fills nothing: what it read may predate the change.
 struct Coalescing<K, V, C> {
     cache: C,
-    loading: Arc<Mutex<HashMap<K, Pending<V>, IdHasher>>>,
+    loading: Arc<Mutex<LoadTable<K, V>>>,
+    /// Numbers each load, so a finishing load knows whether its slot is still its own.
+    next_load: AtomicU64,
 }
+
+/// The loads in flight by key, each with its number.
+type LoadTable<K, V> = HashMap<K, (u64, Pending<V>), IdHasher>;
 
 /// A popular list's life in the cache: `ttl`, or `negative_ttl` when there is no list or
 /// it is empty.
@@ -341,6 +381,7 @@ impl PopularCache {
                 })
                 .build_with_hasher(IdHasher::default()),
             loading: Arc::default(),
+            next_load: AtomicU64::new(0),
         })
     }
 }
@@ -360,6 +401,7 @@ where
         (!ttl.is_zero()).then(|| Self {
             cache: Expiring::new(ttl, capacity, config, is_negative),
             loading: Arc::default(),
+            next_load: AtomicU64::new(0),
         })
     }
 }
@@ -385,7 +427,7 @@ where
         let pending = {
             // A poisoned lock only means a panic while holding plain map data: keep using it.
             let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(pending) = loading.get(key) {
+            if let Some((_, pending)) = loading.get(key) {
                 stats.hit(1);
                 pending.clone()
             } else if let Some(value) = self.cache.get(key) {
@@ -396,19 +438,22 @@ where
                 stats.miss(1);
                 stats.load();
                 let (cache, table, owned) = (self.cache.clone(), self.loading.clone(), key.clone());
+                let number = self.next_load.fetch_add(1, Ordering::Relaxed);
                 let work = load();
                 // The starting request's counters follow the load into its task. The slot is
                 // inserted below before this lock is released, so the task's removal (which
-                // takes the lock) always comes after it.
+                // takes the lock) always comes after it. The value is cached under the same
+                // lock, and only while the slot is still this load's: a `forget` meanwhile
+                // (which takes the lock too) removed it, and the value may predate the change.
                 let task = tokio::spawn(crate::metrics::in_current_scope(async move {
                     let loaded = work.await;
-                    if let Ok(value) = &loaded {
-                        cache.insert(owned.clone(), value.clone());
+                    let mut table = table.lock().unwrap_or_else(|p| p.into_inner());
+                    if table.get(&owned).is_some_and(|(n, _)| *n == number) {
+                        if let Ok(value) = &loaded {
+                            cache.insert(owned.clone(), value.clone());
+                        }
+                        table.remove(&owned);
                     }
-                    table
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&owned);
                     loaded
                 }));
                 let pending = async move {
@@ -418,11 +463,19 @@ where
                 }
                 .boxed()
                 .shared();
-                loading.insert(key.clone(), pending.clone());
+                loading.insert(key.clone(), (number, pending.clone()));
                 pending
             }
         };
         pending.await
+    }
+
+    /// Drops `key`'s value and voids the load in flight for it, if any (it still answers
+    /// the requests that joined it, but caches nothing): the next request loads afresh.
+    fn forget(&self, key: &K) {
+        let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        loading.remove(key);
+        self.cache.remove(key);
     }
 }
 
@@ -435,9 +488,11 @@ impl<S> CachedStore<S> {
                 user.profile.is_none()
             }),
             user_generation: AtomicU64::new(0),
+            changed_users: Arc::new(quick_cache::sync::Cache::new(CHANGED_USERS_HELD)),
             items: (!config.item_ttl.is_zero())
                 .then(|| Expiring::new(config.item_ttl, config.max_items, config, Option::is_none)),
             items_in_flight: Arc::default(),
+            next_batch: AtomicU64::new(0),
             popular: PopularCache::popular(config),
             popular_held: (!config.popular_ttl.is_zero() && !config.last_good.is_zero()).then(
                 || {
@@ -514,6 +569,55 @@ impl<S> CachedStore<S> {
         )
     }
 
+    /// Drops one user's cached records and voids the load in flight for them (an event
+    /// changed them): every other user's records, and what was built from them, stay.
+    pub fn invalidate_user(&self, user_id: &UserId) {
+        self.stats.forgot(1);
+        if let Some(users) = &self.users {
+            // Marked first: a load started after the entry is gone reads consistently.
+            self.changed_users.insert(user_id.clone(), ());
+            users.forget(user_id);
+        }
+    }
+
+    /// Drops one catalog item — its cache entry, the batch in flight for it, the popular
+    /// lists read with it (cached or held as last-known-good) — so the next read of any of
+    /// them goes to the store.
+    pub fn invalidate_item(&self, id: &ItemId) {
+        self.stats.forgot(1);
+        if let Some(items) = &self.items {
+            let mut in_flight = self
+                .items_in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            in_flight.remove(id);
+            items.cache.remove(id);
+        }
+        let holding = |list: &PopularList| list.items.contains(id);
+        if let Some(popular) = &self.popular {
+            // A few dozen lists at most: walked, not indexed.
+            let scopes: Vec<PopularScope> = popular
+                .cache
+                .iter()
+                .filter(|(_, list)| list.as_deref().is_some_and(holding))
+                .map(|(scope, _)| PopularScope::clone(&scope))
+                .collect();
+            for scope in &scopes {
+                popular.forget(scope);
+            }
+        }
+        if let Some(held) = &self.popular_held {
+            let scopes: Vec<PopularScope> = held
+                .iter()
+                .filter(|(_, list)| holding(list))
+                .map(|(scope, _)| PopularScope::clone(&scope))
+                .collect();
+            for scope in &scopes {
+                held.invalidate(scope);
+            }
+        }
+    }
+
     /// Drops every cached user record (keeps catalog and popular lists) and voids the leases
     /// handed out on them.
     pub fn invalidate_users(&self) {
@@ -545,8 +649,20 @@ impl<S: UserDataGet + 'static> UserDataGet for CachedStore<S> {
         };
         let load = || {
             let (inner, user_id) = (self.inner.clone(), user_id.clone());
+            // The first load after an event changed the user reads what was written (a
+            // failed one leaves the mark for the next).
+            let changed = self.changed_users.clone();
+            let consistent = changed.remove(&user_id).is_some();
             async move {
-                let data = inner.user_data(&user_id).await?;
+                let data = if consistent {
+                    let read = inner.user_data_consistent(&user_id).await;
+                    if read.is_err() {
+                        changed.insert(user_id.clone(), ());
+                    }
+                    read?
+                } else {
+                    inner.user_data(&user_id).await?
+                };
                 // Stamped after the read, before the entry is inserted: the lease never
                 // outlasts the entry.
                 Ok((data, Instant::now()))
@@ -568,6 +684,23 @@ impl<S: UserDataGet + 'static> UserDataGet for CachedStore<S> {
             .cache
             .get_held(user_id, Instant::now())
             .map(|(user, _)| user)
+    }
+
+    /// One probe of the user cache: its entry is these very records. Not its expiry: a
+    /// caller reuses what it built only within the lease it was given, which ends with the
+    /// entry (one clock read saved on every answer-cache hit).
+    fn holds(&self, user_id: &UserId, data: &Arc<UserData>) -> bool {
+        self.users.as_ref().is_some_and(|users| {
+            users
+                .cache
+                .cache
+                .get(user_id)
+                .is_some_and(|((held, _), _)| Arc::ptr_eq(&held, data))
+        })
+    }
+
+    fn forget_user(&self, user_id: &UserId) {
+        self.invalidate_user(user_id);
     }
 }
 
@@ -608,6 +741,10 @@ impl<S: ItemsGet + 'static> ItemsGet for CachedStore<S> {
         Ok(found)
     }
 
+    fn forget_item(&self, id: &ItemId) {
+        self.invalidate_item(id);
+    }
+
     fn held_items(&self, ids: &[ItemId]) -> Catalog {
         let mut found = Catalog::with_capacity_and_hasher(ids.len(), Default::default());
         if let Some(cache) = &self.items {
@@ -642,7 +779,7 @@ impl<S: ItemsGet + 'static> CachedStore<S> {
         let mut new: Vec<ItemId> = Vec::new();
         let now = Instant::now();
         for id in missing {
-            if let Some(batch) = in_flight.get(&id) {
+            if let Some((_, batch)) = in_flight.get(&id) {
                 out.push((id, batch.clone()));
             } else if cache.get_at(&id, now).is_none() {
                 // (a batch may have finished since this request looked: then it is cached)
@@ -651,14 +788,15 @@ impl<S: ItemsGet + 'static> CachedStore<S> {
         }
         if !new.is_empty() {
             self.stats.load();
+            let number = self.next_batch.fetch_add(1, Ordering::Relaxed);
             let batch = start_batch(
                 self.inner.clone(),
                 cache.clone(),
                 self.items_in_flight.clone(),
-                new.clone(),
+                (number, new.clone()),
             );
             for id in new {
-                in_flight.insert(id.clone(), batch.clone());
+                in_flight.insert(id.clone(), (number, batch.clone()));
                 out.push((id, batch.clone()));
             }
         }
@@ -674,23 +812,26 @@ impl<S: ItemsGet + 'static> CachedStore<S> {
     }
 }
 
-/// Spawns one batch load; the returned future, shared by every waiter, is its outcome.
+/// Spawns one batch load (numbered); the returned future, shared by every waiter, is its
+/// outcome. Under the in-flight table's lock, it caches and clears only the ids whose slot
+/// is still its own: an id forgotten meanwhile (its item changed) is not cached from a read
+/// that may predate the change.
 fn start_batch<S: ItemsGet + 'static>(
     inner: Arc<S>,
     cache: ItemCache,
     in_flight: InFlight,
-    ids: Vec<ItemId>,
+    (number, ids): (u64, Vec<ItemId>),
 ) -> ItemBatch {
     let load = async move {
         let loaded = inner.items(&ids).await;
-        if let Ok(items) = &loaded {
-            for id in &ids {
-                cache.insert(id.clone(), items.get(id).cloned());
-            }
-        }
         let mut table = in_flight.lock().unwrap_or_else(|p| p.into_inner());
         for id in &ids {
-            table.remove(id);
+            if table.get(id).is_some_and(|(n, _)| *n == number) {
+                if let Ok(items) = &loaded {
+                    cache.insert(id.clone(), items.get(id).cloned());
+                }
+                table.remove(id);
+            }
         }
         drop(table);
         loaded.map(Arc::new)

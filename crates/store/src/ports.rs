@@ -21,6 +21,15 @@ pub trait UserDataGet: Send + Sync {
     /// The user's records.
     async fn user_data(&self, user_id: &UserId) -> Result<Arc<UserData>, StoreError>;
 
+    /// The user's records as of every write acknowledged before this call (DynamoDB: a
+    /// strongly consistent read): what a cache reads right after an event changed the user,
+    /// so it does not keep the records from before the write. The default is
+    /// [`UserDataGet::user_data`], right for a store whose every read is consistent (the
+    /// embedded store).
+    async fn user_data_consistent(&self, user_id: &UserId) -> Result<Arc<UserData>, StoreError> {
+        self.user_data(user_id).await
+    }
+
     /// The user's records and until when this store will keep handing out these very records
     /// (a cache entry's expiry), so what is built from them may be reused until then: `None`
     /// — the default, a store without a cache — means every read may differ.
@@ -43,6 +52,18 @@ pub trait UserDataGet: Send + Sync {
     fn held_user_data(&self, _user_id: &UserId) -> Option<Arc<UserData>> {
         None
     }
+
+    /// Whether this store's entry for `user_id` holds these very records (a cache's entry,
+    /// not yet dropped by [`UserDataGet::forget_user`] or replaced): what is built from them
+    /// may be reused while it does, and within the lease they came with. `false` — the
+    /// default — for a store that holds nothing.
+    fn holds(&self, _user_id: &UserId, _data: &Arc<UserData>) -> bool {
+        false
+    }
+
+    /// Drops every copy of `user_id`'s records held for reuse (an event changed them): the
+    /// next read goes to the store. Nothing to drop by default.
+    fn forget_user(&self, _user_id: &UserId) {}
 }
 
 /// Reads catalog items by id (DynamoDB `BatchGetItem`). Unknown ids are simply absent from
@@ -56,6 +77,10 @@ pub trait ItemsGet: Send + Sync {
     fn held_items(&self, _ids: &[ItemId]) -> Catalog {
         Catalog::default()
     }
+
+    /// Drops every copy of item `id` held for reuse, and whatever holds one (a cached popular
+    /// list read with its items): an event changed it. Nothing to drop by default.
+    fn forget_item(&self, _id: &ItemId) {}
 }
 
 /// Reads one popular list (DynamoDB `GetItem`); `None` when there is none for that scope.

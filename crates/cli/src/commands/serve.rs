@@ -1,15 +1,21 @@
 //! `sendtime serve`: the local server. With no arguments it generates demo data into the
-//! embedded store, so a newcomer sees blocks with one command and no AWS account.
+//! embedded store, so a newcomer sees blocks with one command and no AWS account. It also
+//! takes events (`POST /v1/events`, a write key required: one is made up and printed when
+//! none is configured), applied to the store behind the cache, each dropping what the cache
+//! holds about its user or item at once.
 
 use crate::commands::data::DatasetArgs;
 use crate::datagen;
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::Args;
+use sendtime_api::ingest::{Ingest, WRITE_KEY_SHA256_VAR};
 use sendtime_api::{router_with, BlockService, RouterOptions};
 use sendtime_domain::{BlockKind, Clock, FixedClock, SystemClock, UserId};
 use sendtime_dynamo::DynamoConfig;
-use sendtime_store::{BlockStore, CacheConfig, CachedStore, MemoryStore, ParsedRecords, Record};
+use sendtime_store::{
+    BlockStore, CacheConfig, CachedStore, EventsApply, MemoryStore, ParsedRecords, Record,
+};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +58,12 @@ pub struct ServeArgs {
     /// rotation). Off by default for local use.
     #[arg(long, env = "SENDTIME_API_KEY_SHA256", value_parser = parse_key_hash, value_delimiter = ',', hide_env_values = true)]
     pub api_key_sha256: Vec<[u8; 32]>,
+    /// Accept events (`POST /v1/events`) from callers whose key (`x-sendtime-key`) has one
+    /// of these SHA-256 digests (comma-separated or repeated, for a rotation); a write key
+    /// reads nothing, a read key writes nothing. None given: one is made up and printed at
+    /// start-up.
+    #[arg(long, env = WRITE_KEY_SHA256_VAR, value_parser = parse_key_hash, value_delimiter = ',', hide_env_values = true)]
+    pub write_key_sha256: Vec<[u8; 32]>,
     /// Accept URLs signed with one of these secrets (`sig`, `exp`; see the README): for
     /// email fetches that cannot send a header. Comma-separated or repeated.
     #[arg(
@@ -169,9 +181,28 @@ impl CacheArgs {
     }
 }
 
+/// What `serve` serves from: the store behind its cache, the same store's event writes, what
+/// it is, and demo users to show.
+struct Served {
+    /// Reads, through the cache.
+    store: Arc<dyn BlockStore>,
+    /// Event writes, straight to the store (never through the cache).
+    events: Arc<dyn EventsApply>,
+    /// A line saying what is served.
+    description: String,
+    /// Users of the embedded data to show in the example lines (none for a table).
+    sample_users: Vec<UserId>,
+}
+
+/// The write keys in force: the configured digests, or one made-up key (printed once).
+struct WriteKeys {
+    digests: Vec<[u8; 32]>,
+    made_up: Option<String>,
+}
+
 impl ServeArgs {
-    /// Loads the rules and data, binds `--addr`, prints example URLs, then serves until
-    /// Ctrl-C or SIGTERM.
+    /// Loads the rules and data, binds `--addr`, prints example URLs (and the write key when
+    /// it made one up), then serves until Ctrl-C or SIGTERM.
     pub async fn run(self) -> anyhow::Result<()> {
         // The rules first: a bad file should stop start-up before any data is read.
         let rules = sendtime_api::rules_file::load_or_default(self.rules.as_deref())
@@ -181,97 +212,210 @@ impl ServeArgs {
             None => Arc::new(SystemClock),
         };
         let cache = self.cache.config();
-        let (store, description, sample_users): (Arc<dyn BlockStore>, String, Vec<UserId>) =
-            match &self.table {
-                Some(table) => {
-                    let mut config = DynamoConfig::new(table.clone());
-                    config.endpoint = self.dynamodb_endpoint.clone();
-                    config.region = self.region.clone();
-                    let dynamo = sendtime_dynamo::connect(&config)
-                        .await
-                        .with_clock(clock.clone());
-                    let exists = dynamo.warm_up().await.with_context(|| {
-                        format!("could not reach DynamoDB for table '{table}' (check --dynamodb-endpoint / --region and credentials)")
-                    })?;
-                    if !exists {
-                        bail!("table '{table}' does not exist: create and fill it with `sendtime data load --table {table}`, or fix --table");
-                    }
-                    let store = Arc::new(CachedStore::new(Arc::new(dynamo), &cache));
-                    store.maintain_every(CACHE_MAINTENANCE);
-                    (store, format!("DynamoDB table '{table}'"), Vec::new())
-                }
-                None => {
-                    let (records, description) = match self.data.as_slice() {
-                        [] => demo_records(&self.dataset, clock.now()),
-                        files => (
-                            read_data_files(files)?,
-                            format!(
-                                "embedded store from {}",
-                                files
-                                    .iter()
-                                    .map(|p| p.display().to_string())
-                                    .collect::<Vec<_>>()
-                                    .join(" + ")
-                            ),
-                        ),
-                    };
-                    let users: Vec<UserId> = records
-                        .iter()
-                        .filter_map(|r| match r {
-                            Record::User(u) => Some(u.user_id.clone()),
-                            _ => None,
-                        })
-                        .take(500)
-                        .collect();
-                    let memory = MemoryStore::with_records(clock.clone(), records);
-                    let store = Arc::new(CachedStore::new(Arc::new(memory), &cache));
-                    store.maintain_every(CACHE_MAINTENANCE);
-                    (store, description, users)
-                }
-            };
-
+        let served = self.open_store(&clock, &cache).await?;
         let service = Arc::new(
-            BlockService::new(store, rules, clock)
+            BlockService::new(served.store.clone(), rules, clock.clone())
                 .with_answer_cache(&cache)
                 .with_deadline(Duration::from_millis(self.request_budget_ms))
                 .with_max_in_flight(usize::try_from(self.max_in_flight).unwrap_or(usize::MAX)),
         );
+        // Events go to the store itself; what they change is dropped from the caches (the
+        // store's and the answers) through the block service.
+        let ingest = Arc::new(Ingest::new(
+            served.events.clone(),
+            service.clone(),
+            clock.clone(),
+        ));
+        let write_keys = self.write_keys();
         let listener = tokio::net::TcpListener::bind(self.addr)
             .await
             .with_context(|| format!("cannot listen on {} (choose another --addr)", self.addr))?;
         let local = listener.local_addr()?;
-        let examples = example_urls(&service, local, &sample_users, !self.no_preview).await;
-        {
-            let mut out = std::io::stdout().lock();
-            writeln!(
-                out,
-                "sendtime listening on http://{local} serving {description}"
-            )?;
-            for line in examples {
-                writeln!(out, "  {line}")?;
-            }
-            out.flush()?;
-        }
+        let mut examples =
+            example_urls(&service, local, &served.sample_users, !self.no_preview).await;
+        let users = &served.sample_users;
+        examples.extend(event_example(&service, local, users, &write_keys, clock.now()).await);
+        print_banner(local, &served.description, &examples)?;
         tracing::info!(addr = %local, "serving");
         let app = router_with(
             service,
             RouterOptions {
-                credentials: sendtime_api::auth::Credentials::new(
-                    self.api_key_sha256.clone(),
-                    self.signing_secret
-                        .iter()
-                        .map(|s| s.trim().as_bytes().to_vec())
-                        .collect(),
-                ),
+                credentials: self.credentials(write_keys.digests),
                 strict: self.strict,
                 default_locale: self.default_locale,
                 preview: !self.no_preview,
+                ingest: Some(ingest),
                 ..RouterOptions::default()
             },
         );
         crate::server::serve(listener, app, self.connections.limits(), shutdown_signal()).await;
         Ok(())
     }
+
+    /// The store `--table`, `--data` or the demo data give, behind the cache.
+    async fn open_store(
+        &self,
+        clock: &Arc<dyn Clock>,
+        cache: &CacheConfig,
+    ) -> anyhow::Result<Served> {
+        let Some(table) = &self.table else {
+            let (records, description) = match self.data.as_slice() {
+                [] => demo_records(&self.dataset, clock.now()),
+                files => (
+                    read_data_files(files)?,
+                    format!(
+                        "embedded store from {}",
+                        files
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(" + ")
+                    ),
+                ),
+            };
+            let sample_users: Vec<UserId> = records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::User(u) => Some(u.user_id.clone()),
+                    _ => None,
+                })
+                .take(500)
+                .collect();
+            let memory = Arc::new(MemoryStore::with_records(clock.clone(), records));
+            let store = Arc::new(CachedStore::new(memory.clone(), cache));
+            store.maintain_every(CACHE_MAINTENANCE);
+            return Ok(Served {
+                store,
+                events: memory,
+                description,
+                sample_users,
+            });
+        };
+        let mut config = DynamoConfig::new(table.clone());
+        config.endpoint = self.dynamodb_endpoint.clone();
+        config.region = self.region.clone();
+        let dynamo = sendtime_dynamo::connect(&config)
+            .await
+            .with_clock(clock.clone());
+        let exists = dynamo.warm_up().await.with_context(|| {
+            format!("could not reach DynamoDB for table '{table}' (check --dynamodb-endpoint / --region and credentials)")
+        })?;
+        if !exists {
+            bail!("table '{table}' does not exist: create and fill it with `sendtime data load --table {table}`, or fix --table");
+        }
+        let dynamo = Arc::new(dynamo);
+        let store = Arc::new(CachedStore::new(dynamo.clone(), cache));
+        store.maintain_every(CACHE_MAINTENANCE);
+        Ok(Served {
+            store,
+            events: dynamo,
+            description: format!("DynamoDB table '{table}'"),
+            sample_users: Vec::new(),
+        })
+    }
+
+    /// The read keys and signing secrets given, and these write keys.
+    fn credentials(&self, write_keys: Vec<[u8; 32]>) -> sendtime_api::auth::Credentials {
+        let secrets = self
+            .signing_secret
+            .iter()
+            .map(|s| s.trim().as_bytes().to_vec())
+            .collect();
+        sendtime_api::auth::Credentials::new(self.api_key_sha256.clone(), secrets)
+            .with_write_keys(write_keys)
+    }
+
+    /// `--write-key-sha256`, or a random key of 32 bytes (hex) made up for this run.
+    fn write_keys(&self) -> WriteKeys {
+        if !self.write_key_sha256.is_empty() {
+            return WriteKeys {
+                digests: self.write_key_sha256.clone(),
+                made_up: None,
+            };
+        }
+        let key: String = rand::random::<[u8; 32]>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        WriteKeys {
+            digests: vec![sendtime_api::auth::sha256(&key)],
+            made_up: Some(key),
+        }
+    }
+}
+
+/// The start-up lines: where it listens, what it serves, the example lines.
+fn print_banner(local: SocketAddr, description: &str, examples: &[String]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "sendtime listening on http://{local} serving {description}"
+    )?;
+    for line in examples {
+        writeln!(out, "  {line}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The write key this run made up (when none was configured), and a ready `curl` line that
+/// posts an `order_placed` for a demo user with an eligible cart — then that cart's block
+/// answers not eligible, `purchased`.
+async fn event_example(
+    service: &BlockService,
+    addr: SocketAddr,
+    users: &[UserId],
+    keys: &WriteKeys,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let key = match &keys.made_up {
+        Some(key) => {
+            lines.push(format!(
+                "write key (made up for this run; set --write-key-sha256 or {WRITE_KEY_SHA256_VAR} to choose one): {key}"
+            ));
+            key.clone()
+        }
+        None => "$SENDTIME_WRITE_KEY".to_owned(),
+    };
+    let mut cart = None;
+    for user in users {
+        let answer = service.answer(BlockKind::Cart, user, 4).await;
+        if answer.summary.eligible {
+            let items: Vec<String> = answer.value()["items"]
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|i| i["id"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            cart = Some((user.to_string(), items));
+            break;
+        }
+    }
+    // A table's users are not known here: the line names a placeholder to replace.
+    let (user, items) = cart.unwrap_or_else(|| ("USER_ID".to_owned(), vec!["ITEM_ID".to_owned()]));
+    let products: Vec<serde_json::Value> = items
+        .iter()
+        .map(|id| serde_json::json!({ "product_id": id, "quantity": 1 }))
+        .collect();
+    let event = serde_json::json!({ "events": [{
+        "id": format!("demo-order-{user}"),
+        "type": "order_placed",
+        "user_id": user,
+        "time": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "properties": { "order_id": format!("demo-{user}"), "products": products },
+    }]});
+    lines.push(format!(
+        "curl -X POST http://{addr}{} -H 'x-sendtime-key: {key}' -H 'content-type: application/json' -d '{event}'    # an order: {user}'s cart block turns off (purchased)",
+        sendtime_api::router::EVENTS_ROUTE
+    ));
+    lines.push(format!(
+        "curl http://{addr}/v1/users/{user}/cart    # after the order: not eligible, purchased"
+    ));
+    lines
 }
 
 /// Demo users above this many are served without send scores (scoring them would slow the
