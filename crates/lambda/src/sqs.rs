@@ -148,7 +148,7 @@ const UNIX_MS_FLOOR: u64 = 1_000_000_000_000;
 /// has passed. "Lambda-Runtime-Deadline-Ms – The date that the function times out in Unix
 /// time milliseconds" (<https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>).
 /// cargo-lambda's emulator sends its timeout there instead (seen: `600000`), so a value
-/// below [`UNIX_MS_FLOOR`] is read as milliseconds from now (assumption: only emulators
+/// below `UNIX_MS_FLOOR` (10^12) is read as milliseconds from now (assumption: only emulators
 /// send such values).
 pub fn answer_by(deadline_ms: u64) -> Instant {
     let left = if deadline_ms < UNIX_MS_FLOOR {
