@@ -148,7 +148,8 @@ pub const CACHE_ANSWER_TTL_SECS: &str = "SENDTIME_CACHE_ANSWER_TTL_SECS";
 pub const API_KEY_SHA256: &str = "SENDTIME_API_KEY_SHA256";
 /// Hex SHA-256 digests of the write keys (comma-separated), the only keys `POST /v1/events`
 /// accepts; unset or empty: none from this variable (the SSM parameter may add some).
-pub const WRITE_KEY_SHA256: &str = "SENDTIME_WRITE_KEY_SHA256";
+/// (The same variable as `sendtime serve`'s `--write-key-sha256`: named once, in the API.)
+pub const WRITE_KEY_SHA256: &str = sendtime_api::ingest::WRITE_KEY_SHA256_VAR;
 /// Secrets signed URLs are checked against (comma-separated, several during a rotation).
 pub const SIGNING_SECRETS: &str = "SENDTIME_SIGNING_SECRETS";
 /// Name of an SSM SecureString parameter holding credentials, one per line:
