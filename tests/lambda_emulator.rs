@@ -2,12 +2,15 @@
 //! (`cargo lambda watch --only-lambda-apis`), against DynamoDB Local loaded with a generated
 //! dataset. Each function answers what `sendtime serve` answers over the same table, bad ids
 //! get 400, unknown users fallback content, and with DynamoDB unreachable a function still
-//! answers inside its request budget.
+//! answers inside its request budget. The ingest function (the same binary with
+//! `SENDTIME_ROLE=ingest`) applies an SQS event invoked through the emulator's Invoke API and
+//! answers `POST /v1/events` as the router does in-process, on DynamoDB Local.
 
 use sendtime_tests::*;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Every block's function: the one `blocks` binary told its block by `SENDTIME_BLOCK`.
@@ -438,4 +441,274 @@ async fn with_dynamodb_unreachable_functions_answer_within_the_budget() {
             "{body}"
         );
     }
+}
+
+// ----- the ingest function -------------------------------------------------------------
+
+const WRITE_KEY: &str = "e2e-write-key";
+
+fn write_key_hash() -> String {
+    sendtime_api::auth::sha256(WRITE_KEY)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The ingest function on `table`: the `blocks` binary with `SENDTIME_ROLE=ingest`, the read
+/// key and a write key.
+fn start_ingest_function(table: &str) -> Function {
+    let write_hash = write_key_hash();
+    start_function_with(
+        "",
+        table,
+        &dynamodb_endpoint(),
+        1_000,
+        &[
+            ("SENDTIME_ROLE", "ingest"),
+            ("SENDTIME_WRITE_KEY_SHA256", &write_hash),
+            // Not on the request path of Braze: DynamoDB Local on a busy machine may be slow.
+            ("SENDTIME_DYNAMODB_TIMEOUT_MS", "10000"),
+            ("SENDTIME_DYNAMODB_ATTEMPT_TIMEOUT_MS", "5000"),
+        ],
+    )
+}
+
+fn fixture_text(path: &str) -> String {
+    let path = workspace_root().join("tests/fixtures").join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Status and JSON body of `POST /v1/events` with `body`, sent with `key`.
+async fn post_events(
+    client: &reqwest::Client,
+    url: &str,
+    key: Option<&str>,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let mut req = client
+        .post(url)
+        .timeout(Duration::from_secs(30))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(key) = key {
+        req = req.header("x-sendtime-key", key);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("a JSON answer"))
+}
+
+/// The same `POST /v1/events` through the router in-process (what `serve` mounts), over
+/// `store`, with the function's keys.
+async fn post_events_in_process(
+    store: Arc<sendtime_dynamo::DynamoStore>,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    use http_body_util::BodyExt;
+    let credentials =
+        sendtime_api::auth::Credentials::new(vec![sendtime_api::auth::sha256(KEY)], Vec::new())
+            .with_write_keys(vec![sendtime_api::auth::sha256(WRITE_KEY)]);
+    let ingest = Arc::new(sendtime_api::ingest::Ingest::new(
+        store.clone(),
+        Arc::new(()),
+        Arc::new(sendtime_domain::SystemClock),
+    ));
+    let service = Arc::new(sendtime_api::BlockService::new(
+        store,
+        sendtime_domain::RulesConfig::default(),
+        Arc::new(sendtime_domain::SystemClock),
+    ));
+    let app = sendtime_api::router_with(
+        service,
+        sendtime_api::RouterOptions {
+            credentials,
+            ingest: Some(ingest),
+            ..Default::default()
+        },
+    );
+    let request = axum::http::Request::post("/v1/events")
+        .header("x-sendtime-key", WRITE_KEY)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_owned()))
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(app, request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).expect("a JSON answer"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_function_applies_sqs_batches_and_posts_like_the_router() {
+    use sendtime_store::UserDataGet;
+    // GIVEN two empty tables on DynamoDB Local: one behind the ingest function under the
+    // emulator, one behind the router in-process
+    let store = Arc::new(fresh_dynamo_store("ingest-fn").await);
+    let reference = Arc::new(fresh_dynamo_store("ingest-ref").await);
+    let function = start_ingest_function(store.table());
+    let client = reqwest::Client::new();
+    // The emulator's Invoke API (what `cargo lambda invoke` calls): any payload, as an event
+    // source mapping delivers an SQS batch.
+    let invoke_url = function.base.replace(
+        "/lambda-url/blocks",
+        "/2015-03-31/functions/blocks/invocations",
+    );
+
+    // WHEN an SQS event of four messages, the second malformed, is delivered
+    let resp = client
+        .post(&invoke_url)
+        .timeout(Duration::from_secs(60))
+        .body(fixture_text("sqs/batch_one_malformed.json"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{invoke_url}: {e}"));
+    assert_eq!(resp.status().as_u16(), 200);
+    let answer: serde_json::Value = resp.json().await.unwrap();
+    // THEN only that message's id comes back
+    assert_eq!(
+        answer,
+        serde_json::json!({"batchItemFailures": [
+            {"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}
+        ]})
+    );
+    // AND the other messages' events are in the table
+    let read = |id: &'static str| {
+        let store = store.clone();
+        async move { store.user_data(&uid(id)).await.unwrap() }
+    };
+    let cart = read("sqs-u1").await.cart.clone().expect("sqs-u1's cart");
+    assert_eq!(
+        cart.lines
+            .iter()
+            .map(|l| (l.item_id.as_str(), l.quantity))
+            .collect::<Vec<_>>(),
+        [("i00001", 2)]
+    );
+    let buyer = read("sqs-u2")
+        .await
+        .profile
+        .clone()
+        .expect("sqs-u2's profile");
+    assert!(buyer.purchased_items.contains(&iid("i00002")));
+    let activated = read("sqs-u4")
+        .await
+        .profile
+        .clone()
+        .expect("sqs-u4 (EventBridge)");
+    assert!(activated.activated);
+    let viewer = read("sqs-u5")
+        .await
+        .profile
+        .clone()
+        .expect("sqs-u5's profile");
+    assert!(viewer.recent_views.contains(&iid("i00003")));
+    let broken = read("sqs-u3").await;
+    assert!(broken.cart.is_none() && broken.profile.is_none());
+
+    // WHEN a batch is posted to the function's URL and to the router in-process, twice
+    let http: serde_json::Value =
+        serde_json::from_str(&fixture_text("apigw-v2/events_post_write_key.json")).unwrap();
+    let body = http["body"].as_str().unwrap();
+    let url = format!("{}/v1/events", function.base);
+    for round in ["first", "again"] {
+        let via_function = post_events(&client, &url, Some(WRITE_KEY), body).await;
+        let in_process = post_events_in_process(reference.clone(), body).await;
+        // THEN both answer the same status and the same result per event
+        assert_eq!(via_function, in_process, "{round}");
+        assert_eq!(via_function.0, 200, "{round}: {}", via_function.1);
+        let statuses: Vec<&str> = via_function.1["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["status"].as_str().unwrap_or_default())
+            .collect();
+        let expected = if round == "first" {
+            ["applied", "rejected"]
+        } else {
+            ["unchanged", "rejected"]
+        };
+        assert_eq!(statuses, expected, "{round}");
+    }
+
+    // AND the key Braze stores (a read key) is 403, no key 401, a block path 404
+    let (status, body_json) = post_events(&client, &url, Some(KEY), body).await;
+    assert_eq!(
+        (status, body_json["error"]["code"].clone()),
+        (403, "forbidden".into())
+    );
+    let (status, body_json) = post_events(&client, &url, None, body).await;
+    assert_eq!(
+        (status, body_json["error"]["code"].clone()),
+        (401, "unauthorized".into())
+    );
+    let (status, body_json) = get(
+        &client,
+        &format!("{}/v1/users/sqs-u1/cart", function.base),
+        true,
+    )
+    .await;
+    assert_eq!(
+        (status, body_json["error"]["code"].clone()),
+        (404, "not_found".into())
+    );
+}
+
+/// The figure in the report of the ingest function: one full queue batch (10 messages of 500
+/// events, the event source's `BatchSize` and the batch limit) through the function under
+/// the emulator on DynamoDB Local, timed from the invocation to its answer. Ignored (not a
+/// check): `cargo test -p sendtime-tests --test lambda_emulator -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_ingest_function_full_sqs_batch() {
+    // GIVEN an empty table behind the ingest function, and a batch of 10 x 500 events on
+    // 1,000 users (carts, views, sends: one row each)
+    let store = fresh_dynamo_store("ingest-bench").await;
+    let function = start_ingest_function(store.table());
+    let invoke_url = function.base.replace(
+        "/lambda-url/blocks",
+        "/2015-03-31/functions/blocks/invocations",
+    );
+    let kinds = ["cart_updated", "activity", "message_sent"];
+    let records: Vec<serde_json::Value> = (0..10)
+        .map(|m| {
+            let events: Vec<serde_json::Value> = (0..500)
+                .map(|n| {
+                    let i = m * 500 + n;
+                    serde_json::json!({
+                        "id": format!("bench-{i}"), "type": kinds[i % 3],
+                        "user_id": format!("bench-u{}", i % 1000),
+                        "time": 1_796_000_000 + i as i64,
+                        "properties": {"products": [{"product_id": format!("i{:05}", i % 80)}],
+                                       "product_id": format!("i{:05}", i % 80)}})
+                })
+                .collect();
+            serde_json::json!({"messageId": format!("bench-m{m}"), "receiptHandle": "rh",
+                "body": serde_json::json!({"events": events}).to_string(),
+                "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
+                "awsRegion": "us-east-1"})
+        })
+        .collect();
+    let payload = serde_json::json!({ "Records": records }).to_string();
+    // WHEN it is delivered
+    let started = Instant::now();
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(&invoke_url)
+        .timeout(Duration::from_secs(120))
+        .body(payload)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    // THEN nothing comes back, and the time is printed
+    assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
+    eprintln!(
+        "one SQS batch of 5,000 events: {elapsed:?}, {:.0} events/s (debug build, DynamoDB Local)",
+        5_000.0 / elapsed.as_secs_f64()
+    );
 }

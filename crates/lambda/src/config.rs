@@ -10,9 +10,31 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What a function does with its invocations (`SENDTIME_ROLE`): the one binary serves both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// Answers block requests (read-only): every block function.
+    #[default]
+    Blocks,
+    /// Writes events: `POST /v1/events` through either front door, and SQS batches.
+    Ingest,
+}
+
+impl Role {
+    /// The value `SENDTIME_ROLE` takes for this role.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Blocks => "blocks",
+            Self::Ingest => "ingest",
+        }
+    }
+}
+
 /// Everything a function reads from its environment at init.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LambdaConfig {
+    /// Serve blocks or ingest events (`SENDTIME_ROLE`, `blocks` by default).
+    pub role: Role,
     /// The block this function serves (`SENDTIME_BLOCK`); `None` serves every block.
     pub block: Option<BlockKind>,
     /// Thresholds and content (`SENDTIME_RULES_FILE`, else the defaults).
@@ -33,7 +55,8 @@ pub struct LambdaConfig {
     /// (`SENDTIME_DEFAULT_LOCALE`, `ko` by default).
     pub default_locale: sendtime_render::Locale,
     /// Caller key digests and URL signing secrets (`SENDTIME_API_KEY_SHA256`,
-    /// `SENDTIME_SIGNING_SECRETS`); none turns the check off. Those in the SSM parameter
+    /// `SENDTIME_SIGNING_SECRETS`; none turns the read check off) and write key digests
+    /// (`SENDTIME_WRITE_KEY_SHA256`; none keeps the write path shut). Those in the SSM parameter
     /// named by `SENDTIME_AUTH_PARAMETER` are added at init ([`crate::build_app`]).
     pub credentials: Credentials,
     /// The SSM SecureString parameter holding more credentials, if any.
@@ -83,6 +106,8 @@ impl PartialEq for ConfigError {
     }
 }
 
+/// What the function does: `blocks` (the default) or `ingest`.
+pub const ROLE: &str = "SENDTIME_ROLE";
 /// The block a function serves.
 pub const BLOCK: &str = "SENDTIME_BLOCK";
 /// Path of the rules file (TOML or JSON).
@@ -121,10 +146,15 @@ pub const CACHE_ANSWER_TTL_SECS: &str = "SENDTIME_CACHE_ANSWER_TTL_SECS";
 /// Hex SHA-256 digests (64 digits each, comma-separated: several keys during a rotation) of
 /// the caller keys; unset or empty: no key accepted by this variable.
 pub const API_KEY_SHA256: &str = "SENDTIME_API_KEY_SHA256";
+/// Hex SHA-256 digests of the write keys (comma-separated), the only keys `POST /v1/events`
+/// accepts; unset or empty: none from this variable (the SSM parameter may add some).
+/// (The same variable as `sendtime serve`'s `--write-key-sha256`: named once, in the API.)
+pub const WRITE_KEY_SHA256: &str = sendtime_api::ingest::WRITE_KEY_SHA256_VAR;
 /// Secrets signed URLs are checked against (comma-separated, several during a rotation).
 pub const SIGNING_SECRETS: &str = "SENDTIME_SIGNING_SECRETS";
 /// Name of an SSM SecureString parameter holding credentials, one per line:
-/// `key_sha256=<64 hex digits>` or `signing_secret=<secret>`; read (decrypted) at init.
+/// `key_sha256=<64 hex digits>`, `write_key_sha256=<64 hex digits>` or
+/// `signing_secret=<secret>`; read (decrypted) at init.
 pub const AUTH_PARAMETER: &str = "SENDTIME_AUTH_PARAMETER";
 
 impl LambdaConfig {
@@ -233,7 +263,29 @@ impl LambdaConfig {
                     .collect()
             })
             .unwrap_or_default();
-        let credentials = Credentials::new(key_hashes, signing_secrets);
+        let write_key_hashes = match lookup(WRITE_KEY_SHA256).filter(|v| !v.trim().is_empty()) {
+            None => Vec::new(),
+            Some(list) => {
+                sendtime_api::auth::parse_sha256_list(&list).ok_or(ConfigError::Invalid {
+                    name: WRITE_KEY_SHA256,
+                    expected: "64 hex digits (sha256sum of the write key), comma-separated".into(),
+                    value: "<hidden>".to_owned(),
+                })?
+            }
+        };
+        let credentials =
+            Credentials::new(key_hashes, signing_secrets).with_write_keys(write_key_hashes);
+        let role = match lookup(ROLE).as_deref().map(str::trim) {
+            None | Some("" | "blocks") => Role::Blocks,
+            Some("ingest") => Role::Ingest,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: ROLE,
+                    expected: "blocks or ingest".into(),
+                    value: other.to_owned(),
+                })
+            }
+        };
         let auth_parameter = lookup(AUTH_PARAMETER).filter(|p| !p.trim().is_empty());
         let block = match lookup(BLOCK).filter(|b| !b.trim().is_empty()) {
             None => None,
@@ -253,6 +305,7 @@ impl LambdaConfig {
         let rules = sendtime_api::rules_file::load_or_default(rules_file.as_deref().map(Path::new))
             .map_err(|e| ConfigError::Rules(Arc::new(e)))?;
         Ok(Self {
+            role,
             block,
             rules,
             dynamo,
@@ -367,5 +420,45 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("SENDTIME_CACHE_ITEM_TTL_SECS"));
+    }
+
+    #[test]
+    fn the_role_defaults_to_blocks_and_a_wrong_one_names_the_variable() {
+        // GIVEN no role, the ingest role, and a misspelt one
+        let default = from(&[("SENDTIME_TABLE", "t")]).unwrap();
+        let ingest = from(&[("SENDTIME_TABLE", "t"), ("SENDTIME_ROLE", "ingest")]).unwrap();
+        let wrong = from(&[("SENDTIME_TABLE", "t"), ("SENDTIME_ROLE", "ingester")]);
+        // THEN blocks, ingest, and an error naming SENDTIME_ROLE and the choices
+        assert_eq!(default.role, Role::Blocks);
+        assert_eq!(ingest.role, Role::Ingest);
+        let err = wrong.unwrap_err().to_string();
+        assert!(
+            err.contains("SENDTIME_ROLE") && err.contains("blocks or ingest"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn write_keys_come_from_their_own_variable_and_a_bad_one_is_named_not_echoed() {
+        // GIVEN a write key digest, and a malformed one
+        let hex: String = sendtime_api::auth::sha256("w")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let with = from(&[("SENDTIME_TABLE", "t"), ("SENDTIME_WRITE_KEY_SHA256", &hex)]).unwrap();
+        let without = from(&[("SENDTIME_TABLE", "t")]).unwrap();
+        let bad = from(&[
+            ("SENDTIME_TABLE", "t"),
+            ("SENDTIME_WRITE_KEY_SHA256", "secret-not-hex"),
+        ]);
+        // THEN the write path has a key only with the variable set
+        assert!(with.credentials.has_write_keys());
+        assert!(!with.credentials.is_enabled(), "a write key is no read key");
+        assert!(!without.credentials.has_write_keys());
+        let err = bad.unwrap_err().to_string();
+        assert!(
+            err.contains("SENDTIME_WRITE_KEY_SHA256") && !err.contains("secret-not-hex"),
+            "{err}"
+        );
     }
 }

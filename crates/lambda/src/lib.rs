@@ -1,11 +1,16 @@
 //! What every sendtime Lambda function does in its init phase, once: read a typed config
 //! from the environment, build the DynamoDB client and the cache, open the connection, and
-//! then serve the shared router through `lambda_http` for every invocation.
+//! then serve the shared router through `lambda_http` for every invocation. The same binary
+//! runs the ingest function (`SENDTIME_ROLE=ingest`, [`ingest`]).
 
 /// [`LambdaConfig`]: the typed configuration read from the environment, and the variable names.
 pub mod config;
+/// The ingest function: `POST /v1/events` behind either front door, and SQS batches.
+pub mod ingest;
+/// SQS batches of events, and the partial batch response.
+pub mod sqs;
 
-pub use config::{ConfigError, LambdaConfig};
+pub use config::{ConfigError, LambdaConfig, Role};
 
 use lambda_http::request::RequestContext;
 use lambda_http::tower::util::MapRequest;
@@ -46,18 +51,21 @@ pub async fn build_app(config: &LambdaConfig) -> App {
 
 /// The router as a function serves it: EMF metrics on, the caller key checked.
 pub fn app(service: Arc<BlockService>, config: &LambdaConfig) -> App {
-    router_with(
-        service,
-        RouterOptions {
-            telemetry: TelemetryOptions { emf: true },
-            credentials: config.credentials.clone(),
-            only_block: config.block,
-            strict: config.strict,
-            default_locale: config.default_locale,
-            preview: false,
-            ingest: None,
-        },
-    )
+    router_with(service, router_options(config))
+}
+
+/// A function's router options: EMF metrics on, the keys, its block, no preview, no write
+/// path (the ingest function adds it).
+pub fn router_options(config: &LambdaConfig) -> RouterOptions {
+    RouterOptions {
+        telemetry: TelemetryOptions { emf: true },
+        credentials: config.credentials.clone(),
+        only_block: config.block,
+        strict: config.strict,
+        default_locale: config.default_locale,
+        preview: false,
+        ingest: None,
+    }
 }
 
 /// The service `lambda_http::run` drives: the router behind [`prepare`].
@@ -102,7 +110,8 @@ pub fn prepare(mut request: lambda_http::Request) -> lambda_http::Request {
     request
 }
 
-/// The whole `main` of the functions' one binary.
+/// The whole `main` of the functions' one binary: a block function, or the ingest function
+/// with `SENDTIME_ROLE=ingest`.
 pub async fn run() -> Result<(), lambda_http::Error> {
     init_logging();
     let mut config = LambdaConfig::from_env().map_err(|e| {
@@ -114,8 +123,10 @@ pub async fn run() -> Result<(), lambda_http::Error> {
         tracing::error!(error = %e, "credentials unavailable");
         e
     })?;
-    let app = build_app(&config).await;
-    lambda_http::run(handler(app)).await
+    match config.role {
+        Role::Blocks => lambda_http::run(handler(build_app(&config).await)).await,
+        Role::Ingest => ingest::run(&config).await,
+    }
 }
 
 /// Adds the credentials of the SSM SecureString parameter named by
@@ -226,8 +237,14 @@ mod tests {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        let value: &'static str =
-            Box::leak(format!("key_sha256={hex}\nsigning_secret=s1\n").into_boxed_str());
+        let write_hex: String = sendtime_api::auth::sha256("w1")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let value: &'static str = Box::leak(
+            format!("key_sha256={hex}\nsigning_secret=s1\nwrite_key_sha256={write_hex}\n")
+                .into_boxed_str(),
+        );
         let (ssm, rule) = ssm_answering(value);
         let mut config = config();
         assert!(!config.credentials.is_enabled());
@@ -235,7 +252,7 @@ mod tests {
         assert_eq!(rule.num_calls(), 1);
         assert_eq!(
             format!("{:?}", config.credentials),
-            "Credentials { keys: 1, signing_secrets: 1 }"
+            "Credentials { keys: 1, signing_secrets: 1, write_keys: 1 }"
         );
     }
 
