@@ -12,7 +12,7 @@ use sendtime_api::ingest::{parse_batch, Ingest};
 use sendtime_domain::{SystemClock, UserId};
 use sendtime_store::{MemoryStore, UserDataGet};
 use sendtime_tests::events_api::{Faults, Server, READ_KEY, WRITE_KEY};
-use sendtime_tests::sendtime_bin;
+use sendtime_tests::{sendtime_bin, ServeWithBanner};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -469,47 +469,14 @@ struct DemoServe {
     url: String,
     key: String,
     order: serde_json::Value,
-    _child: tokio::process::Child,
+    _serve: ServeWithBanner,
 }
 
 impl DemoServe {
     async fn start() -> Self {
-        use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(sendtime_bin())
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .env("SENDTIME_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn sendtime serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let mut banner = Vec::new();
-        let read = async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let last = line.contains("# after the order");
-                banner.push(line);
-                if last {
-                    break;
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(60), read)
-            .await
-            .expect("serve started within 60 s");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let find = |needle: &str| {
-            banner
-                .iter()
-                .find(|l| l.contains(needle))
-                .unwrap_or_else(|| panic!("{needle} in {banner:?}"))
-                .clone()
-        };
-        let url = find("sendtime listening on ")
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .expect("the listening URL")
-            .to_owned();
+        let serve = ServeWithBanner::start(&[]).await;
+        let find = |needle: &str| serve.line(needle).to_owned();
+        let url = serve.base_url.clone();
         let key = find("write key (made up")
             .rsplit(' ')
             .next()
@@ -528,7 +495,7 @@ impl DemoServe {
             url,
             key,
             order,
-            _child: child,
+            _serve: serve,
         }
     }
 }

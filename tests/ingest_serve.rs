@@ -91,60 +91,23 @@ fn load_table(table: &str, file: &std::path::Path) {
     );
 }
 
-/// A `sendtime serve` child (killed when dropped) and its start-up lines.
-struct Server {
-    base_url: String,
-    banner: Vec<String>,
-    _child: tokio::process::Child,
+/// A `sendtime serve --now <fixture's now>` child and its start-up lines.
+struct Server(ServeWithBanner);
+
+impl std::ops::Deref for Server {
+    type Target = ServeWithBanner;
+    fn deref(&self) -> &ServeWithBanner {
+        &self.0
+    }
 }
 
 impl Server {
-    /// `sendtime serve --addr 127.0.0.1:0 --now <fixture's now> <args>`, once it printed its
-    /// last start-up line (the events example).
+    /// `sendtime serve --now <fixture's now> <args>`, once it printed its last start-up line.
     async fn start(args: &[&str]) -> Server {
-        use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(sendtime_bin())
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--now",
-                &now().to_rfc3339(),
-            ])
-            .args(args)
-            .env("SENDTIME_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn sendtime serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let mut banner = Vec::new();
-        let read = async {
-            while let Some(line) = lines.next_line().await.expect("read stdout") {
-                let last = line.contains("# after the order");
-                banner.push(line);
-                if last {
-                    return true;
-                }
-            }
-            false
-        };
-        let started = tokio::time::timeout(std::time::Duration::from_secs(60), read)
-            .await
-            .expect("sendtime serve did not start within 60 s");
-        assert!(started, "sendtime serve exited: {banner:?}");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let base_url = banner[0]
-            .strip_prefix("sendtime listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("the listening line")
-            .to_owned();
-        Server {
-            base_url,
-            banner,
-            _child: child,
-        }
+        let now = now().to_rfc3339();
+        let mut all = vec!["--now", now.as_str()];
+        all.extend_from_slice(args);
+        Server(ServeWithBanner::start(&all).await)
     }
 
     /// `serve --table TABLE` on DynamoDB Local with the test's keys and `extra` flags.

@@ -382,6 +382,68 @@ pub fn sendtime_bin() -> std::path::PathBuf {
     bin
 }
 
+/// A `sendtime serve` child (killed when dropped), its URL, and its start-up lines up to and
+/// including the events example (`# after the order`), the last one it prints.
+pub struct ServeWithBanner {
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// Every start-up line, in order.
+    pub banner: Vec<String>,
+    _child: tokio::process::Child,
+}
+
+impl ServeWithBanner {
+    /// Starts `sendtime serve --addr 127.0.0.1:0 <args>` and reads its start-up lines.
+    pub async fn start(args: &[&str]) -> ServeWithBanner {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(sendtime_bin())
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .env("SENDTIME_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn sendtime serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let mut banner = Vec::new();
+        let read = async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                let last = line.contains("# after the order");
+                banner.push(line);
+                if last {
+                    return true;
+                }
+            }
+            false
+        };
+        let started = tokio::time::timeout(std::time::Duration::from_secs(60), read)
+            .await
+            .expect("sendtime serve did not start within 60 s");
+        assert!(started, "sendtime serve exited: {banner:?}");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let base_url = banner
+            .iter()
+            .find_map(|l| l.strip_prefix("sendtime listening on "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("the listening line")
+            .to_owned();
+        ServeWithBanner {
+            base_url,
+            banner,
+            _child: child,
+        }
+    }
+
+    /// The first start-up line holding `needle`.
+    pub fn line(&self, needle: &str) -> &str {
+        self.banner
+            .iter()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} in {:?}", self.banner))
+    }
+}
+
 /// A `sendtime serve` child process, killed when dropped.
 pub struct ServeProcess {
     pub base_url: String,
